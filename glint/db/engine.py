@@ -1,0 +1,89 @@
+"""Engine and session factory for SQLite (WAL) and PostgreSQL (psycopg 3)."""
+
+from __future__ import annotations
+
+import contextlib
+import pathlib
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, orm
+
+from glint import errors
+
+
+class Database:
+    """One engine and its session factory; ``session()`` is a unit of work."""
+
+    def __init__(self, url: str) -> None:
+        self.url = sa.make_url(url)
+        self.engine = _make_engine(self.url)
+        self._sessions = orm.sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = orm.sessionmaker(
+            self.engine.execution_options(glint_readonly=True), expire_on_commit=False)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[orm.Session]:
+        """A session that commits on success and rolls back on error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[orm.Session]:
+        """A session for reads only: on SQLite it does not take the write lock."""
+        with self._readers() as session, session.begin():
+            yield session
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.get_backend_name() == "sqlite"
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _make_engine(url: sa.URL) -> sa.Engine:
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url)
+    if backend == "postgresql":
+        if url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg")
+        _require("psycopg", "postgresql")
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    raise errors.ConfigurationError(f"unsupported database {url.drivername!r}: use sqlite or postgresql")
+
+
+def _sqlite_engine(url: sa.URL) -> sa.Engine:
+    if url.database and url.database != ":memory:":
+        pathlib.Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take the transaction handling from pysqlite so BEGIN IMMEDIATE works as written.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if url.database and url.database != ":memory:":
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        # Writers take the lock up front: no deadlock-prone read-to-write upgrades.
+        readonly = conn.get_execution_options().get("glint_readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _require(module: str, extra: str) -> None:
+    try:
+        __import__(module)
+    except ImportError as exc:
+        raise errors.ConfigurationError(
+            f"this database needs the {module!r} package: pip install 'glint[{extra}]'") from exc

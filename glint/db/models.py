@@ -1,0 +1,132 @@
+"""SQLAlchemy models for images and tasks.
+
+Times are stored as naive UTC. Rows are soft-deleted (``deleted``/``deleted_at``) the way Glance
+keeps them, so an image id is never reused, and hard-deleted by ``glint db purge``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+class Base(orm.DeclarativeBase):
+    metadata = sa.MetaData(naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
+
+
+class Timestamped:
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+    updated_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow, onupdate=utcnow)
+    deleted: orm.Mapped[bool] = orm.mapped_column(default=False)
+    deleted_at: orm.Mapped[datetime.datetime | None]
+
+
+class Image(Timestamped, Base):
+    __tablename__ = "images"
+    __table_args__ = (
+        sa.Index("ix_images_owner_created", "owner", "created_at"),
+        sa.Index("ix_images_visibility", "visibility"),
+    )
+
+    id: orm.Mapped[str] = orm.mapped_column(sa.String(36), primary_key=True)
+    name: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    status: orm.Mapped[str] = orm.mapped_column(sa.String(30))
+    visibility: orm.Mapped[str] = orm.mapped_column(sa.String(20), default="shared")
+    protected: orm.Mapped[bool] = orm.mapped_column(default=False)
+    os_hidden: orm.Mapped[bool] = orm.mapped_column(default=False)
+    owner: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    size: orm.Mapped[int | None] = orm.mapped_column(sa.BigInteger)
+    virtual_size: orm.Mapped[int | None] = orm.mapped_column(sa.BigInteger)
+    checksum: orm.Mapped[str | None] = orm.mapped_column(sa.String(32))
+    os_hash_algo: orm.Mapped[str | None] = orm.mapped_column(sa.String(64))
+    os_hash_value: orm.Mapped[str | None] = orm.mapped_column(sa.String(128))
+    disk_format: orm.Mapped[str | None] = orm.mapped_column(sa.String(20))
+    container_format: orm.Mapped[str | None] = orm.mapped_column(sa.String(20))
+    min_disk: orm.Mapped[int] = orm.mapped_column(default=0)
+    min_ram: orm.Mapped[int] = orm.mapped_column(default=0)
+    # The store's key for the bytes; never shown to users (CVE-2013-1840).
+    location: orm.Mapped[str | None] = orm.mapped_column(sa.String(1024))
+
+    properties: orm.Mapped[list[ImageProperty]] = orm.relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ImageProperty.name")
+    tags: orm.Mapped[list[ImageTag]] = orm.relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ImageTag.value")
+
+    @property
+    def extra_properties(self) -> dict[str, str]:
+        return {p.name: p.value for p in self.properties}
+
+    def set_property(self, name: str, value: str) -> None:
+        for prop in self.properties:
+            if prop.name == name:
+                prop.value = value
+                return
+        self.properties.append(ImageProperty(name=name, value=value))
+
+    def remove_property(self, name: str) -> None:
+        self.properties[:] = [p for p in self.properties if p.name != name]
+
+
+class ImageProperty(Base):
+    __tablename__ = "image_properties"
+
+    image_id: orm.Mapped[str] = orm.mapped_column(
+        sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(255), primary_key=True)
+    value: orm.Mapped[str] = orm.mapped_column(sa.Text)
+
+
+class ImageTag(Base):
+    __tablename__ = "image_tags"
+
+    image_id: orm.Mapped[str] = orm.mapped_column(
+        sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    value: orm.Mapped[str] = orm.mapped_column(sa.String(255), primary_key=True)
+
+
+class ImageMember(Timestamped, Base):
+    __tablename__ = "image_members"
+    __table_args__ = (sa.UniqueConstraint("image_id", "member"),)
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True, autoincrement=True)
+    image_id: orm.Mapped[str] = orm.mapped_column(
+        sa.ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    member: orm.Mapped[str] = orm.mapped_column(sa.String(255), index=True)
+    status: orm.Mapped[str] = orm.mapped_column(sa.String(20), default="pending")
+
+
+class Task(Timestamped, Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        sa.Index("ix_tasks_owner_created", "owner", "created_at"),
+        sa.Index("ix_tasks_status", "status"),
+        sa.Index("ix_tasks_expires_at", "expires_at"),
+        sa.Index("ix_tasks_image_id", "image_id"),
+    )
+
+    id: orm.Mapped[str] = orm.mapped_column(sa.String(36), primary_key=True)
+    type: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    status: orm.Mapped[str] = orm.mapped_column(sa.String(30))
+    owner: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    image_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(36))
+    request_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(64))
+    user_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    input: orm.Mapped[dict[str, Any] | None] = orm.mapped_column(sa.JSON)
+    result: orm.Mapped[dict[str, Any] | None] = orm.mapped_column(sa.JSON)
+    message: orm.Mapped[str] = orm.mapped_column(sa.Text, default="")
+    expires_at: orm.Mapped[datetime.datetime | None]
+    # The creator's request context (roles included) so the runner can act on its behalf.
+    context: orm.Mapped[dict[str, Any]] = orm.mapped_column(sa.JSON, default=dict)
+    attempts: orm.Mapped[int] = orm.mapped_column(default=0)

@@ -1,0 +1,145 @@
+"""Task rows: queries and conditional updates. Callers own the session and its commit."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from glint import errors
+from glint.context import RequestContext
+from glint.db import models
+
+SORT_KEYS = frozenset({"id", "type", "status", "owner", "created_at", "updated_at",
+                       "expires_at", "image_id", "user_id", "request_id"})
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskQuery:
+    """A validated list request."""
+
+    limit: int
+    marker: str | None = None
+    sort_key: str = "created_at"
+    sort_dir: str = "desc"
+    filters: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def _visible(ctx: RequestContext, now: datetime.datetime) -> list[sa.ColumnElement[bool]]:
+    clauses: list[sa.ColumnElement[bool]] = [
+        models.Task.deleted.is_(False),
+        sa.or_(models.Task.expires_at.is_(None), models.Task.expires_at > now),
+    ]
+    if not ctx.is_admin:
+        clauses.append(models.Task.owner == ctx.owner)
+    return clauses
+
+
+def get(session: orm.Session, ctx: RequestContext, task_id: str) -> models.Task:
+    """The task, if ``ctx`` may see it and it has not expired; NotFound otherwise."""
+    stmt = sa.select(models.Task).where(models.Task.id == task_id,
+                                        *_visible(ctx, models.utcnow()))
+    task = session.scalars(stmt).one_or_none()
+    if task is None:
+        raise errors.NotFound(f"Task with identifier {task_id} not found")
+    return task
+
+
+def get_any(session: orm.Session, task_id: str) -> models.Task | None:
+    """The row itself, for the runner."""
+    return session.get(models.Task, task_id)
+
+
+def list_(session: orm.Session, ctx: RequestContext, query: TaskQuery) -> Sequence[models.Task]:
+    now = models.utcnow()
+    clauses = _visible(ctx, now)
+    for key, value in query.filters.items():
+        clauses.append(getattr(models.Task, key) == value)
+    order = _order(query.sort_key, query.sort_dir)
+    stmt = sa.select(models.Task).where(*clauses)
+    if query.marker is not None:
+        stmt = stmt.where(_after_marker(session, ctx, query, now))
+    stmt = stmt.order_by(*order).limit(query.limit)
+    return session.scalars(stmt).all()
+
+
+def _order(sort_key: str, sort_dir: str) -> list[sa.UnaryExpression[Any]]:
+    keys = [sort_key] + [k for k in ("created_at", "id") if k != sort_key]
+    # NULLs first ascending, last descending, on every database (keyset paging relies on it).
+    if sort_dir == "desc":
+        return [getattr(models.Task, k).desc().nulls_last() for k in keys]
+    return [getattr(models.Task, k).asc().nulls_first() for k in keys]
+
+
+def _after_marker(session: orm.Session, ctx: RequestContext, query: TaskQuery,
+                  now: datetime.datetime) -> sa.ColumnElement[bool]:
+    marker = session.scalars(sa.select(models.Task).where(
+        models.Task.id == query.marker, *_visible(ctx, now))).one_or_none()
+    if marker is None:
+        raise errors.BadRequest(f"Invalid marker: task {query.marker} could not be found")
+    keys = [query.sort_key] + [k for k in ("created_at", "id") if k != query.sort_key]
+    return _keyset(keys, marker, query.sort_dir)
+
+
+def _keyset(keys: list[str], marker: models.Task, sort_dir: str) -> sa.ColumnElement[bool]:
+    """Rows strictly after ``marker`` in the (key1, key2, ...) order, NULLs first."""
+    clauses: list[sa.ColumnElement[bool]] = []
+    for i, key in enumerate(keys):
+        equal = [_eq(models.Task, k, getattr(marker, k)) for k in keys[:i]]
+        clauses.append(sa.and_(*equal, _beyond(models.Task, key, getattr(marker, key), sort_dir)))
+    return sa.or_(*clauses)
+
+
+def _eq(model: Any, key: str, value: Any) -> sa.ColumnElement[bool]:
+    column = getattr(model, key)
+    return column.is_(None) if value is None else column == value  # type: ignore[no-any-return]
+
+
+def _beyond(model: Any, key: str, value: Any, sort_dir: str) -> sa.ColumnElement[bool]:
+    column = getattr(model, key)
+    if sort_dir == "asc":
+        return column.is_not(None) if value is None else column > value  # type: ignore[no-any-return]
+    if value is None:
+        return sa.false()
+    return sa.or_(column < value, column.is_(None))
+
+
+def add(session: orm.Session, task: models.Task) -> None:
+    session.add(task)
+    session.flush()
+
+
+def compare_and_set(session: orm.Session, task_id: str, expected: str,
+                    **values: Any) -> bool:
+    """Update the task only if its status is still ``expected``; True when it was."""
+    values.setdefault("updated_at", models.utcnow())
+    result = session.execute(
+        sa.update(models.Task)
+        .where(models.Task.id == task_id, models.Task.status == expected)
+        .values(**values)
+        .execution_options(synchronize_session=False))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def ids_with_status(session: orm.Session, status: str) -> list[str]:
+    return list(session.scalars(sa.select(models.Task.id).where(
+        models.Task.status == status, models.Task.deleted.is_(False))))
+
+
+def by_image(session: orm.Session, image_id: str) -> Sequence[models.Task]:
+    now = models.utcnow()
+    return session.scalars(sa.select(models.Task).where(
+        models.Task.image_id == image_id, models.Task.deleted.is_(False),
+        sa.or_(models.Task.expires_at.is_(None), models.Task.expires_at > now),
+    ).order_by(models.Task.created_at.desc())).all()
+
+
+def purge_expired(session: orm.Session, now: datetime.datetime) -> int:
+    """Hard-delete tasks past ``expires_at`` and soft-deleted ones; return how many."""
+    result = session.execute(sa.delete(models.Task).where(
+        sa.or_(models.Task.expires_at <= now, models.Task.deleted.is_(True))))
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""Executors decide where a task runs. Found by name in the ``glint.executors`` namespace."""

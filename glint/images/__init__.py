@@ -1,0 +1,1 @@
+"""Images: the records tasks produce and consume."""

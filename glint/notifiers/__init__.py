@@ -1,0 +1,1 @@
+"""Notifiers emit events. Found by name in the ``glint.notifiers`` namespace."""

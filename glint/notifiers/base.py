@@ -1,0 +1,49 @@
+"""The notifier contract and the event envelope."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import uuid
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+INFO = "INFO"
+ERROR = "ERROR"
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """One notification, shaped like OpenStack's (``event_type``, ``payload``, ``priority``)."""
+
+    event_type: str
+    payload: dict[str, Any]
+    priority: str = INFO
+    publisher_id: str = "image.glint"
+    message_id: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
+    timestamp: str = dataclasses.field(
+        default_factory=lambda: datetime.datetime.now(datetime.UTC).strftime(
+            "%Y-%m-%d %H:%M:%S.%f"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Notifier(Protocol):
+    """Where events go. ``notify`` must not raise: a lost event never fails the caller's work."""
+
+    def notify(self, event: Event) -> None: ...
+
+
+class Filtered:
+    """Drops events named in ``disabled`` (full types like ``task.success`` or groups like ``image``)."""
+
+    def __init__(self, inner: Notifier, disabled: Iterable[str]) -> None:
+        self.inner = inner
+        self.disabled = frozenset(disabled)
+
+    def notify(self, event: Event) -> None:
+        group = event.event_type.split(".", 1)[0]
+        if event.event_type in self.disabled or group in self.disabled:
+            return
+        self.inner.notify(event)

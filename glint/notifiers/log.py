@@ -1,0 +1,16 @@
+"""Events written to the log as JSON (the default)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from glint.notifiers import base
+
+LOG = logging.getLogger("glint.notifications")
+
+
+class LogNotifier:
+    def notify(self, event: base.Event) -> None:
+        level = logging.ERROR if event.priority == base.ERROR else logging.INFO
+        LOG.log(level, "%s", json.dumps(event.to_dict(), default=str, sort_keys=True))

@@ -1,0 +1,1 @@
+"""Scripts: what a task does. See :mod:`glint.scripts.contract` for the contract."""

@@ -1,0 +1,1 @@
+"""Stores hold image bytes. Found by name in the ``glint.stores`` namespace."""

@@ -1,0 +1,75 @@
+"""The store contract."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Protocol
+
+
+class StoreWriter(Protocol):
+    """Receives one image's bytes. Nothing is visible under the final key until ``commit``."""
+
+    def write(self, data: bytes | memoryview) -> None: ...
+
+    def commit(self) -> str:
+        """Make the bytes durable and visible; return the location to record on the image."""
+        ...
+
+    def abort(self) -> None:
+        """Drop everything written so far. Safe to call more than once, and after commit fails."""
+        ...
+
+    def __enter__(self) -> StoreWriter: ...
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None: ...
+
+
+class Store(Protocol):
+    """Where image bytes live."""
+
+    name: str
+
+    def writer(self, image_id: str) -> StoreWriter:
+        """A writer for ``image_id``'s data; an aborted or unfinished writer leaves nothing."""
+        ...
+
+    def read(self, location: str, offset: int = 0, length: int | None = None,
+             chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        """Stream bytes of ``location`` from ``offset`` (``length`` bytes, or to the end)."""
+        ...
+
+    def size(self, location: str) -> int:
+        """The stored size of ``location`` (raises StoreError when it is missing)."""
+        ...
+
+    def delete(self, location: str) -> None:
+        """Remove ``location``; a missing one is not an error."""
+        ...
+
+    def local_path(self, location: str) -> pathlib.Path | None:
+        """A filesystem path for zero-copy sends, or None when the store has none."""
+        ...
+
+    def locations(self) -> Iterator[str]:
+        """Every location held (used to find orphans)."""
+        ...
+
+
+class WriterBase:
+    """Context-manager behaviour shared by writers: abort unless committed."""
+
+    _committed = False
+
+    def abort(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __enter__(self) -> WriterBase:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if not self._committed:
+            self.abort()

@@ -1,0 +1,134 @@
+"""The filesystem store: one file per image under a directory.
+
+A write goes to a hidden temporary file in the same directory, is fsynced, then renamed into
+place (and the directory fsynced), so an image's final name never holds a partial file.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import uuid
+from collections.abc import Iterator
+
+from glint import errors
+from glint.stores import base
+
+TMP_PREFIX = ".tmp-"
+
+
+class FilesystemWriter(base.WriterBase):
+    def __init__(self, directory: pathlib.Path, key: str) -> None:
+        self._final = directory / key
+        self._tmp = directory / f"{TMP_PREFIX}{key}-{uuid.uuid4().hex}"
+        self._fd: int | None = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        self._key = key
+
+    def write(self, data: bytes | memoryview) -> None:
+        assert self._fd is not None, "write after commit/abort"
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def commit(self) -> str:
+        assert self._fd is not None, "commit after commit/abort"
+        try:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+            os.replace(self._tmp, self._final)
+            _fsync_dir(self._final.parent)
+        except OSError as exc:
+            self.abort()
+            raise errors.StoreError(f"could not store image data: {exc.strerror}") from exc
+        self._committed = True
+        return self._key
+
+    def abort(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._tmp.unlink(missing_ok=True)
+
+
+class FilesystemStore:
+    """Image bytes as files under ``path``."""
+
+    name = "filesystem"
+
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path = pathlib.Path(path).resolve()
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def writer(self, image_id: str) -> FilesystemWriter:
+        return FilesystemWriter(self.path, _key(image_id))
+
+    def read(self, location: str, offset: int = 0, length: int | None = None,
+             chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        path = self._path(location)
+        try:
+            handle = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the generator
+        except FileNotFoundError:
+            raise errors.StoreError(f"image data {location!r} is missing from the store") from None
+        return _chunks(handle, offset, length, chunk_size)
+
+    def size(self, location: str) -> int:
+        try:
+            return self._path(location).stat().st_size
+        except FileNotFoundError:
+            raise errors.StoreError(f"image data {location!r} is missing from the store") from None
+
+    def delete(self, location: str) -> None:
+        self._path(location).unlink(missing_ok=True)
+
+    def local_path(self, location: str) -> pathlib.Path | None:
+        return self._path(location)
+
+    def locations(self) -> Iterator[str]:
+        for entry in self.path.iterdir():
+            if entry.is_file() and not entry.name.startswith(TMP_PREFIX):
+                yield entry.name
+
+    def remove_temporary_files(self) -> int:
+        """Delete writes left unfinished by a crashed process; return how many."""
+        count = 0
+        for entry in self.path.glob(f"{TMP_PREFIX}*"):
+            entry.unlink(missing_ok=True)
+            count += 1
+        return count
+
+    def _path(self, location: str) -> pathlib.Path:
+        return self.path / _key(location)
+
+
+def _key(name: str) -> str:
+    # Locations are glint-made keys; refuse anything that could leave the directory.
+    if not name or "/" in name or "\\" in name or name.startswith(".") or "\x00" in name:
+        raise errors.StoreError(f"invalid store key {name!r}")
+    return name
+
+
+def _chunks(handle: object, offset: int, length: int | None, chunk_size: int) -> Iterator[bytes]:
+    import io
+
+    assert isinstance(handle, io.RawIOBase)
+    with handle:
+        handle.seek(offset)
+        remaining = length
+        while remaining is None or remaining > 0:
+            want = chunk_size if remaining is None else min(chunk_size, remaining)
+            data = handle.read(want)
+            if not data:
+                return
+            if remaining is not None:
+                remaining -= len(data)
+            yield data
+
+
+def _fsync_dir(directory: pathlib.Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""Tasks: the API resource, its lifecycle and the runner that drives it."""
