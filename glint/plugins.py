@@ -12,7 +12,7 @@ from glint import errors
 def load(namespace: str, name: str) -> Any:
     """The class (or object) registered as ``name`` in ``namespace``."""
     try:
-        manager = driver.DriverManager(namespace, name, invoke_on_load=False)
+        manager: driver.DriverManager[Any] = driver.DriverManager(namespace, name, invoke_on_load=False)
     except exception.NoMatches:
         raise errors.ConfigurationError(
             f"no {namespace.rsplit('.', 1)[-1][:-1]} named {name!r} is installed "

@@ -10,8 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from glint.context import RequestContext
-from glint.db import engine, tasks as task_rows
-from glint.images import service as images, states as image_states, views as image_views
+from glint.db import engine
+from glint.db import tasks as task_rows
+from glint.images import service as images
+from glint.images import states as image_states
+from glint.images import views as image_views
 from glint.tasks import views as task_views
 
 ImageData = images.ImageData

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -134,10 +135,19 @@ def _check_schema(schema: Any) -> None:
 
 
 def _distribution(entry_point: Any) -> tuple[str, str]:
-    dist = getattr(entry_point, "dist", None)
-    if dist is None:
+    """The installed package (name, version) that declares ``entry_point``."""
+    if entry_point is None:
         return ("(unregistered)", "")
-    return (dist.name, dist.version)
+    dist = getattr(entry_point, "dist", None)
+    if dist is not None:
+        return (dist.name, dist.version)
+    # stevedore's cached entry points carry no distribution: look it up.
+    for candidate in importlib.metadata.distributions():
+        for ep in candidate.entry_points:
+            if (ep.group, ep.name, ep.value) == (entry_point.group, entry_point.name,
+                                                 entry_point.value):
+                return (candidate.metadata["Name"], candidate.version)
+    return ("(unknown)", "")
 
 
 def _broken(entry_point: Any, reason: str) -> BrokenScript:

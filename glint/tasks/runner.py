@@ -17,7 +17,9 @@ from typing import Any
 
 from glint import errors
 from glint.context import RequestContext
-from glint.db import engine, images as image_rows, models, tasks as task_rows
+from glint.db import engine, models
+from glint.db import images as image_rows
+from glint.db import tasks as task_rows
 from glint.images import service as images
 from glint.notifiers import base as notifiers
 from glint.scripts import contract, db_api

@@ -8,7 +8,8 @@ from typing import Any
 
 from glint import errors
 from glint.context import RequestContext
-from glint.db import engine, models, tasks as task_rows
+from glint.db import engine, models
+from glint.db import tasks as task_rows
 from glint.executors.base import Executor
 from glint.notifiers import base as notifiers
 from glint.scripts.registry import Registry

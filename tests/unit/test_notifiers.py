@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from glint.notifiers import base
+from glint.notifiers.log import LogNotifier
+from glint.notifiers.memory import MemoryNotifier
+from glint.notifiers.noop import NoopNotifier
+
+
+@pytest.mark.parametrize("cls", [LogNotifier, MemoryNotifier, NoopNotifier])
+def test_every_notifier_accepts_an_event(cls: type) -> None:
+    cls().notify(base.Event("task.create", {"id": "x"}))
+
+
+def test_memory_keeps_events_in_order() -> None:
+    notifier = MemoryNotifier()
+    notifier.notify(base.Event("task.create", {}))
+    notifier.notify(base.Event("task.success", {}))
+    assert notifier.types() == ["task.create", "task.success"]
+
+
+def test_log_writes_json_envelope(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="glint.notifications"):
+        LogNotifier().notify(base.Event("image.delete", {"id": "i"}, base.ERROR))
+    record = caplog.records[-1]
+    assert record.levelno == logging.ERROR
+    body = json.loads(record.getMessage())
+    assert body["event_type"] == "image.delete"
+    assert body["payload"] == {"id": "i"}
+    assert body["publisher_id"] == "image.glint"
+
+
+def test_filtered_drops_full_types_and_groups() -> None:
+    inner = MemoryNotifier()
+    notifier = base.Filtered(inner, ["task.success", "image"])
+    for event_type in ("task.create", "task.success", "image.create", "image.member.create"):
+        notifier.notify(base.Event(event_type, {}))
+    assert inner.types() == ["task.create"]

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import pathlib
+
+import pydantic
+import pytest
+
+from glint import settings
+
+
+def test_defaults_are_the_embedded_set_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GLINT_CONFIG", "GLINT_DATA_DIR", "GLINT_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    s = settings.load()
+    assert (s.bind_host, s.bind_port) == ("127.0.0.1", 9292)
+    assert (s.store, s.executor, s.notifier) == ("filesystem", "thread", "log")
+    assert s.effective_database_url.startswith("sqlite:///")
+    assert s.effective_database_url.endswith("data/glint.db")
+    assert s.effective_store_path == pathlib.Path("data/images")
+    assert s.task_time_to_live == 48
+
+
+def test_environment_overrides_file(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "glint.toml"
+    config.write_text('bind_port = 1111\nexecutor = "inline"\n'
+                      'import_allowed_hosts = ["a.example"]\n')
+    monkeypatch.setenv("GLINT_CONFIG", str(config))
+    monkeypatch.setenv("GLINT_BIND_PORT", "2222")
+    s = settings.load()
+    assert s.bind_port == 2222
+    assert s.executor == "inline"
+    assert s.import_allowed_hosts == ("a.example",)
+
+
+def test_unknown_and_invalid_settings_are_refused(tmp_path: pathlib.Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "glint.toml"
+    config.write_text("no_such_setting = 1\n")
+    monkeypatch.setenv("GLINT_CONFIG", str(config))
+    with pytest.raises(pydantic.ValidationError, match="no_such_setting"):
+        settings.load()
+    monkeypatch.delenv("GLINT_CONFIG")
+    with pytest.raises(pydantic.ValidationError, match="bind_port"):
+        settings.load(bind_port=70000)
+
+
+def test_settings_are_frozen() -> None:
+    s = settings.load()
+    with pytest.raises(pydantic.ValidationError):
+        s.bind_port = 1  # type: ignore[misc]
