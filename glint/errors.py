@@ -63,6 +63,10 @@ class UnsupportedMediaType(GlintError):
 class RangeNotSatisfiable(GlintError):
     """A ``Range`` header asks for bytes the image does not have (HTTP 416)."""
 
+    def __init__(self, message: str, size: int | None = None) -> None:
+        super().__init__(message)
+        self.size = size  # the image's size, for ``Content-Range: bytes */<size>``
+
 
 class InvalidTransition(GlintError):
     """A task or image status change that the transition table does not allow."""

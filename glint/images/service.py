@@ -8,12 +8,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from glint import errors
 from glint.context import RequestContext
-from glint.db import engine, images as image_rows, models
+from glint.db import engine, models
+from glint.db import images as image_rows
 from glint.images import states, views
 from glint.notifiers import base as notifiers
 from glint.settings import Settings
@@ -55,6 +56,11 @@ class ImageService:
     def get(self, ctx: RequestContext, image_id: str) -> models.Image:
         with self.db.reader() as session:
             return image_rows.get(session, ctx, image_id)
+
+    def list(self, ctx: RequestContext, query: image_rows.ImageQuery) -> Sequence[models.Image]:
+        """One page of the images ``ctx`` may list (``GET /v2/images``)."""
+        with self.db.reader() as session:
+            return image_rows.list_(session, ctx, query)
 
     def open_data(self, ctx: RequestContext, image_id: str, offset: int = 0,
                   length: int | None = None) -> tuple[models.Image, Iterator[bytes] | None]:

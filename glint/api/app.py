@@ -1,0 +1,62 @@
+"""``create_app``: the Starlette application serving one :class:`glint.app.Glint`.
+
+Middleware, outermost first: request id (every response carries it), URL version negotiation
+(and the 300 versions document), identity (the request context). Errors become JSON through
+the one table in :mod:`glint.api.errors`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
+
+from glint import errors
+from glint.api import errors as api_errors
+from glint.api import image_data, images, info, schemas, tasks, versions
+from glint.api.identity import IdentityMiddleware
+from glint.api.request_id import RequestIdMiddleware
+from glint.app import Glint
+
+
+def create_app(glint: Glint, *, manage_lifecycle: bool = True) -> Starlette:
+    """The API app for ``glint``; with ``manage_lifecycle`` it starts and closes ``glint``."""
+    middleware = [
+        Middleware(RequestIdMiddleware),
+        Middleware(versions.VersionNegotiationMiddleware, settings=glint.settings),
+        Middleware(IdentityMiddleware, settings=glint.settings),
+    ]
+    handlers = {errors.GlintError: api_errors.glint_error, HTTPException: api_errors.http_error,
+                Exception: api_errors.unexpected}
+    lifespan = _lifespan(glint) if manage_lifecycle else None
+    return Starlette(routes=routes(glint), middleware=middleware, exception_handlers=handlers,
+                     lifespan=lifespan)
+
+
+def routes(glint: Glint) -> list[BaseRoute]:
+    return [
+        *versions.routes(glint.settings),
+        *schemas.routes(glint.registry, glint.settings),
+        *tasks.routes(glint.tasks, glint.registry, glint.settings),
+        *images.routes(glint.images, glint.tasks, glint.settings),
+        *image_data.routes(glint.images),
+        *info.routes(),
+    ]
+
+
+def _lifespan(glint: Glint) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(glint.start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(glint.close)
+
+    return lifespan

@@ -1,0 +1,80 @@
+"""Who is calling: a RequestContext built from the headers Keystone's auth_token sets.
+
+In header mode glint trusts ``X-User-Id``, ``X-Project-Id`` (or ``X-Tenant-Id``) and
+``X-Roles`` as a proxy or keystonemiddleware hands them over, so it must only be reachable
+through one. Without ``X-Project-Id`` the embedded defaults from the settings apply, so a
+newcomer's client works with any token; with ``default_project_id`` unset that is a 401.
+A Keystone middleware slots in in front of this one: it sets the same headers after
+validating the token (and ``X-Identity-Status: Invalid`` when it could not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import cast
+
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from glint import errors
+from glint.api import errors as api_errors
+from glint.context import RequestContext, new_request_id
+from glint.settings import Settings
+
+PUBLIC_PATHS = frozenset({"/", "/versions"})
+MAX_ID_LENGTH = 255  # owner and user_id columns
+
+
+def from_headers(headers: Mapping[str, str], settings: Settings,
+                 request_id: str) -> RequestContext:
+    """The caller's context; Unauthorized when there is neither identity nor a default."""
+    if headers.get("x-identity-status", "Confirmed").lower() != "confirmed":
+        raise errors.Unauthorized("The request you have made requires authentication.")
+    project_id = headers.get("x-project-id") or headers.get("x-tenant-id")
+    if project_id:
+        return RequestContext(user_id=_id(headers.get("x-user-id"), "X-User-Id"),
+                              project_id=_id(project_id, "X-Project-Id"),
+                              roles=_roles(headers.get("x-roles", "")), request_id=request_id)
+    if settings.default_project_id is None:
+        raise errors.Unauthorized("The request you have made requires authentication.")
+    return RequestContext(user_id=settings.default_user_id,
+                          project_id=settings.default_project_id,
+                          roles=tuple(settings.default_roles), request_id=request_id)
+
+
+def _id(value: str | None, header: str) -> str | None:
+    if value is not None and (len(value) > MAX_ID_LENGTH or not value.isprintable()):
+        raise errors.BadRequest(f"Invalid {header} header: at most {MAX_ID_LENGTH} "
+                                "printable characters")
+    return value or None
+
+
+def _roles(value: str) -> tuple[str, ...]:
+    return tuple(role.strip().lower() for role in value.split(",") if role.strip())
+
+
+def context(request: Request) -> RequestContext:
+    """The context the middleware attached to ``request``."""
+    return cast(RequestContext, request.scope["state"]["context"])
+
+
+class IdentityMiddleware:
+    """Attach ``scope["state"]["context"]``; the versions document needs no identity."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        try:
+            request_id = state.get("request_id") or new_request_id()
+            state["context"] = from_headers(Headers(scope=scope), self.settings, request_id)
+        except errors.GlintError as exc:
+            await api_errors.from_error(exc)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -1,0 +1,73 @@
+"""The versions document and URL version negotiation (``glance/api/versions.py``).
+
+``GET /versions`` answers 200, ``GET /`` and any unknown version prefix 300, as Glance does.
+glanceclient's ``image-tasks`` asks for v2.12, so that is the current version.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from glint.api.routing import resource
+from glint.settings import Settings
+
+CURRENT = 12
+MINORS = range(CURRENT, -1, -1)
+ACCEPTED = frozenset({"v2"} | {f"v2.{minor}" for minor in MINORS})
+_VERSION_PREFIX = re.compile(r"^/(v\d+(?:\.\d+)?)(/.*)?$")
+
+
+def document(base_url: str) -> dict[str, Any]:
+    href = base_url.rstrip("/") + "/v2/"
+    return {"versions": [
+        {"id": f"v2.{minor}", "status": "CURRENT" if minor == CURRENT else "SUPPORTED",
+         "links": [{"rel": "self", "href": href}]}
+        for minor in MINORS
+    ]}
+
+
+class VersionsApi:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def response(self, request: Request, status_code: int) -> Response:
+        base = self.settings.public_endpoint or str(request.base_url)
+        return JSONResponse(document(base), status_code=status_code)
+
+    async def choices(self, request: Request) -> Response:
+        return self.response(request, 300)
+
+    async def index(self, request: Request) -> Response:
+        return self.response(request, 200)
+
+
+def routes(settings: Settings) -> list[BaseRoute]:
+    api = VersionsApi(settings)
+    return [resource("/", {"GET": api.choices}), resource("/versions", {"GET": api.index})]
+
+
+class VersionNegotiationMiddleware:
+    """``/v2.N/...`` is served as ``/v2/...``; ``/v2`` itself and unknown versions get 300."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.api = VersionsApi(settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match = _VERSION_PREFIX.match(scope["path"]) if scope["type"] == "http" else None
+        if match is None:
+            await self.app(scope, receive, send)
+            return
+        version, rest = match.group(1), match.group(2) or ""
+        if version not in ACCEPTED or rest in ("", "/"):
+            await self.api.response(Request(scope), 300)(scope, receive, send)
+            return
+        if version != "v2":
+            scope["path"] = "/v2" + rest
+        await self.app(scope, receive, send)

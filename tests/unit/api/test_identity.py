@@ -1,0 +1,73 @@
+"""The request context from trusted headers, the embedded default identity, and 401."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from glint import errors
+from glint import settings as settings_mod
+from glint.api import identity
+from tests.unit.api.support import TestClient, error_of
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., settings_mod.Settings]) -> settings_mod.Settings:
+    return make_settings()
+
+
+def test_context_from_keystone_headers(settings: settings_mod.Settings) -> None:
+    ctx = identity.from_headers({"x-user-id": "u1", "x-project-id": "p1",
+                                 "x-roles": " Admin ,member,, Reader"}, settings, "req-1")
+    assert (ctx.user_id, ctx.project_id, ctx.request_id) == ("u1", "p1", "req-1")
+    assert ctx.roles == ("admin", "member", "reader")
+    assert ctx.is_admin
+
+
+def test_tenant_id_is_accepted_for_the_project(settings: settings_mod.Settings) -> None:
+    ctx = identity.from_headers({"x-tenant-id": "p2"}, settings, "req-1")
+    assert ctx.project_id == "p2"
+    assert ctx.user_id is None
+    assert ctx.roles == ()
+
+
+def test_default_identity_without_a_project(settings: settings_mod.Settings) -> None:
+    ctx = identity.from_headers({"x-roles": "admin"}, settings, "req-1")
+    assert (ctx.user_id, ctx.project_id) == ("demo", "demo")
+    assert ctx.roles == ("member", "reader")  # the defaults, not the headers' roles
+
+
+def test_no_default_project_means_401(
+        make_settings: Callable[..., settings_mod.Settings]) -> None:
+    with pytest.raises(errors.Unauthorized):
+        identity.from_headers({}, make_settings(default_project_id=None), "req-1")
+
+
+def test_invalid_identity_status_is_401(settings: settings_mod.Settings) -> None:
+    with pytest.raises(errors.Unauthorized):
+        identity.from_headers({"x-identity-status": "Invalid", "x-project-id": "p"},
+                              settings, "req-1")
+
+
+def test_overlong_project_id_is_400(settings: settings_mod.Settings) -> None:
+    with pytest.raises(errors.BadRequest):
+        identity.from_headers({"x-project-id": "p" * 256}, settings, "req-1")
+
+
+def test_401_over_http_but_versions_stay_public(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(default_project_id=None)
+    response = client.get("/v2/tasks")
+    assert response.status_code == 401
+    assert "www-authenticate" not in response.headers
+    assert "authentication" in error_of(response)["message"]
+    assert "x-openstack-request-id" in response.headers
+    assert client.get("/versions").status_code == 200
+    assert client.get("/").status_code == 300
+    assert client.get("/v2/tasks", headers={"X-Project-Id": "p"}).status_code == 200
+
+
+def test_default_identity_owns_what_it_creates(client: TestClient) -> None:
+    task = client.post("/v2/tasks", json={"type": "echo", "input": {}}).json()
+    assert task["owner"] == "demo"
+    assert task["user_id"] == "demo"
