@@ -10,6 +10,7 @@ import types
 from collections.abc import Iterator
 
 import pytest
+from stevedore import extension
 
 from glint import errors
 from glint.scripts import registry
@@ -47,6 +48,8 @@ def third_party(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     (dist / "entry_points.txt").write_text(f"[{NAMESPACE}]\n" + "\n".join(lines) + "\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # stevedore's entry-point cache
+    # ...and the per-process one: an earlier Registry.load() would otherwise hide these.
+    monkeypatch.setattr(extension.ExtensionManager, "ENTRY_POINT_CACHE", {})
     yield
     for name in MODULES:
         sys.modules.pop(name, None)

@@ -1,0 +1,45 @@
+# The documented way in: `make run` serves glint, `make test` runs every test.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+# The first Python 3.11+ that runs (pyenv shims exist for versions that are not enabled).
+PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 \
+	&& { command -v $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.glint-installed
+HOST ?= 127.0.0.1
+PORT ?= 9292
+PYTEST_ARGS ?=
+
+.PHONY: help venv run test services lint clean
+
+help:  ## List the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+venv: $(STAMP)  ## Create .venv and install glint with its test tools (quick when done)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "glint needs Python 3.11 or newer: none found (set PYTHON=...)" >&2; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+run: venv  ## Migrate and serve on 127.0.0.1:9292 (SQLite and images under ./data)
+	$(BIN)/glint db upgrade
+	$(BIN)/glint serve --host $(HOST) --port $(PORT)
+
+services:  ## Start PostgreSQL, RabbitMQ and Redis if they are down
+	scripts/ensure-services
+
+lint: venv  ## ruff and mypy
+	$(BIN)/ruff check glint tests
+	$(BIN)/mypy
+
+test: venv services lint  ## Lint, then unit, integration and acceptance tests with coverage
+	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS) tests/unit tests/integration tests/acceptance
+
+clean:  ## Remove caches and build output (keeps .venv and ./data)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov build dist *.egg-info
+	find . -path ./.venv -prune -o -name __pycache__ -type d -exec rm -rf {} +

@@ -1,0 +1,282 @@
+"""The ``glint`` command: serve the API, migrate and purge the database, list task scripts.
+
+Each command builds the settings once (``glint.settings.load``) and, where it needs more than
+the database, glint itself through the composition root (``glint.app.build``). A setting that
+cannot work ends the command with one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pathlib
+import re
+import signal
+import tomllib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import click
+import pydantic
+import pydantic_settings
+import sqlalchemy as sa
+import uvicorn
+from alembic import util as alembic_util
+
+from glint import app, errors
+from glint import settings as settings_mod
+from glint.db import migrate as migrations
+from glint.scripts.registry import Registry
+
+LOG = logging.getLogger(__name__)
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class SettingsError(click.ClickException):
+    """A setting is missing, malformed or names something that is not installed."""
+
+    exit_code = 2
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="glint", prog_name="glint")
+def main() -> None:
+    """glint: an image service with an asynchronous task system, speaking Glance v2.
+
+    Settings come from GLINT_* environment variables and the TOML file named by
+    $GLINT_CONFIG; the README lists them.
+    """
+
+
+# -- serve --------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", help="Address to listen on [default: the bind_host setting].")
+@click.option("--port", type=int, help="Port to listen on [default: the bind_port setting].")
+@click.option("--migrate/--no-migrate", default=False, show_default=True,
+              help="Apply database migrations before serving.")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="Log one line per HTTP request.")
+def serve(host: str | None, port: int | None, migrate: bool, log_level: str,
+          access_log: bool) -> None:
+    """Serve the Glance v2 API until SIGTERM or SIGINT.
+
+    On shutdown glint stops taking tasks and waits (up to 30 s) for running ones.
+    """
+    overrides = {k: v for k, v in {"bind_host": host, "bind_port": port}.items() if v is not None}
+    settings = _settings(**overrides)
+    _configure_logging(log_level)
+    url = settings.effective_database_url
+    if migrate:
+        _upgrade(url, "head")
+    _require_migrated(url)
+    from glint.api.app import create_app
+
+    glint = _build(settings)
+    config = uvicorn.Config(create_app(glint), host=settings.bind_host, port=settings.bind_port,
+                            lifespan="on", log_config=None, log_level=log_level,
+                            access_log=access_log, server_header=False)
+    _run_until_signalled(uvicorn.Server(config))
+
+
+def _run_until_signalled(server: uvicorn.Server) -> None:
+    """Run ``server``; SIGTERM or SIGINT stops it gracefully and the command exits 0.
+
+    uvicorn handles both signals while it runs (stop accepting, finish requests, run the
+    lifespan shutdown that closes glint), then raises the signal again for the handler it
+    found in place: this one, which records it instead of killing the process mid-exit.
+    """
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda sig, _frame: received.append(sig))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        LOG.info("stopped on %s", signal.Signals(received[0]).name)
+    elif not server.started:
+        raise click.ClickException("glint serve did not start; the log above says why")
+
+
+def _require_migrated(url: str) -> None:
+    current, head = _current(url), migrations.head()
+    if current != head:
+        raise SettingsError(f"the database {_safe(url)} is at revision {current or 'none'}, this "
+                            f"glint needs {head}: run `glint db upgrade` (or serve --migrate)")
+
+
+# -- db -----------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Migrate or purge the database (the database_url setting)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Revision to upgrade to.")
+def db_upgrade(revision: str) -> None:
+    """Apply the database migrations (a no-op when the database is up to date)."""
+    settings = _settings()
+    _configure_logging("warning")
+    url = settings.effective_database_url
+    before = _current(url)
+    _upgrade(url, revision)
+    after = _current(url)
+    if before == after:
+        click.echo(f"{_safe(url)}: already at revision {after}")
+    else:
+        click.echo(f"{_safe(url)}: upgraded from {before or 'an empty database'} to {after}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Show the database's migration revision and the newest this glint has."""
+    settings = _settings()
+    _configure_logging("warning")
+    url = settings.effective_database_url
+    current, head = _current(url), migrations.head()
+    state = "up to date" if current == head else "needs `glint db upgrade`"
+    click.echo(f"{_safe(url)}: revision {current or 'none'} (head {head}, {state})")
+
+
+@db.command("purge")
+def db_purge() -> None:
+    """Hard-delete expired (and soft-deleted) tasks; print how many went."""
+    settings = _settings()
+    _configure_logging("warning")
+    _require_migrated(settings.effective_database_url)
+    glint = _build(settings, registry=Registry({}, {}), executor="inline")
+    try:
+        count = glint.tasks.purge()
+    finally:
+        glint.close(timeout=0)
+    click.echo(f"purged {count} expired task{'' if count == 1 else 's'}")
+
+
+# -- scripts ------------------------------------------------------------------------------
+
+
+@main.command()
+def scripts() -> None:
+    """List the installed task scripts and whether each is served.
+
+    Each script's entry-point name is a task type. A broken script is listed with the reason
+    it is not served.
+    """
+    _settings()
+    _configure_logging("warning")
+    with _quiet("glint.scripts.registry"):  # broken scripts are in the table, with the reason
+        registry = Registry.load()
+    rows = [(s.type, s.package, s.version, "ok", s.description) for s in registry]
+    rows += [(b.type, b.package, "", "broken", b.reason) for b in registry.broken]
+    rows.sort()
+    if not rows:
+        click.echo("no task scripts installed (entry-point namespace glint.task_scripts)")
+        return
+    header = ("TYPE", "PACKAGE", "VERSION", "STATUS", "DESCRIPTION / REASON")
+    click.echo(_table([header, *rows]))
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = ["  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]])
+             for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _settings(**overrides: Any) -> settings_mod.Settings:
+    config_file = os.environ.get(settings_mod.CONFIG_ENV)
+    if config_file and not pathlib.Path(config_file).is_file():
+        raise SettingsError(f"${settings_mod.CONFIG_ENV} names {config_file}, which is not a file")
+    try:
+        return settings_mod.load(**overrides)
+    except pydantic.ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"the settings file {config_file} is not valid TOML: {exc}") from None
+    except pydantic_settings.SettingsError as exc:  # an environment value that is not JSON
+        raise SettingsError(_describe_source_error(exc)) from None
+
+
+def _describe(exc: pydantic.ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "settings"
+        env = f"GLINT_{str(error['loc'][0]).upper()}" if error["loc"] else ""
+        problems.append(f"{field} ({env}): {error['msg']}" if env else f"{field}: {error['msg']}")
+    return "invalid setting " + "; ".join(problems)
+
+
+def _describe_source_error(exc: pydantic_settings.SettingsError) -> str:
+    match = re.search(r'field "(\w+)"', str(exc))
+    if match is None:
+        return f"invalid settings: {exc}"
+    field = match.group(1)
+    return (f"invalid setting {field} (GLINT_{field.upper()}): the value is not JSON "
+            f"(list settings take a JSON list, like '[\"a\", \"b\"]')")
+
+
+def _build(settings: settings_mod.Settings, **parts: Any) -> app.Glint:
+    with _database_errors(settings.effective_database_url):
+        return app.build(settings, **parts)
+
+
+def _upgrade(url: str, revision: str) -> None:
+    with _database_errors(url):
+        migrations.upgrade(url, revision)
+
+
+def _current(url: str) -> str | None:
+    with _database_errors(url):
+        return migrations.current(url)
+
+
+@contextlib.contextmanager
+def _database_errors(url: str) -> Iterator[None]:
+    """Turn a bad setting or an unreachable database into one line instead of a traceback."""
+    try:
+        yield
+    except errors.ConfigurationError as exc:
+        raise SettingsError(exc.message) from None
+    except sa.exc.ArgumentError as exc:
+        raise SettingsError(f"invalid setting database_url (GLINT_DATABASE_URL): {exc}") from None
+    except alembic_util.CommandError as exc:  # an unknown revision, say
+        raise click.ClickException(str(exc)) from None
+    except sa.exc.OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise click.ClickException(f"cannot use the database {_safe(url)}: {reason}") from None
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, fit for a terminal or a log."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return repr(url)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # `glint db` commands say what it did
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    logger = logging.getLogger(logger_name)
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)

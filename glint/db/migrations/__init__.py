@@ -1,0 +1,1 @@
+"""Alembic migrations for glint's database; applied with ``glint db upgrade``."""

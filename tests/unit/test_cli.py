@@ -1,0 +1,246 @@
+"""The ``glint`` command, driven through click's test runner on a temporary SQLite database."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import os
+import pathlib
+import sys
+import textwrap
+import types
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from stevedore import extension
+
+from glint import cli
+from glint.db import engine, migrate, models
+
+NAMESPACE = "glint.task_scripts"
+
+
+@pytest.fixture(autouse=True)
+def workdir(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
+    """Run in an empty directory with no GLINT_* settings, so the embedded defaults apply."""
+    for name in list(os.environ):
+        if name.startswith("GLINT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    # stevedore remembers each namespace's entry points for the life of the process: start
+    # empty, and leave nothing behind for later tests that install entry points of their own.
+    monkeypatch.setattr(extension.ExtensionManager, "ENTRY_POINT_CACHE", {})
+    return tmp_path
+
+
+def run(*args: str, **env: str) -> Result:
+    return CliRunner().invoke(cli.main, list(args), env=env, catch_exceptions=False)
+
+
+def database(workdir: pathlib.Path) -> str:
+    return f"sqlite:///{(workdir / 'data' / 'glint.db').resolve()}"
+
+
+@pytest.mark.parametrize("args", [[], ["serve"], ["db"], ["db", "upgrade"], ["db", "current"],
+                                  ["db", "purge"], ["scripts"]])
+def test_every_command_has_help(args: list[str]) -> None:
+    result = run(*args, "--help")
+    assert result.exit_code == 0
+    assert result.output.startswith("Usage: ")
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert (result.exit_code, result.output.strip()) == (0, "glint, version 0.1.0")
+
+
+def test_db_upgrade_then_current(workdir: pathlib.Path) -> None:
+    result = run("db", "current")
+    assert result.exit_code == 0
+    assert "revision none" in result.output and "needs `glint db upgrade`" in result.output
+    result = run("db", "upgrade")
+    assert result.exit_code == 0
+    assert "upgraded from an empty database to 0001" in result.output
+    assert migrate.current(database(workdir)) == "0001"
+    assert "already at revision 0001" in run("db", "upgrade").output
+    assert "revision 0001 (head 0001, up to date)" in run("db", "current").output
+
+
+def test_an_unknown_revision_is_one_line() -> None:
+    result = run("db", "upgrade", "--revision", "nope")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: Can't locate revision identified by 'nope'\n"
+
+
+def test_db_purge_deletes_expired_tasks(workdir: pathlib.Path) -> None:
+    assert run("db", "upgrade").exit_code == 0
+    db = engine.Database(database(workdir))
+    now = models.utcnow()
+    with db.session() as session:
+        for expires in (now - datetime.timedelta(hours=1), now + datetime.timedelta(hours=1), None):
+            session.add(models.Task(id=str(uuid.uuid4()), type="echo", status="success",
+                                    owner="p", message="", context={}, expires_at=expires))
+    result = run("db", "purge")
+    assert (result.exit_code, result.output) == (0, "purged 1 expired task\n")
+    assert run("db", "purge").output == "purged 0 expired tasks\n"
+    with db.reader() as session:
+        assert session.query(models.Task).count() == 2
+    db.dispose()
+
+
+def test_db_purge_needs_a_migrated_database() -> None:
+    result = run("db", "purge")
+    assert result.exit_code == 2
+    assert "run `glint db upgrade`" in result.stderr
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"GLINT_BIND_PORT": "99999"}, "invalid setting bind_port (GLINT_BIND_PORT): Input should be"),
+    ({"GLINT_EXECUTOR_THREADS": "many"}, "invalid setting executor_threads"),
+    ({"GLINT_IMPORT_ALLOWED_HOSTS": "not json"}, "GLINT_IMPORT_ALLOWED_HOSTS"),
+    ({"GLINT_DATABASE_URL": "mysql://db/glint"}, "unsupported database 'mysql'"),
+    ({"GLINT_DATABASE_URL": "not a url"}, "invalid setting database_url (GLINT_DATABASE_URL)"),
+    ({"GLINT_CONFIG": "/no/such/glint.toml"}, "$GLINT_CONFIG names /no/such/glint.toml"),
+])
+def test_a_bad_setting_is_one_line_and_exit_2(env: dict[str, str], expected: str) -> None:
+    result = run("db", "upgrade", **env)
+    assert result.exit_code == 2
+    assert expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_bad_settings_files_are_reported(workdir: pathlib.Path) -> None:
+    broken = workdir / "broken.toml"
+    broken.write_text("bind_port = \n")
+    result = run("db", "current", GLINT_CONFIG=str(broken))
+    assert result.exit_code == 2 and "is not valid TOML" in result.stderr
+    unknown = workdir / "unknown.toml"
+    unknown.write_text('colour = "blue"\n')
+    result = run("db", "current", GLINT_CONFIG=str(unknown))
+    assert result.exit_code == 2
+    assert "invalid setting colour (GLINT_COLOUR): Extra inputs are not permitted" in result.stderr
+
+
+def test_a_bad_plugin_name_is_a_setting_error(workdir: pathlib.Path) -> None:
+    assert run("db", "upgrade").exit_code == 0
+    result = run("serve", GLINT_STORE="floppy")
+    assert result.exit_code == 2
+    assert "no store named 'floppy'" in result.stderr
+
+
+def test_an_unreachable_database_is_one_line() -> None:
+    result = run("db", "current", GLINT_DATABASE_URL="postgresql://nobody@127.0.0.1:1/glint")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: cannot use the database postgresql")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+# -- serve --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Replace uvicorn's serving loop and the API factory; record what serve hands over."""
+    import uvicorn
+
+    calls: list[Any] = []
+    fake_api = types.ModuleType("glint.api.app")
+
+    def create_app(glint: Any, manage_lifecycle: bool = True) -> Any:
+        calls.append(glint)
+        return "the-asgi-app"
+
+    fake_api.create_app = create_app  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "glint.api.app", fake_api)
+
+    def fake_run(server: uvicorn.Server, sockets: Any = None) -> None:
+        calls.append(server.config)
+        calls[0].close(timeout=1)
+        server.started = True
+
+    monkeypatch.setattr(uvicorn.Server, "run", fake_run)
+    return calls
+
+
+def test_serve_refuses_an_unmigrated_database(served: list[Any]) -> None:
+    result = run("serve")
+    assert result.exit_code == 2
+    assert "is at revision none, this glint needs 0001" in result.stderr
+    assert served == []
+
+
+def test_serve_migrates_when_asked_and_serves(served: list[Any], workdir: pathlib.Path) -> None:
+    result = run("serve", "--migrate", "--host", "127.0.0.2", "--port", "9999",
+                 GLINT_EXECUTOR="inline")
+    assert result.exit_code == 0, result.output
+    glint, config = served
+    assert (glint.settings.bind_host, glint.settings.bind_port) == ("127.0.0.2", 9999)
+    assert (config.host, config.port, config.app, config.lifespan) == (
+        "127.0.0.2", 9999, "the-asgi-app", "on")
+    assert migrate.current(database(workdir)) == "0001"
+
+
+def test_serve_uses_the_settings_for_host_and_port(served: list[Any]) -> None:
+    assert run("db", "upgrade").exit_code == 0
+    result = run("serve", GLINT_BIND_HOST="127.0.0.3", GLINT_BIND_PORT="8080")
+    assert result.exit_code == 0, result.output
+    assert (served[1].host, served[1].port) == ("127.0.0.3", 8080)
+
+
+# -- scripts ------------------------------------------------------------------------------
+
+SCRIPTS = {
+    "cli_good_script": '''
+        DESCRIPTION = "Copies an image somewhere nice"
+        def main(ctx):
+            return {}
+    ''',
+    "cli_mainless_script": "VALUE = 1\n",
+}
+
+
+@pytest.fixture
+def third_party(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """An installed distribution registering a good and a broken task script."""
+    site = tmp_path / "site"
+    site.mkdir()
+    for name, source in SCRIPTS.items():
+        (site / f"{name}.py").write_text(textwrap.dedent(source))
+    dist = site / "acme_scripts-2.0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-scripts\nVersion: 2.0.1\n")
+    (dist / "entry_points.txt").write_text(
+        f"[{NAMESPACE}]\nacme-copy = cli_good_script\nacme-broken = cli_mainless_script\n"
+        "acme-missing = cli_no_such_module\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # stevedore's entry-point cache
+    yield
+    for name in SCRIPTS:
+        sys.modules.pop(name, None)
+
+
+def test_scripts_lists_served_and_broken_scripts(third_party: None) -> None:
+    result = run("scripts")
+    assert result.exit_code == 0
+    rows = {line.split()[0]: line.split(maxsplit=4) for line in result.output.splitlines()}
+    assert rows["TYPE"][:4] == ["TYPE", "PACKAGE", "VERSION", "STATUS"]
+    assert rows["acme-copy"] == ["acme-copy", "acme-scripts", "2.0.1", "ok",
+                                 "Copies an image somewhere nice"]
+    broken = rows["acme-broken"]
+    assert broken[:2] == ["acme-broken", "acme-scripts"]
+    assert "broken" in broken and "no callable 'main(ctx)'" in result.output
+    missing = rows["acme-missing"]
+    assert "broken" in missing and "No module named 'cli_no_such_module'" in missing[-1]
+
+
+def test_scripts_lists_the_built_in_import_script() -> None:
+    result = run("scripts")
+    assert result.exit_code == 0
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines()}
+    assert rows["import"][1] == "glint"
+    if importlib.util.find_spec("glint.scripts.web_import") is not None:
+        assert rows["import"][3] == "ok"
