@@ -21,6 +21,7 @@ from glint.tasks.runner import Runner
 from glint.tasks.service import TaskService
 
 LOG = logging.getLogger(__name__)
+CANCEL_GRACE = 10.0  # seconds a cancelled script gets to clean up at shutdown
 
 
 @dataclasses.dataclass
@@ -48,7 +49,10 @@ class Glint:
     def close(self, timeout: float | None = 30.0) -> None:
         """Stop taking tasks, let running ones finish (up to ``timeout``), release resources."""
         self.executor.shutdown(wait=True, timeout=timeout)
+        # Scripts still running past the grace period are asked to stop (should_cancel()),
+        # and given a moment to clean up before the database goes away.
         self.runner.stopping.set()
+        self.executor.shutdown(wait=True, timeout=CANCEL_GRACE)
         self.db.dispose()
 
 

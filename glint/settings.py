@@ -49,7 +49,6 @@ class Settings(BaseSettings):
 
     # Tasks
     task_time_to_live: int = pydantic.Field(48, ge=1, description="hours")
-    recover_interrupted: Literal["requeue", "fail"] = "fail"
 
     # Images
     image_size_cap: int = pydantic.Field(1024 * GiB, ge=1)
@@ -72,6 +71,12 @@ class Settings(BaseSettings):
     import_disallowed_hosts: tuple[str, ...] = ()
     import_timeout: float = pydantic.Field(60.0, gt=0)
     import_max_redirects: int = pydantic.Field(5, ge=0)
+
+    @pydantic.field_validator("default_project_id", "default_user_id", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        # An empty value (GLINT_DEFAULT_PROJECT_ID=) turns the anonymous default off.
+        return None if value == "" else value
 
     @property
     def effective_database_url(self) -> str:

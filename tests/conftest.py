@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from glint import app, settings as settings_mod
+from glint import app
+from glint import settings as settings_mod
 from glint.context import RequestContext
 from glint.db import models
 from glint.notifiers.memory import MemoryNotifier

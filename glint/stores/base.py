@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, Self
 
 
 class StoreWriter(Protocol):
@@ -21,7 +21,7 @@ class StoreWriter(Protocol):
         """Drop everything written so far. Safe to call more than once, and after commit fails."""
         ...
 
-    def __enter__(self) -> StoreWriter: ...
+    def __enter__(self) -> Self: ...
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None: ...
@@ -66,7 +66,7 @@ class WriterBase:
     def abort(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def __enter__(self) -> WriterBase:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
