@@ -1,0 +1,187 @@
+"""The data path: copy a stream of image bytes into a store writer, hashing as it goes.
+
+One pass over the data does everything: the md5 ``checksum``, the ``os_hash_value`` multihash
+and the store write. Each of those runs in its own thread, fed through a small bounded queue, so
+they overlap each other and the reading of the next chunk (hashlib and ``os.write`` release the
+GIL on large buffers). At most ``QUEUE_DEPTH`` chunks wait in each queue, so memory stays flat
+whatever the image size.
+
+The caller owns the writer: it commits on success and aborts on failure. ``copy`` returns only
+once every thread it started has stopped, so aborting right after is safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from glint import errors
+from glint.stores.base import StoreWriter
+
+BATCH_SIZE = 1024 * 1024  # smaller chunks are joined up to this size before they are handed on
+QUEUE_DEPTH = 4
+_POLL = 0.1  # seconds a blocked hand-off waits before it looks for a failed stage
+_END = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class Digest:
+    """What a copy produced: the byte count and both hashes, as hex."""
+
+    size: int
+    checksum: str
+    hash_algo: str
+    hash_value: str
+
+
+def copy(chunks: Iterable[bytes], writer: StoreWriter, *, size_cap: int, hash_algo: str,
+         expected_size: int | None = None, progress: Callable[[int], None] | None = None,
+         should_cancel: Callable[[], bool] | None = None) -> Digest:
+    """Copy ``chunks`` into ``writer``, hashing them, in one pass; return the digest.
+
+    Raises :class:`glint.errors.TooLarge` as soon as more than ``size_cap`` bytes arrive (the rest
+    is not read), :class:`glint.errors.BadRequest` when ``expected_size`` is given and the data
+    turns out to be another size, :class:`glint.errors.ScriptError` when ``should_cancel()``
+    becomes true, and whatever a stage (the writer, say) or the ``chunks`` iterable raised.
+    ``progress`` gets the number of bytes read so far after each batch.
+    """
+    md5 = hashlib.md5(usedforsecurity=False)
+    multihash = md5 if hash_algo == "md5" else hashlib.new(hash_algo)
+    hashers = [md5] if multihash is md5 else [md5, multihash]
+    pipeline = _Pipeline([h.update for h in hashers] + [writer.write])
+    limit = _Limit(size_cap, expected_size)
+    try:
+        for batch in _batches(chunks, limit):
+            if should_cancel is not None and should_cancel():
+                raise errors.ScriptError("Data copy cancelled")
+            pipeline.feed(batch)
+            if progress is not None:
+                progress(limit.size)
+        limit.check_complete()
+        pipeline.finish()
+    finally:
+        pipeline.stop()
+    return Digest(size=limit.size, checksum=md5.hexdigest(), hash_algo=hash_algo,
+                  hash_value=multihash.hexdigest())
+
+
+class _Limit:
+    """Counts bytes and enforces the size cap and the announced size."""
+
+    def __init__(self, cap: int, expected: int | None) -> None:
+        self.cap = cap
+        self.expected = expected
+        self.size = 0
+
+    def add(self, count: int) -> None:
+        self.size += count
+        if self.size > self.cap:
+            raise errors.TooLarge(f"Image data exceeds the size cap of {self.cap} bytes")
+        if self.expected is not None and self.size > self.expected:
+            raise errors.BadRequest(self._mismatch("at least "))
+
+    def check_complete(self) -> None:
+        if self.expected is not None and self.size != self.expected:
+            raise errors.BadRequest(self._mismatch(""))
+
+    def _mismatch(self, qualifier: str) -> str:
+        return (f"Image data size mismatch: expected {self.expected} bytes, "
+                f"got {qualifier}{self.size}")
+
+
+def _batches(chunks: Iterable[bytes], limit: _Limit) -> Iterable[bytes]:
+    """Join small chunks into batches of about BATCH_SIZE (fewer hand-offs); pass big ones on."""
+    pending: list[bytes] = []
+    pending_size = 0
+    for chunk in chunks:
+        if not chunk:
+            continue
+        limit.add(len(chunk))
+        if not pending and len(chunk) >= BATCH_SIZE:
+            yield chunk
+            continue
+        pending.append(chunk)
+        pending_size += len(chunk)
+        if pending_size >= BATCH_SIZE:
+            yield b"".join(pending)
+            pending, pending_size = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
+class _Pipeline:
+    """One thread per consumer, each fed the same chunks through its own bounded queue.
+
+    The first error in any stage halts every stage; ``feed`` and ``finish`` then re-raise it.
+    """
+
+    def __init__(self, consumers: list[Callable[[bytes], Any]]) -> None:
+        self._halt = threading.Event()
+        self._stages = [_Stage(consume, self._halt) for consume in consumers]
+        for stage in self._stages:
+            stage.start()
+
+    def feed(self, chunk: bytes) -> None:
+        for stage in self._stages:
+            self._put(stage, chunk)
+
+    def finish(self) -> None:
+        """Wait for every stage to consume everything fed so far; raise a stage's error."""
+        for stage in self._stages:
+            self._put(stage, _END)
+        for stage in self._stages:
+            stage.join()
+        self._raise_error()
+
+    def stop(self) -> None:
+        """Halt every stage and wait for its thread to end (idempotent, never raises)."""
+        self._halt.set()
+        for stage in self._stages:
+            with contextlib.suppress(queue.Full):  # a busy stage sees the halt at its next get
+                stage.queue.put_nowait(_END)
+        for stage in self._stages:
+            stage.join()
+
+    def _put(self, stage: _Stage, item: object) -> None:
+        while True:
+            self._raise_error()
+            try:
+                stage.queue.put(item, timeout=_POLL)
+                return
+            except queue.Full:
+                continue
+
+    def _raise_error(self) -> None:
+        if not self._halt.is_set():
+            return
+        for stage in self._stages:
+            if stage.error is not None:
+                raise stage.error
+        raise errors.ScriptError("Data copy stopped")  # pragma: no cover - halt implies an error
+
+
+class _Stage(threading.Thread):
+    def __init__(self, consume: Callable[[bytes], Any], halt: threading.Event) -> None:
+        super().__init__(name=f"glint-datapath-{getattr(consume, '__qualname__', 'stage')}",
+                         daemon=True)
+        self.queue: queue.Queue[object] = queue.Queue(QUEUE_DEPTH)
+        self.error: BaseException | None = None
+        self._consume = consume
+        self._halt = halt
+
+    def run(self) -> None:
+        try:
+            while True:
+                item = self.queue.get()
+                if item is _END or self._halt.is_set():
+                    return
+                assert isinstance(item, bytes)
+                self._consume(item)
+        except BaseException as exc:  # handed to the feeding thread, which re-raises it
+            self.error = exc
+            self._halt.set()
