@@ -9,21 +9,26 @@ PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.glint-installed
+# A script package installed the way a deployer installs one (see docs/script-contract.md).
+EXAMPLE := examples/glint-verify
+EXAMPLE_FILES := $(EXAMPLE)/pyproject.toml $(wildcard $(EXAMPLE)/glint_verify/*.py $(EXAMPLE)/glint_verify/py.typed)
 HOST ?= 127.0.0.1
 PORT ?= 9292
 PYTEST_ARGS ?=
 
-.PHONY: help venv run test services lint clean
+.PHONY: help venv run test services tools lint clean
 
 help:  ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 venv: $(STAMP)  ## Create .venv and install glint with its test tools (quick when done)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(EXAMPLE_FILES)
 	@test -n "$(PYTHON)" || { echo "glint needs Python 3.11 or newer: none found (set PYTHON=...)" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet ./$(EXAMPLE)
+	rm -rf $(EXAMPLE)/build $(EXAMPLE)/*.egg-info
 	touch $@
 
 run: venv  ## Migrate and serve on 127.0.0.1:9292 (SQLite and images under ./data)
@@ -33,12 +38,26 @@ run: venv  ## Migrate and serve on 127.0.0.1:9292 (SQLite and images under ./dat
 services:  ## Start PostgreSQL, RabbitMQ and Redis if they are down
 	scripts/ensure-services
 
+tools:  ## Install the command-line tools tests use (qemu-img) if they are missing
+	scripts/ensure-tools
+
 lint: venv  ## ruff and mypy
-	$(BIN)/ruff check glint tests
+	$(BIN)/ruff check glint tests examples
 	$(BIN)/mypy
 
-test: venv services lint  ## Lint, then unit, integration and acceptance tests with coverage
-	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS) tests/unit tests/integration tests/acceptance
+test: venv tools services lint  ## Lint, then unit, integration, acceptance and example-package tests
+	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS) tests/unit tests/integration tests/acceptance \
+		$(EXAMPLE)/tests
+
+# Benchmarks (bench/, BENCHMARKS.md): not part of `make test`. BENCH_SIZE_MIB=64 for a quick run.
+BENCH_STAMP := $(VENV)/.glint-bench-installed
+.PHONY: bench
+bench: venv $(BENCH_STAMP)  ## Measure this machine's limits and glint against them (bench/results/latest.json)
+	$(BIN)/python -m glint_bench
+
+$(BENCH_STAMP): $(STAMP) bench/pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ./bench
+	touch $@
 
 clean:  ## Remove caches and build output (keeps .venv and ./data)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov build dist *.egg-info

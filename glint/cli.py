@@ -112,6 +112,50 @@ def _require_migrated(url: str) -> None:
                             f"glint needs {head}: run `glint db upgrade` (or serve --migrate)")
 
 
+# -- worker -------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("-Q", "--queues", help="Comma-separated queues to consume [default: the "
+              "task_default_queue setting and every queue in task_queues].")
+@click.option("-c", "--concurrency", type=click.IntRange(1, 256),
+              help="Tasks run at once [default: the executor_threads setting].")
+@click.option("--pool", type=click.Choice(["threads", "prefork", "solo"]), default="threads",
+              show_default=True, help="Celery execution pool.")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
+def worker(queues: str | None, concurrency: int | None, pool: str, log_level: str) -> None:
+    """Run tasks published by the celery executor, until SIGTERM or SIGINT.
+
+    The worker runs each task with the same runner and scripts as `glint serve`, and runs the
+    reaper too. It needs the same database_url, broker_url and store settings as the API nodes.
+    SIGTERM lets running tasks finish (Celery's warm shutdown).
+    """
+    settings = _settings(executor="celery")
+    _configure_logging(log_level)
+    _require_migrated(settings.effective_database_url)
+    from glint.executors import celery as celery_executor
+
+    glint = _build(settings)
+    executor = glint.executor
+    if not isinstance(executor, celery_executor.CeleryExecutor):
+        raise SettingsError("glint worker needs the celery executor")
+    chosen = queues or ",".join(celery_executor.queue_names(settings))
+    if pool == "prefork":  # children must not share the parent's database connections
+        from celery import signals
+
+        signals.worker_process_init.connect(
+            lambda **_: glint.db.engine.dispose(close=False), weak=False)
+    glint.start(recover=False)
+    try:
+        executor.app.worker_main([
+            "worker", f"--queues={chosen}", f"--pool={pool}",
+            f"--concurrency={concurrency or settings.executor_threads}",
+            f"--loglevel={log_level.upper()}", f"--hostname=glint-{os.getpid()}@%h",
+            "--without-gossip", "--without-mingle", "--without-heartbeat"])
+    finally:
+        glint.close(timeout=10)
+
+
 # -- db -----------------------------------------------------------------------------------
 
 

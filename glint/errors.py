@@ -80,6 +80,22 @@ class ScriptError(GlintError):
     """Raised by a script to fail its task with a message meant for the user."""
 
 
+class TransientError(ScriptError):
+    """Raised by a script for a failure that may pass (a server's 503, a dropped connection).
+
+    The runner runs the script again, with backoff, up to the ``task_retry_limit`` setting;
+    the task's ``message`` says which attempt failed and when the next starts.
+    """
+
+
+class LeaseLost(Conflict):
+    """A worker wrote about a task whose lease it no longer holds (it was given to another)."""
+
+
+class ServiceUnavailable(GlintError):
+    """A service glint depends on (the broker, the database) cannot be reached (HTTP 503)."""
+
+
 class ScriptLoadError(GlintError):
     """A script package could not be loaded or failed validation."""
 

@@ -44,17 +44,50 @@ class Settings(BaseSettings):
     store_path: pathlib.Path | None = None  # default: data_dir / "images"
     executor: str = "thread"
     executor_threads: int = pydantic.Field(8, ge=1, le=256)
+    # Task type → executor name, for types that should not run on ``executor``.
+    executor_routes: dict[str, str] = pydantic.Field(default_factory=dict)
     notifier: str = "log"
     disabled_notifications: tuple[str, ...] = ()
 
     # Tasks
     task_time_to_live: int = pydantic.Field(48, ge=1, description="hours")
+    # Leases: a running task's lease lasts task_lease seconds and is renewed every
+    # task_heartbeat seconds (and on every progress report); see docs/tasks.md.
+    task_lease: float = pydantic.Field(90.0, gt=0, description="seconds")
+    task_heartbeat: float = pydantic.Field(30.0, gt=0, description="seconds")
+    task_max_attempts: int = pydantic.Field(3, ge=1)  # runs a task gets when workers are lost
+    task_retry_limit: int = pydantic.Field(3, ge=0)  # re-runs after a TransientError
+    task_retry_backoff: float = pydantic.Field(2.0, ge=0, description="seconds, doubling")
+    task_retry_backoff_max: float = pydantic.Field(300.0, ge=0, description="seconds")
+    reaper_interval: float = pydantic.Field(15.0, ge=0, description="seconds; 0: no reaper")
+    task_republish_after: float = pydantic.Field(300.0, gt=0, description="seconds pending")
+
+    # Remote workers (the ``celery`` executor, ``glint worker``)
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
+    broker_visibility_timeout: int = pydantic.Field(7200, ge=1, description="seconds (Redis)")
+    broker_publish_timeout: float = pydantic.Field(5.0, gt=0, description="seconds")
+    broker_quorum_queues: bool = True  # RabbitMQ only
+    broker_consumer_timeout: int | None = pydantic.Field(None, ge=60000, description="ms")
+    task_default_queue: str = "glint"
+    task_queues: dict[str, str] = pydantic.Field(default_factory=dict)  # task type → queue
+
+    # The ``messaging`` notifier (oslo.messaging's notification envelope on a topic exchange)
+    messaging_url: str | None = None  # default: broker_url
+    messaging_exchange: str = "glance"
 
     # Images
     image_size_cap: int = pydantic.Field(1024 * GiB, ge=1)
     hashing_algorithm: Literal["sha512", "sha384", "sha256", "sha1", "md5"] = "sha512"
     disk_formats: tuple[str, ...] = DISK_FORMATS
     container_formats: tuple[str, ...] = CONTAINER_FORMATS
+    # Glance's count quotas; a negative value means unlimited, as in Glance.
+    image_property_quota: int = 128
+    image_tag_quota: int = 128
+    image_member_quota: int = 128
+    # Advertised in the ``OpenStack-image-import-methods`` header of ``POST /v2/images``.
+    enabled_import_methods: tuple[str, ...] = ("glance-direct", "web-download")
+    # Where ``PUT /v2/images/{id}/stage`` keeps data until its import (default: data_dir/staging).
+    staging_path: pathlib.Path | None = None
 
     # API
     limit_param_default: int = pydantic.Field(25, ge=1)
@@ -72,11 +105,26 @@ class Settings(BaseSettings):
     import_timeout: float = pydantic.Field(60.0, gt=0)
     import_max_redirects: int = pydantic.Field(5, ge=0)
 
+    # Scripts
+    work_dir: pathlib.Path | None = None  # scratch space (format conversion); default data_dir/work
+    export_allowed_dirs: tuple[pathlib.Path, ...] = ()  # empty: exports to files are refused
+
     @pydantic.field_validator("default_project_id", "default_user_id", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         # An empty value (GLINT_DEFAULT_PROJECT_ID=) turns the anonymous default off.
         return None if value == "" else value
+
+    @pydantic.model_validator(mode="after")
+    def _heartbeat_inside_lease(self) -> Settings:
+        if self.task_heartbeat >= self.task_lease:
+            raise ValueError(f"task_heartbeat ({self.task_heartbeat:g} s) must be shorter than "
+                             f"task_lease ({self.task_lease:g} s); a third of it is usual")
+        return self
+
+    @property
+    def effective_messaging_url(self) -> str:
+        return self.messaging_url or self.broker_url
 
     @property
     def effective_database_url(self) -> str:
@@ -87,6 +135,14 @@ class Settings(BaseSettings):
     @property
     def effective_store_path(self) -> pathlib.Path:
         return self.store_path if self.store_path is not None else self.data_dir / "images"
+
+    @property
+    def effective_work_dir(self) -> pathlib.Path:
+        return self.work_dir if self.work_dir is not None else self.data_dir / "work"
+
+    @property
+    def effective_staging_path(self) -> pathlib.Path:
+        return self.staging_path if self.staging_path is not None else self.data_dir / "staging"
 
     @classmethod
     def settings_customise_sources(

@@ -10,6 +10,8 @@ Routes are registered per path::
         server.status("/missing", 404)
         server.redirect("/old", "/image")             # relative or absolute Location
         url = server.url("/old")
+        server.accept("/upload")                      # takes a PUT; the body lands in uploads
+        server.accept("/full", status=507)            # reads a PUT's body, then answers 507
 
 ``requests`` records every request (method, path, headers) for assertions.
 """
@@ -48,6 +50,8 @@ class LocalServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[Request] = []
+        self.put_statuses: dict[str, int] = {}
+        self.uploads: dict[str, bytes] = {}
         self._server = _Server((LOOPBACK, 0), _Handler)
         self._server.owner = self
         self.port: int = self._server.server_address[1]
@@ -79,6 +83,11 @@ class LocalServer:
 
     def redirect(self, path: str, location: str, status: int = 302) -> str:
         self.routes[path] = Route(status, b"", headers=(("Location", location),))
+        return self.url(path)
+
+    def accept(self, path: str, status: int = 201) -> str:
+        """Take PUTs to ``path``: read the whole body, answer ``status``; 2xx keeps the body."""
+        self.put_statuses[path] = status
         return self.url(path)
 
 
@@ -127,6 +136,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._send(route.body[half:], route.chunked)
         if route.chunked:
             self.wfile.write(b"0\r\n\r\n")
+
+    def do_PUT(self) -> None:
+        owner = self.server.owner
+        owner.requests.append(Request("PUT", self.path, dict(self.headers.items())))
+        path = self.path.split("?", 1)[0]
+        body = self._read_body()
+        status = owner.put_statuses.get(path, 405)
+        if 200 <= status < 300:
+            owner.uploads[path] = body
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            parts = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+            self.rfile.readline()  # the blank line after the last chunk
+            return b"".join(parts)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _send(self, data: bytes, chunked: bool) -> None:
         step = 256 * 1024

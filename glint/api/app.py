@@ -19,10 +19,22 @@ from starlette.routing import BaseRoute
 
 from glint import errors
 from glint.api import errors as api_errors
-from glint.api import image_data, images, info, schemas, tasks, versions
+from glint.api import (
+    image_actions,
+    image_data,
+    image_import,
+    image_members,
+    image_tags,
+    images,
+    info,
+    schemas,
+    tasks,
+    versions,
+)
 from glint.api.identity import IdentityMiddleware
 from glint.api.request_id import RequestIdMiddleware
 from glint.app import Glint
+from glint.images.imports import Imports
 
 
 def create_app(glint: Glint, *, manage_lifecycle: bool = True) -> Starlette:
@@ -46,7 +58,12 @@ def routes(glint: Glint) -> list[BaseRoute]:
         *tasks.routes(glint.tasks, glint.registry, glint.settings),
         *images.routes(glint.images, glint.tasks, glint.settings),
         *image_data.routes(glint.images),
-        *info.routes(),
+        *image_tags.routes(glint.images),
+        *image_actions.routes(glint.images),
+        *image_members.routes(glint.members),
+        *image_import.routes(Imports(glint.images, glint.tasks), glint.settings,
+                             glint.store.name),
+        *info.routes(glint.images, glint.settings),
     ]
 
 

@@ -15,6 +15,14 @@ MAX_DEPTH = 32
 
 async def json_object(request: Request) -> dict[str, Any]:
     """The body as a JSON object (TooLarge past ``MAX_JSON_BYTES``, BadRequest if malformed)."""
+    value = await json_value(request)
+    if not isinstance(value, dict):
+        raise errors.BadRequest("The request body must be a JSON object.")
+    return value
+
+
+async def json_value(request: Request) -> Any:
+    """The body as any JSON value, with the same limits and checks as :func:`json_object`."""
     raw = await _read(request)
     if not raw.strip():
         raise errors.BadRequest("Body expected in request.")
@@ -22,8 +30,6 @@ async def json_object(request: Request) -> dict[str, Any]:
         value = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         raise errors.BadRequest("Malformed JSON in request body.") from None
-    if not isinstance(value, dict):
-        raise errors.BadRequest("The request body must be a JSON object.")
     _check(value, 0)
     return value
 

@@ -31,6 +31,7 @@ STATUS: dict[type[errors.GlintError], int] = {
     errors.TooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.RangeNotSatisfiable: 416,
+    errors.ServiceUnavailable: 503,
 }
 # Messages for Starlette's own errors, which only carry the reason phrase.
 _DEFAULT_MESSAGES = {

@@ -1,5 +1,7 @@
 """``GET /v2/images/{id}/file``: image bytes streamed from the store, whole or one byte range.
 
+(Data in, ``PUT .../file`` and ``PUT .../stage``, is :mod:`glint.api.image_upload`.)
+
 The store is read chunk by chunk in the thread pool (Starlette iterates a sync iterator there),
 so an image is never held in memory.
 """
@@ -13,10 +15,11 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute
 
 from glint import errors
-from glint.api import identity
+from glint.api import identity, image_upload
 from glint.api.images import image_id
 from glint.api.routing import resource
 from glint.images.service import ImageService
+from glint.images.uploads import Uploads
 
 OCTET_STREAM = "application/octet-stream"
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d{0,19})\s*-\s*(\d{0,19})\s*$", re.IGNORECASE)
@@ -85,4 +88,6 @@ class ImageDataApi:
 
 def routes(images: ImageService) -> list[BaseRoute]:
     api = ImageDataApi(images)
-    return [resource("/v2/images/{image_id}/file", {"GET": api.download})]
+    upload = image_upload.ImageUploadApi(Uploads(images))
+    return [resource("/v2/images/{image_id}/file", {"GET": api.download, "PUT": upload.upload}),
+            resource("/v2/images/{image_id}/stage", {"PUT": upload.stage})]

@@ -1,23 +1,26 @@
-"""``/v2/images``: list, show and delete, plus an image's tasks.
+"""``/v2/images``: create, list, show, update (JSON patch) and delete, plus an image's tasks.
 
-Create, update, upload and import come with the full Images API; they slot in as more methods
-on the resources below.
+Upload and import add their own resources (``image_data``, import); tags, actions and members
+live in ``image_tags``, ``image_actions`` and ``image_members``.
 """
 
 from __future__ import annotations
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from glint.api import identity, image_query, params
+from glint.api import bodies, identity, image_query, params
 from glint.api.routing import resource
 from glint.db import models
-from glint.images import views
+from glint.images import patch, views
 from glint.images.service import ImageService
 from glint.settings import Settings
 from glint.tasks import views as task_views
 from glint.tasks.service import TaskService
+
+IMPORT_METHODS_HEADER = "OpenStack-image-import-methods"
 
 
 def image_id(request: Request) -> str:
@@ -26,11 +29,30 @@ def image_id(request: Request) -> str:
     return params.path_id(raw, f"No image found with ID {raw[:64]}")
 
 
+def media_type(request: Request) -> str:
+    """The request's ``Content-Type`` without parameters, lowercased."""
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def create_headers(image: models.Image, settings: Settings) -> dict[str, str]:
+    """``Location`` and, when any are enabled, the import methods (openstacksdk reads them)."""
+    headers = {"Location": f"/v2/images/{image.id}"}
+    if settings.enabled_import_methods:
+        headers[IMPORT_METHODS_HEADER] = ",".join(settings.enabled_import_methods)
+    return headers
+
+
 class ImagesApi:
     def __init__(self, images: ImageService, tasks: TaskService, settings: Settings) -> None:
         self.images = images
         self.tasks = tasks
         self.settings = settings
+
+    async def create(self, request: Request) -> Response:
+        body = await bodies.json_object(request)
+        image = await run_in_threadpool(self.images.create, identity.context(request), body)
+        return JSONResponse(views.api(image), status_code=201,
+                            headers=create_headers(image, self.settings))
 
     def index(self, request: Request) -> Response:
         query = image_query.parse(request.query_params, self.settings)
@@ -44,6 +66,16 @@ class ImagesApi:
 
     def show(self, request: Request) -> Response:
         return JSONResponse(views.api(self._get(request)))
+
+    async def update(self, request: Request) -> Response:
+        """``PATCH``: the whole document is checked before anything is written."""
+        wanted = image_id(request)
+        patch.check_media_type(media_type(request))
+        changes = patch.parse(await bodies.json_value(request), media_type(request),
+                              self.settings)
+        image = await run_in_threadpool(self.images.update, identity.context(request), wanted,
+                                        changes)
+        return JSONResponse(views.api(image))
 
     def delete(self, request: Request) -> Response:
         self.images.delete(identity.context(request), image_id(request))
@@ -61,7 +93,8 @@ class ImagesApi:
 def routes(images: ImageService, tasks: TaskService, settings: Settings) -> list[BaseRoute]:
     api = ImagesApi(images, tasks, settings)
     return [
-        resource("/v2/images", {"GET": api.index}),
-        resource("/v2/images/{image_id}", {"GET": api.show, "DELETE": api.delete}),
+        resource("/v2/images", {"GET": api.index, "POST": api.create}),
+        resource("/v2/images/{image_id}",
+                 {"GET": api.show, "PATCH": api.update, "DELETE": api.delete}),
         resource("/v2/images/{image_id}/tasks", {"GET": api.image_tasks}),
     ]

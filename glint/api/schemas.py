@@ -72,6 +72,40 @@ def images(settings: Settings) -> dict[str, Any]:
     }
 
 
+_UUID_PATTERN = ("^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}"
+                 "-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$")
+
+
+def member() -> dict[str, Any]:
+    """Glance's ``Schema.minimal()`` of an image member."""
+    return {
+        "name": "member",
+        "properties": {
+            "member_id": {"type": "string",
+                          "description": "An identifier for the image member (tenantId)"},
+            "image_id": {"type": "string", "description": "An identifier for the image",
+                         "pattern": _UUID_PATTERN},
+            "created_at": {"type": "string",
+                           "description": "Date and time of image member creation"},
+            "updated_at": {"type": "string",
+                           "description": "Date and time of last modification of image member"},
+            "status": {"type": "string", "description": "The status of this image member",
+                       "enum": ["pending", "accepted", "rejected"]},
+            "schema": {"readOnly": True, "type": "string"},
+        },
+    }
+
+
+def members() -> dict[str, Any]:
+    """Glance's ``CollectionSchema.minimal()`` of image members."""
+    return {
+        "name": "members",
+        "properties": {"members": {"type": "array", "items": member()},
+                       "schema": {"type": "string"}},
+        "links": [{"rel": "describedby", "href": "{schema}"}],
+    }
+
+
 class SchemasApi:
     def __init__(self, registry: Registry, settings: Settings) -> None:
         self.registry = registry
@@ -89,6 +123,12 @@ class SchemasApi:
     async def images(self, request: Request) -> Response:
         return JSONResponse(images(self.settings))
 
+    async def member(self, request: Request) -> Response:
+        return JSONResponse(member())
+
+    async def members(self, request: Request) -> Response:
+        return JSONResponse(members())
+
 
 def routes(registry: Registry, settings: Settings) -> list[BaseRoute]:
     api = SchemasApi(registry, settings)
@@ -97,4 +137,6 @@ def routes(registry: Registry, settings: Settings) -> list[BaseRoute]:
         resource("/v2/schemas/tasks", {"GET": api.tasks}),
         resource("/v2/schemas/image", {"GET": api.image}),
         resource("/v2/schemas/images", {"GET": api.images}),
+        resource("/v2/schemas/member", {"GET": api.member}),
+        resource("/v2/schemas/members", {"GET": api.members}),
     ]

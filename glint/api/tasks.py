@@ -85,10 +85,22 @@ class TasksApi:
     def delete(self, request: Request) -> Response:
         raise errors.MethodNotAllowed(DELETE_MESSAGE, allow="GET")
 
+    def cancel(self, request: Request) -> Response:
+        """``POST /v2/tasks/{id}/actions/cancel`` (a glint extension): 202 with the task.
+
+        A pending task is failed at once; a running one stops at its script's next
+        ``should_cancel()`` check, so the body may still say ``processing``.
+        """
+        raw_id = request.path_params["task_id"]
+        task_id = params.path_id(raw_id, f"Task with identifier {raw_id[:64]} not found")
+        task = self.service.cancel(identity.context(request), task_id)
+        return JSONResponse(views.full(task), status_code=202)
+
 
 def routes(service: TaskService, registry: Registry, settings: Settings) -> list[BaseRoute]:
     api = TasksApi(service, registry, settings)
     return [
         resource("/v2/tasks", {"GET": api.index, "POST": api.create}),
         resource("/v2/tasks/{task_id}", {"GET": api.show, "DELETE": api.delete}),
+        resource("/v2/tasks/{task_id}/actions/cancel", {"POST": api.cancel}),
     ]

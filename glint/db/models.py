@@ -114,6 +114,7 @@ class Task(Timestamped, Base):
         sa.Index("ix_tasks_status", "status"),
         sa.Index("ix_tasks_expires_at", "expires_at"),
         sa.Index("ix_tasks_image_id", "image_id"),
+        sa.Index("ix_tasks_status_lease", "status", "lease_expires_at"),
     )
 
     id: orm.Mapped[str] = orm.mapped_column(sa.String(36), primary_key=True)
@@ -130,3 +131,10 @@ class Task(Timestamped, Base):
     # The creator's request context (roles included) so the runner can act on its behalf.
     context: orm.Mapped[dict[str, Any]] = orm.mapped_column(sa.JSON, default=dict)
     attempts: orm.Mapped[int] = orm.mapped_column(default=0)
+    # The lease of the runner working on the task (docs/tasks.md): who, until when, and a
+    # fencing token that grows with every claim, so a runner that lost the lease cannot write.
+    max_attempts: orm.Mapped[int] = orm.mapped_column(default=3)
+    lease_owner: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    lease_token: orm.Mapped[int] = orm.mapped_column(default=0)
+    lease_expires_at: orm.Mapped[datetime.datetime | None]
+    cancel_requested: orm.Mapped[bool] = orm.mapped_column(default=False)

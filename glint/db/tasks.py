@@ -130,6 +130,13 @@ def ids_with_status(session: orm.Session, status: str) -> list[str]:
         models.Task.status == status, models.Task.deleted.is_(False))))
 
 
+def types_of(session: orm.Session, task_ids: Sequence[str]) -> dict[str, str]:
+    """Task id → type, for ``task_ids``."""
+    rows = session.execute(sa.select(models.Task.id, models.Task.type).where(
+        models.Task.id.in_(list(task_ids))))
+    return {task_id: task_type for task_id, task_type in rows}
+
+
 def by_image(session: orm.Session, image_id: str) -> Sequence[models.Task]:
     now = models.utcnow()
     return session.scalars(sa.select(models.Task).where(

@@ -1,8 +1,11 @@
 """The executor contract: a task id in, nothing else.
 
 An executor is built with the function that runs a task (the runner, ``run(task_id)``) and
-decides where and when to call it. Everything else about the task is in the database, so a
-remote executor only has to carry the id.
+decides where and when to call it: ``cls(run, threads=N)``, or ``cls.from_settings(run,
+settings, threads=N)`` when the class has that (an executor that needs settings, like
+``celery``). Everything else about the task is in the database, so a remote executor only has
+to carry the id. ``remote`` is True for executors whose tasks run in other processes: their
+tasks are recovered by the reaper, not by the start-up recovery of one process.
 """
 
 from __future__ import annotations
@@ -14,8 +17,12 @@ RunTask = Callable[[str], None]
 
 
 class Executor(Protocol):
-    def submit(self, task_id: str) -> None:
-        """Arrange for the task to run. Must not block on the task's work."""
+    def submit(self, task_id: str, task_type: str = "") -> None:
+        """Arrange for the task to run. Must not block on the task's work.
+
+        ``task_type`` only chooses where it runs (a queue); raise ServiceUnavailable when
+        the task cannot be handed over.
+        """
         ...
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:

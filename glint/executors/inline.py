@@ -10,7 +10,7 @@ class InlineExecutor:
         self._run = run
         self._closed = False
 
-    def submit(self, task_id: str) -> None:
+    def submit(self, task_id: str, task_type: str = "") -> None:
         if self._closed:
             return  # stays pending; picked up at the next start
         self._run(task_id)

@@ -26,7 +26,7 @@ class ThreadExecutor:
         self._closed = False
         self._running: set[futures.Future[None]] = set()
 
-    def submit(self, task_id: str) -> None:
+    def submit(self, task_id: str, task_type: str = "") -> None:
         with self._lock:
             if self._closed:
                 LOG.info("executor is shutting down; task %s stays pending", task_id)

@@ -8,28 +8,23 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import orm
 
 from glint import errors
 from glint.context import RequestContext
 from glint.db import engine, models
 from glint.db import images as image_rows
-from glint.images import states, views
+from glint.images import attributes, patch, staging, states, views
 from glint.notifiers import base as notifiers
 from glint.settings import Settings
 from glint.stores.base import Store
 
 LOG = logging.getLogger(__name__)
-
-VISIBILITIES = ("public", "community", "shared", "private")
-# Attributes a client may set on create; the rest of Glance's base attributes are read-only.
-SETTABLE = frozenset({"id", "name", "visibility", "protected", "os_hidden", "disk_format",
-                      "container_format", "min_disk", "min_ram", "tags", "owner"})
-READ_ONLY = frozenset({"status", "checksum", "os_hash_algo", "os_hash_value", "size",
-                       "virtual_size", "created_at", "updated_at", "direct_url", "self", "file",
-                       "schema", "stores", "locations", "location", "deleted", "deleted_at"})
-RESERVED_PREFIX = "os_glance"
+Guard = Callable[[orm.Session], None]  # see ImageService.set_status
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,11 +40,13 @@ class ImageData:
 
 class ImageService:
     def __init__(self, db: engine.Database, store: Store, notifier: notifiers.Notifier,
-                 settings: Settings) -> None:
+                 settings: Settings, staging_area: Store | None = None) -> None:
         self.db = db
         self.store = store
         self.notifier = notifier
         self.settings = settings
+        # Where glance-direct data waits for its import (glint.images.staging).
+        self.staging = staging_area if staging_area is not None else staging.area(settings)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -78,27 +75,40 @@ class ImageService:
     def create(self, ctx: RequestContext, values: Mapping[str, Any],
                status: str = states.QUEUED) -> models.Image:
         """Create an image from API-style ``values`` (base attributes and extra properties)."""
-        base, extra, tags = _split(values, self.settings, ctx)
+        base, extra, tags = attributes.split(values, self.settings, ctx)
         image = models.Image(
             id=base.pop("id", None) or str(uuid.uuid4()), status=status,
             owner=base.pop("owner", None) or ctx.owner,
             properties=[models.ImageProperty(name=k, value=v) for k, v in extra.items()],
             tags=[models.ImageTag(value=t) for t in sorted(set(tags))], **base)
+        duplicate = errors.Conflict(f"Image with identifier {image.id} already exists!")
         with self.db.session() as session:
             if image_rows.get_any(session, image.id) is not None:
-                raise errors.Conflict(f"Image with identifier {image.id} already exists!")
-            image_rows.add(session, image)
+                raise duplicate
+            try:
+                image_rows.add(session, image)
+            except sa.exc.IntegrityError:  # created concurrently since the check above
+                raise duplicate from None
         self._notify("image.create", image)
         return image
 
     def set_status(self, ctx: RequestContext, image_id: str, target: str,
-                   expected: str | None = None, **fields: Any) -> models.Image:
-        """Move the image to ``target`` (checked against the table) and set ``fields``."""
+                   expected: str | None = None, guard: Guard | None = None,
+                   **fields: Any) -> models.Image:
+        """Move the image to ``target`` (checked against the table) and set ``fields``.
+
+        ``guard`` runs first in the same transaction and may raise to refuse the write: a
+        task's runner passes the check that it still holds the task's lease (fencing).
+        A ``target`` equal to the current status only sets ``fields``.
+        """
         with self.db.session() as session:
+            if guard is not None:
+                guard(session)
             image = image_rows.get(session, ctx, image_id, for_update=True)
             if expected is not None and image.status != expected:
                 raise errors.Conflict(f"Image {image_id} is {image.status}, expected {expected}")
-            _check_transition(image, target)
+            if target != image.status:
+                _check_transition(image, target)
             previous = image.status
             image.status = target
             for key, value in fields.items():
@@ -109,7 +119,7 @@ class ImageService:
         return image
 
     def set_data(self, ctx: RequestContext, image_id: str, data: ImageData,
-                 from_status: str) -> models.Image:
+                 from_status: str, guard: Guard | None = None) -> models.Image:
         """Record stored bytes on the image and make it active in one commit.
 
         If the image changed state meanwhile (deleted, say), the bytes are removed again and
@@ -118,7 +128,7 @@ class ImageService:
         """
         try:
             return self.set_status(ctx, image_id, states.ACTIVE, expected=from_status,
-                                   location=data.location, size=data.size,
+                                   guard=guard, location=data.location, size=data.size,
                                    checksum=data.checksum, os_hash_algo=data.os_hash_algo,
                                    os_hash_value=data.os_hash_value)
         except (errors.Conflict, errors.NotFound, errors.InvalidTransition):
@@ -139,7 +149,72 @@ class ImageService:
             image.location = None
         if location is not None:
             self.store.delete(location)
+        self.staging.delete(image_id)
         self._notify("image.delete", image)
+
+    def update(self, ctx: RequestContext, image_id: str,
+               changes: Sequence[patch.Change]) -> models.Image:
+        """Apply parsed ``PATCH`` changes, all or nothing; only the owner (or an admin) may."""
+        with self.db.session() as session:
+            image = self._owned(session, ctx, image_id, "modify")
+            properties_before = attributes.property_count(image)
+            patch.apply(image, changes, ctx, self.settings)
+            properties = attributes.property_count(image)
+            attributes.check_counts(properties if properties > properties_before else 0,
+                                    len(image.tags), self.settings)
+            image.updated_at = models.utcnow()
+        self._notify("image.update", image)
+        return image
+
+    def add_tag(self, ctx: RequestContext, image_id: str, tag: str) -> None:
+        """``PUT /v2/images/{id}/tags/{tag}``: idempotent, counted against ``image_tag_quota``."""
+        tag = attributes.tag(tag)
+        with self.db.session() as session:
+            image = self._owned(session, ctx, image_id, "update tags for")
+            if tag in {t.value for t in image.tags}:
+                return
+            image.tags.append(models.ImageTag(value=tag))
+            attributes.check_counts(0, len(image.tags), self.settings)
+            image.updated_at = models.utcnow()
+        self._notify("image.update", image)
+
+    def remove_tag(self, ctx: RequestContext, image_id: str, tag: str) -> None:
+        with self.db.session() as session:
+            image = self._owned(session, ctx, image_id, "delete tags for")
+            if tag not in {t.value for t in image.tags}:
+                raise errors.NotFound(f"Tag {tag[:64]!r} not found on image {image_id}.")
+            image.tags[:] = [t for t in image.tags if t.value != tag]
+            image.updated_at = models.utcnow()
+        self._notify("image.update", image)
+
+    def deactivate(self, ctx: RequestContext, image_id: str) -> None:
+        """active → deactivated (already deactivated: nothing to do); Glance's 403 otherwise."""
+        self._switch(ctx, image_id, states.ACTIVE, states.DEACTIVATED, "deactivate")
+
+    def reactivate(self, ctx: RequestContext, image_id: str) -> None:
+        self._switch(ctx, image_id, states.DEACTIVATED, states.ACTIVE, "reactivate")
+
+    def _switch(self, ctx: RequestContext, image_id: str, source: str, target: str,
+                action: str) -> None:
+        with self.db.session() as session:
+            image = self._owned(session, ctx, image_id, action)
+            if image.status == target:
+                return
+            if image.status != source:
+                raise errors.Forbidden(f"Not allowed to {action} image in status "
+                                       f"'{image.status}'")
+            states.check(source, target)
+            image.status = target
+        self._notify("image.update", image)
+
+    @staticmethod
+    def _owned(session: orm.Session, ctx: RequestContext, image_id: str, action: str) -> models.Image:
+        """The image locked for a write: NotFound if ``ctx`` cannot see it, Forbidden unless
+        ``ctx`` owns it or is an admin (Glance's ``modify_image`` policy)."""
+        image = image_rows.get(session, ctx, image_id, for_update=True)
+        if not ctx.is_admin and image.owner != ctx.owner:
+            raise errors.Forbidden(f"You are not permitted to {action} image {image_id}.")
+        return image
 
     def discard(self, ctx: RequestContext, image_id: str) -> None:
         """Remove an image a failed task created, bytes and all, whatever its status."""
@@ -154,7 +229,30 @@ class ImageService:
             image.location = None
         if location is not None:
             self.store.delete(location)
+        self.staging.delete(image_id)
         self._notify("image.delete", image)
+
+    def set_property_atomic(self, ctx: RequestContext, image_id: str, name: str, value: str,
+                            replaceable: Callable[[str], bool]) -> None:
+        """Set property ``name`` in one locked write, unless it holds another value that
+        ``replaceable(current)`` refuses (Conflict). Glance's ``set_property_atomic``."""
+        with self.db.session() as session:
+            image = image_rows.get(session, ctx, image_id, for_update=True)
+            current = image.extra_properties.get(name)
+            if current not in (None, value) and not replaceable(current):
+                raise errors.Conflict(f"Image {image_id} has {name}={current}")
+            image.set_property(name, value)
+            image.updated_at = models.utcnow()
+
+    def delete_property_atomic(self, image_id: str, name: str, value: str) -> bool:
+        """Remove property ``name`` if it still holds ``value``; False when it did not."""
+        with self.db.session() as session:
+            image = image_rows.get_any(session, image_id)
+            if image is None or image.deleted or image.extra_properties.get(name) != value:
+                return False
+            image.remove_property(name)
+            image.updated_at = models.utcnow()
+        return True
 
     def _notify(self, event_type: str, image: models.Image) -> None:
         self.notifier.notify(notifiers.Event(event_type, views.notification(image)))
@@ -169,76 +267,3 @@ def _check_transition(image: models.Image, target: str) -> None:
             and not (image.disk_format and image.container_format)):
         raise errors.BadRequest("Properties disk_format, container_format must be set "
                                 "prior to saving data.")
-
-
-def _split(values: Mapping[str, Any], settings: Settings,
-           ctx: RequestContext) -> tuple[dict[str, Any], dict[str, str], list[str]]:
-    """Split API values into base attributes, extra properties and tags, validating each."""
-    base: dict[str, Any] = {}
-    extra: dict[str, str] = {}
-    tags: list[str] = []
-    for key, value in values.items():
-        if key in READ_ONLY:
-            raise errors.Forbidden(f"Attribute '{key}' is read-only.")
-        if key.startswith(RESERVED_PREFIX):
-            raise errors.Forbidden(f"Attribute '{key}' is reserved.")
-        if key == "tags":
-            tags = _tags(value)
-        elif key in SETTABLE:
-            base[key] = _base_value(key, value, settings, ctx)
-        else:
-            extra[key] = _extra_value(key, value)
-    return base, extra, tags
-
-
-def _base_value(key: str, value: Any, settings: Settings, ctx: RequestContext) -> Any:
-    choices = {"disk_format": settings.disk_formats,
-               "container_format": settings.container_formats,
-               "visibility": VISIBILITIES}
-    if key in choices:
-        if value is None and key != "visibility":
-            return None
-        if value not in choices[key]:
-            raise errors.BadRequest(f"Invalid value {value!r} for '{key}': "
-                                    f"must be one of {', '.join(choices[key])}")
-        return value
-    if key in ("protected", "os_hidden"):
-        if not isinstance(value, bool):
-            raise errors.BadRequest(f"Invalid value {value!r} for '{key}': must be a boolean")
-        return value
-    if key in ("min_disk", "min_ram"):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
-            raise errors.BadRequest(f"Invalid value {value!r} for '{key}': must be an integer >= 0")
-        return value
-    if key == "id":
-        return _uuid(value)
-    if key == "owner" and value != ctx.owner and not ctx.is_admin:
-        raise errors.Forbidden("Only an admin may set the owner of an image to another project.")
-    if value is not None and not isinstance(value, str):
-        raise errors.BadRequest(f"Invalid value {value!r} for '{key}': must be a string")
-    if isinstance(value, str) and len(value) > 255:
-        raise errors.BadRequest(f"Invalid value for '{key}': longer than 255 characters")
-    return value
-
-
-def _extra_value(key: str, value: Any) -> str:
-    if not key or len(key) > 255:
-        raise errors.BadRequest(f"Invalid property name {key[:40]!r}: 1 to 255 characters")
-    if not isinstance(value, str):
-        raise errors.BadRequest(f"Invalid value for property '{key}': must be a string")
-    return value
-
-
-def _tags(value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(t, str) and 0 < len(t) <= 255
-                                              for t in value):
-        raise errors.BadRequest("Invalid value for 'tags': must be a list of strings "
-                                "of 1 to 255 characters")
-    return list(value)
-
-
-def _uuid(value: Any) -> str:
-    try:
-        return str(uuid.UUID(str(value)))
-    except ValueError:
-        raise errors.BadRequest(f"Invalid value {value!r} for 'id': must be a UUID") from None

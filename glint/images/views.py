@@ -67,3 +67,28 @@ def notification(image: models.Image) -> dict[str, Any]:
         "deleted": image.deleted,
         "deleted_at": isotime(image.deleted_at),
     }
+
+
+def member(row: models.ImageMember) -> dict[str, Any]:
+    """An image member as ``/v2/images/{id}/members`` returns it (Glance's member schema)."""
+    return {
+        "created_at": isotime(row.created_at),
+        "image_id": row.image_id,
+        "member_id": row.member,
+        "schema": "/v2/schemas/member",
+        "status": row.status,
+        "updated_at": isotime(row.updated_at),
+    }
+
+
+def member_notification(row: models.ImageMember) -> dict[str, Any]:
+    """Glance's ``image.member.*`` payload."""
+    return {
+        "image_id": row.image_id,
+        "member_id": row.member,
+        "status": row.status,
+        "created_at": isotime(row.created_at),
+        "updated_at": isotime(row.updated_at),
+        "deleted": row.deleted,
+        "deleted_at": isotime(row.deleted_at),
+    }

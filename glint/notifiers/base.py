@@ -36,14 +36,16 @@ class Notifier(Protocol):
 
 
 class Filtered:
-    """Drops events named in ``disabled`` (full types like ``task.success`` or groups like ``image``)."""
+    """Drops events named in ``disabled``: full types (``task.success``) or groups (``image``,
+    ``image.member``)."""
 
     def __init__(self, inner: Notifier, disabled: Iterable[str]) -> None:
         self.inner = inner
         self.disabled = frozenset(disabled)
 
     def notify(self, event: Event) -> None:
-        group = event.event_type.split(".", 1)[0]
-        if event.event_type in self.disabled or group in self.disabled:
+        parts = event.event_type.split(".")
+        # "image" drops every image event, "image.member" only the membership ones (Glance).
+        if any(".".join(parts[:i]) in self.disabled for i in range(1, len(parts) + 1)):
             return
         self.inner.notify(event)

@@ -6,7 +6,11 @@ point's name is the task type and its target is a module (or any object) that ha
 ``main(ctx: ScriptContext) -> dict``
     Required. Does the task's work and returns the task's ``result`` (a JSON object). Raising any
     exception fails the task; the exception's text becomes the task's ``message``. Raise
-    :class:`glint.errors.ScriptError` for failures the user should read as they are.
+    :class:`glint.errors.ScriptError` for failures the user should read as they are, and
+    :class:`glint.errors.TransientError` for failures worth another try (the runner re-runs
+    the script with backoff, up to the ``task_retry_limit`` setting). Check
+    ``ctx.should_cancel()`` between steps: it turns true when the task is cancelled, when its
+    lease was lost, or when glint is stopping; then stop, clean up and raise.
 
 ``INPUT_SCHEMA: dict``
     Optional. A JSON schema (draft 2020-12) for the task's ``input``, checked when the task is
@@ -14,6 +18,13 @@ point's name is the task type and its target is a module (or any object) that ha
 
 ``validate(task_input: Mapping, settings: Settings) -> None``
     Optional. Further request-time checks (raise :class:`glint.errors.BadRequest`).
+
+``cleanup(ctx: ScriptContext) -> None``
+    Optional. Removes what an earlier, unfinished run of the same task left behind (an image
+    record, half-written bytes). The runner calls it before re-running a task (``ctx.attempt``
+    > 1, or a retry after a :class:`glint.errors.TransientError`) and after a cancelled run.
+    It must be safe to call when there is nothing to remove. Scripts are re-run when a worker
+    was lost, so ``main`` must be safe to repeat once ``cleanup`` has run.
 
 ``CONTRACT_VERSION: int``
     Optional, default 1. glint refuses to load a script written for a contract it does not serve.
@@ -68,6 +79,7 @@ class ScriptContext:
     report_progress: ProgressReporter
     should_cancel: Callable[[], bool]
     logger: logging.Logger
+    attempt: int = 1  # 1 for the first run; more when re-run after a lost worker or a retry
 
 
 class Script(Protocol):

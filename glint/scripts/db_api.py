@@ -1,16 +1,22 @@
 """The database API a script is lent: images, and its own task record, nothing wider.
 
 Every call acts with the request context of the user who created the task, so a script sees
-exactly the images that user may see.
+exactly the images that user may see. Every write about the task, and every image status
+change, is fenced by the runner's lease: once the task was handed to another runner, they raise
+:class:`glint.errors.LeaseLost` and change nothing.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import orm
+
+from glint import errors
 from glint.context import RequestContext
-from glint.db import engine
+from glint.db import engine, leases
 from glint.db import tasks as task_rows
 from glint.images import service as images
 from glint.images import states as image_states
@@ -22,11 +28,13 @@ ImageData = images.ImageData
 
 class ScriptDbApi:
     def __init__(self, db: engine.Database, images_service: images.ImageService,
-                 ctx: RequestContext, task_id: str) -> None:
+                 ctx: RequestContext, task_id: str, lease: leases.Lease | None = None) -> None:
         self._db = db
         self._images = images_service
         self._ctx = ctx
         self._task_id = task_id
+        self._lease = lease
+        self.created: list[str] = []  # images this run created (removed if its lease is lost)
 
     def get_task(self) -> dict[str, Any]:
         """This task as the API shows it."""
@@ -38,16 +46,44 @@ class ScriptDbApi:
     def create_image(self, values: Mapping[str, Any],
                      status: str = image_states.QUEUED) -> dict[str, Any]:
         """Create an image owned by the task's project and link it to this task."""
-        image = self._images.create(self._ctx, values, status=status)
-        self.link_image(image.id)
+        # The link is written first: a run killed between the two commits leaves the task
+        # naming an image that does not exist (harmless), never an image no task names.
+        image_id = str(values.get("id") or uuid.uuid4())
+        self.link_image(image_id)
+        self.created.append(image_id)
+        try:
+            image = self._images.create(self._ctx, {**values, "id": image_id}, status=status)
+        except BaseException:
+            self._unlink(image_id)
+            raise
         return image_views.api(image)
+
+    def _unlink(self, image_id: str) -> None:
+        with self._db.session() as session:
+            task = task_rows.get_any(session, self._task_id)
+            if task is not None and task.image_id == image_id:
+                if self._lease is None:
+                    task.image_id = None
+                else:
+                    leases.write(session, self._lease, image_id=None)
 
     def link_image(self, image_id: str) -> None:
         """Record ``image_id`` as the image this task works on (``GET /v2/images/{id}/tasks``)."""
         with self._db.session() as session:
+            if self._lease is not None:
+                if not leases.write(session, self._lease, image_id=image_id):
+                    raise errors.LeaseLost(f"Task {self._task_id} is no longer held by this "
+                                           "runner; the image was not linked")
+                return
             task = task_rows.get_any(session, self._task_id)
             assert task is not None
             task.image_id = image_id
+
+    def task_image_id(self) -> str | None:
+        """The image this task works on, as recorded (by this run or a previous attempt)."""
+        with self._db.reader() as session:
+            task = task_rows.get_any(session, self._task_id)
+            return None if task is None else task.image_id
 
     def get_image(self, image_id: str) -> dict[str, Any]:
         return image_views.api(self._images.get(self._ctx, image_id))
@@ -59,12 +95,22 @@ class ScriptDbApi:
     def set_image_status(self, image_id: str, status: str, expected: str | None = None,
                          **fields: Any) -> dict[str, Any]:
         return image_views.api(self._images.set_status(self._ctx, image_id, status, expected,
-                                                       **fields))
+                                                       guard=self._guard, **fields))
 
     def set_image_data(self, image_id: str, data: ImageData, from_status: str) -> dict[str, Any]:
         """Record stored bytes and activate the image, or remove the bytes and raise."""
-        return image_views.api(self._images.set_data(self._ctx, image_id, data, from_status))
+        return image_views.api(self._images.set_data(self._ctx, image_id, data, from_status,
+                                                     guard=self._guard))
 
     def discard_image(self, image_id: str) -> None:
         """Delete an image this task created, and its bytes (cleanup after a failure)."""
         self._images.discard(self._ctx, image_id)
+
+    def release_import_lock(self, image_id: str) -> bool:
+        """Drop the image's import lock if this task holds it (``os_glance_import_task``)."""
+        return self._images.delete_property_atomic(image_id, "os_glance_import_task",
+                                                   self._task_id)
+
+    def _guard(self, session: orm.Session) -> None:
+        if self._lease is not None:
+            leases.hold(session, self._lease)

@@ -29,6 +29,7 @@ class LoadedScript:
     main: Callable[[contract.ScriptContext], contract.JsonObject]
     input_schema: Mapping[str, Any] | None
     validate: Callable[..., None] | None
+    cleanup: Callable[[contract.ScriptContext], None] | None = None
 
     def check_input(self, task_input: Any) -> None:
         """Check ``task_input`` against the script's schema (400 with the reason)."""
@@ -119,10 +120,13 @@ def validate(name: str, obj: Any, entry_point: Any) -> LoadedScript:
     check = getattr(obj, "validate", None)
     if check is not None and not callable(check):
         raise errors.ScriptLoadError("'validate' is not callable")
+    cleanup = getattr(obj, "cleanup", None)
+    if cleanup is not None and not callable(cleanup):
+        raise errors.ScriptLoadError("'cleanup' is not callable")
     package, pkg_version = _distribution(entry_point)
     return LoadedScript(type=name, package=package, version=pkg_version,
                         description=str(getattr(obj, "DESCRIPTION", "") or ""),
-                        main=main, input_schema=schema, validate=check)
+                        main=main, input_schema=schema, validate=check, cleanup=cleanup)
 
 
 def _check_schema(schema: Any) -> None:

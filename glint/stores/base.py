@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol, Self, runtime_checkable
 
 
 class StoreWriter(Protocol):
@@ -55,6 +55,22 @@ class Store(Protocol):
 
     def locations(self) -> Iterator[str]:
         """Every location held (used to find orphans)."""
+        ...
+
+
+@runtime_checkable
+class CopyingStore(Protocol):
+    """A store that can copy stored bytes itself, cheaper than reading and writing them.
+
+    Optional: callers check ``isinstance(store, CopyingStore)`` and stream the bytes through a
+    writer otherwise.
+    """
+
+    def copy(self, location: str, image_id: str) -> str:
+        """Copy the bytes at ``location`` to a new location for ``image_id``; return it.
+
+        Nothing is visible under the new location unless the whole copy succeeded.
+        """
         ...
 
 

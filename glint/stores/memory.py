@@ -57,6 +57,14 @@ class MemoryStore:
         with self.lock:
             self.blobs.pop(location, None)
 
+    def copy(self, location: str, image_id: str) -> str:
+        """Copy ``location``'s bytes for ``image_id`` (``CopyingStore``)."""
+        with self.lock:
+            if location not in self.blobs:
+                raise errors.StoreError(f"image data {location!r} is missing from the store")
+            self.blobs[image_id] = self.blobs[location]
+        return image_id
+
     def local_path(self, location: str) -> pathlib.Path | None:
         return None
 

@@ -1,73 +1,110 @@
 """The runner: the only code that changes a task's status.
 
-``run(task_id)`` claims a pending task (a conditional update, so a duplicate call does nothing),
-builds the script's context, calls the script's ``main`` and records success or failure.
-Notifications go out after each commit.
+``run(task_id)`` claims the task under a lease (a conditional update, so a duplicate call or a
+duplicate message does nothing), keeps the lease alive with a heartbeat, builds the script's
+context, calls the script's ``main`` (again, with backoff, after a ``TransientError``) and
+records success or failure through the lease: a runner that lost its lease writes nothing.
+The reaper's moves (re-queue or fail a task whose runner was lost) and cancellation are here
+too. Notifications go out after each commit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from glint import errors
 from glint.context import RequestContext
-from glint.db import engine, models
+from glint.db import engine, leases, models
 from glint.db import images as image_rows
 from glint.db import tasks as task_rows
 from glint.images import service as images
 from glint.notifiers import base as notifiers
 from glint.scripts import contract, db_api
-from glint.scripts.registry import Registry
+from glint.scripts.registry import LoadedScript, Registry
 from glint.settings import Settings
 from glint.stores.base import Store
 from glint.tasks import states, views
+from glint.tasks.heartbeat import Heartbeat
 
 LOG = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 1.0  # seconds between progress writes
 MiB = 1024 * 1024
 INTERRUPTED = ("glint stopped while this task was running; the task was failed at the next "
                "start and its partial work removed. Create the task again to retry.")
+CANCELLED = "The task was cancelled on request; its partial work was removed."
+LOST = ("The worker running this task was lost {attempts} time(s) (its lease expired); the "
+        "task was failed and its partial work removed. Create the task again to retry.")
+REQUEUED = ("The worker running this task ({owner}) was lost (its lease expired); the task "
+            "was queued again (attempt {next} of {limit}).")
+UNSUBMITTED = "The task could not be handed to a worker: {reason}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Requeued:
+    """A task the reaper handed back: publish it again."""
+
+    task_id: str
+    task_type: str
 
 
 class Runner:
     def __init__(self, db: engine.Database, registry: Registry, images_service: images.ImageService,
-                 store: Store, notifier: notifiers.Notifier, settings: Settings) -> None:
+                 store: Store, notifier: notifiers.Notifier, settings: Settings,
+                 owner: str | None = None) -> None:
         self.db = db
         self.registry = registry
         self.images = images_service
         self.store = store
         self.notifier = notifier
         self.settings = settings
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stopping = threading.Event()
 
     def run(self, task_id: str) -> None:
         """Run one task to its final status. Safe to call twice: the second call does nothing."""
-        task = self._claim(task_id)
-        if task is None:
+        claimed = self._claim(task_id)
+        if claimed is None:
             return
-        try:
-            script = self.registry.get(task.type)
-        except errors.NotFound:
-            self._finish(task, states.FAILURE, message=f"Task type '{task.type}' is not installed")
-            return
-        ctx = self._context(task)
-        try:
-            result = script.main(ctx)
-            result = _json_object(result)
-        except Exception as exc:  # every failure of a script ends its task, never the runner
-            self._fail(task, exc)
-            return
-        self._finish(task, states.SUCCESS, result=result)
+        task, lease = claimed
+        with Heartbeat(self.db, lease, seconds=self.settings.task_lease,
+                       interval=self.settings.task_heartbeat, stopping=self.stopping) as beat:
+            self._execute(task, beat)
 
-    def recover(self) -> list[str]:
+    def cancel(self, task_id: str) -> None:
+        """Ask for the task to stop. A pending task fails now; a running one at its next check."""
+        with self.db.session() as session:
+            if not leases.request_cancel(session, task_id):
+                return
+            row = task_rows.get_any(session, task_id)
+            if row is None or row.status != states.PENDING:
+                return  # the runner holding it sees the request (should_cancel) and stops
+            self._end(session, row, states.FAILURE, message=CANCELLED)
+        self._notify("task.failure", row, notifiers.ERROR)
+
+    def fail_unsubmitted(self, task_id: str, reason: str) -> None:
+        """A pending task that could not be handed to an executor ends here."""
+        with self.db.session() as session:
+            row = task_rows.get_any(session, task_id)
+            if row is None or row.status != states.PENDING:
+                return
+            self._end(session, row, states.FAILURE, message=UNSUBMITTED.format(reason=reason))
+        self._notify("task.failure", row, notifiers.ERROR)
+
+    def recover(self, is_local: Callable[[str], bool] = lambda task_type: True) -> list[str]:
         """At start-up: fail tasks a dead process left ``processing``; return pending ids.
 
+        Only for task types this process runs in-process (``is_local``): it was their only
+        runner, so a processing one was cut off. Remote executors' tasks are the reaper's.
         Pending tasks never started, so they are simply submitted again. A processing task may
         have done part of its work: its image (if any, and not active) is discarded with its
         bytes, and the task fails with a message saying why.
@@ -75,84 +112,218 @@ class Runner:
         with self.db.reader() as session:
             interrupted = task_rows.ids_with_status(session, states.PROCESSING)
             pending = task_rows.ids_with_status(session, states.PENDING)
+            types = task_rows.types_of(session, interrupted + pending)
         for task_id in interrupted:
-            self._fail_interrupted(task_id)
-        return pending
+            if is_local(types[task_id]):
+                self._fail_interrupted(task_id, INTERRUPTED)
+        return [task_id for task_id in pending if is_local(types[task_id])]
+
+    def reap(self, limit: int = 100) -> list[Requeued]:
+        """Deal with tasks whose runner was lost: re-queue them, or fail them at the limit.
+
+        Safe on many nodes at once: rows are locked with SKIP LOCKED (on SQLite the write
+        lock serialises reapers). Returns the re-queued tasks, to be published again.
+        """
+        now = models.utcnow()
+        requeued: list[Requeued] = []
+        lost: list[models.Task] = []
+        with self.db.session() as session:
+            for row in leases.expired(session, now, limit):
+                if row.attempts < row.max_attempts and not row.cancel_requested:
+                    states.check(row.status, states.PENDING)
+                    leases.requeue(session, row, REQUEUED.format(
+                        owner=row.lease_owner, next=row.attempts + 1, limit=row.max_attempts), now)
+                    requeued.append(Requeued(row.id, row.type))
+                else:
+                    message = CANCELLED if row.cancel_requested else LOST.format(
+                        attempts=row.attempts)
+                    row.lease_token += 1
+                    self._end(session, row, states.FAILURE, message=message)
+                    lost.append(row)
+        for row in lost:
+            LOG.warning("task %s failed: its worker was lost", row.id)
+            self._discard_unfinished_image(row)
+            self._notify("task.failure", row, notifiers.ERROR)
+        for item in requeued:
+            LOG.warning("task %s re-queued: its worker was lost", item.task_id)
+        return requeued
+
+    def stale_pending(self, older_than: float, limit: int = 100) -> list[Requeued]:
+        """Pending tasks untouched for ``older_than`` seconds (their message may be lost).
+
+        Their ``updated_at`` is bumped so the next pass, on any node, waits again.
+        """
+        now = models.utcnow()
+        found: list[Requeued] = []
+        with self.db.session() as session:
+            for row in leases.stale_pending(session, now - datetime.timedelta(seconds=older_than),
+                                            limit):
+                row.updated_at = now
+                found.append(Requeued(row.id, row.type))
+        return found
 
     # -- internals -----------------------------------------------------------------------
 
-    def _claim(self, task_id: str) -> models.Task | None:
+    def _claim(self, task_id: str) -> tuple[models.Task, leases.Lease] | None:
         with self.db.session() as session:
-            claimed = task_rows.compare_and_set(session, task_id, states.PENDING,
-                                                status=states.PROCESSING)
-            task = task_rows.get_any(session, task_id) if claimed else None
+            lease = leases.claim(session, task_id, self.owner, self.settings.task_lease,
+                                 models.utcnow())
+            task = task_rows.get_any(session, task_id) if lease is not None else None
             if task is not None:
                 session.refresh(task)
-        if task is None:
-            LOG.debug("task %s was not pending; not running it", task_id)
+        if task is None or lease is None:
+            LOG.debug("task %s was not pending (or its lease is held); not running it", task_id)
             return None
         self._notify("task.processing", task)
-        return task
+        return task, lease
 
-    def _context(self, task: models.Task) -> contract.ScriptContext:
+    def _execute(self, task: models.Task, beat: Heartbeat) -> None:
+        try:
+            script = self.registry.get(task.type)
+        except errors.NotFound:
+            self._finish(task, beat, states.FAILURE, message=f"Task type '{task.type}' is not installed")
+            return
+        retries = 0
+        while True:
+            ctx, api = self._context(task, beat, attempt=task.attempts + retries)
+            try:
+                if script.cleanup is not None and (task.attempts > 1 or retries):
+                    script.cleanup(ctx)
+                result = _json_object(script.main(ctx))
+            except errors.TransientError as exc:
+                if retries < self.settings.task_retry_limit and not beat.should_cancel():
+                    retries += 1
+                    if self._wait_to_retry(beat, retries, exc):
+                        continue
+                self._settle_failure(task, beat, script, ctx, api, exc, retries)
+                return
+            except Exception as exc:  # every failure of a script ends its task, never the runner
+                self._settle_failure(task, beat, script, ctx, api, exc, retries)
+                return
+            if not self._finish(task, beat, states.SUCCESS, result=result):
+                self._discard_created(api)
+            return
+
+    def _wait_to_retry(self, beat: Heartbeat, retry: int, exc: errors.TransientError) -> bool:
+        """Say so in the task's message, then sleep the backoff; False if cancelled meanwhile."""
+        delay = min(self.settings.task_retry_backoff * 2 ** (retry - 1),
+                    self.settings.task_retry_backoff_max)
+        limit = self.settings.task_retry_limit
+        beat.renew(message=f"Attempt failed with a transient error ({exc.message}); retrying in "
+                           f"{delay:g} s (retry {retry} of {limit})"[:65535])
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline:
+            if beat.should_cancel():
+                return False
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        return not beat.should_cancel()
+
+    def _settle_failure(self, task: models.Task, beat: Heartbeat, script: LoadedScript,
+                        ctx: contract.ScriptContext, api: db_api.ScriptDbApi, exc: Exception,
+                        retries: int) -> None:
+        if beat.lost.is_set():
+            LOG.warning("task %s: lease lost; its run stopped (%s)", task.id, exc)
+            self._discard_created(api)
+            return
+        if beat.cancelled.is_set():
+            self._cleanup(script, ctx)
+            self._finish(task, beat, states.FAILURE, message=CANCELLED)
+            return
+        message = _message(task, exc)
+        if isinstance(exc, errors.TransientError) and retries:
+            message = f"{message} (gave up after {retries} retries)"
+        self._finish(task, beat, states.FAILURE, message=message)
+
+    def _cleanup(self, script: LoadedScript, ctx: contract.ScriptContext) -> None:
+        if script.cleanup is None:
+            return
+        try:
+            script.cleanup(ctx)
+        except Exception:
+            LOG.exception("task %s: cleanup of %s failed", ctx.task_id, ctx.task_type)
+
+    def _discard_created(self, api: db_api.ScriptDbApi) -> None:
+        """A zombie's own images go: the task's new runner makes its own."""
+        for image_id in api.created:
+            try:
+                self.images.discard(RequestContext.admin(), image_id)
+            except Exception:
+                LOG.exception("could not discard image %s of a lost run", image_id)
+
+    def _context(self, task: models.Task, beat: Heartbeat,
+                 attempt: int) -> tuple[contract.ScriptContext, db_api.ScriptDbApi]:
         request_context = RequestContext.from_dict(task.context or {})
-        return contract.ScriptContext(
+        api = db_api.ScriptDbApi(self.db, self.images, request_context, task.id, beat.lease)
+        ctx = contract.ScriptContext(
             task_id=task.id, task_type=task.type, task_input=dict(task.input or {}),
-            request_context=request_context,
-            db_api=db_api.ScriptDbApi(self.db, self.images, request_context, task.id),
+            request_context=request_context, db_api=api,
             store_api=self.store, notifier_api=self.notifier, settings=self.settings,
-            report_progress=_Progress(self.db, task.id),
-            should_cancel=self.stopping.is_set,
+            report_progress=_Progress(lambda text: beat.renew(message=text)),
+            should_cancel=beat.should_cancel, attempt=attempt,
             logger=logging.getLogger(f"glint.task.{task.type}"))
+        return ctx, api
 
-    def _fail(self, task: models.Task, exc: Exception) -> None:
-        if isinstance(exc, errors.GlintError):
-            message = exc.message
-        else:
-            LOG.exception("task %s (%s) failed with an unexpected error", task.id, task.type)
-            message = f"Task failed due to an internal error ({type(exc).__name__}: {exc})"
-        self._finish(task, states.FAILURE, message=message)
-
-    def _finish(self, task: models.Task, target: str, result: dict[str, Any] | None = None,
-                message: str = "") -> None:
+    def _finish(self, task: models.Task, beat: Heartbeat, target: str,
+                result: dict[str, Any] | None = None, message: str = "") -> bool:
+        """Record the outcome through the lease; False (nothing written) for a zombie."""
         states.check(states.PROCESSING, target)
         now = models.utcnow()
-        expires = now + datetime.timedelta(hours=self.settings.task_time_to_live)
         with self.db.session() as session:
-            done = task_rows.compare_and_set(
-                session, task.id, states.PROCESSING, status=target, result=result,
-                message=message[:65535], expires_at=expires, updated_at=now)
+            done = leases.write(session, beat.lease, status=target, result=result,
+                                message=message[:65535], expires_at=self._expiry(now),
+                                updated_at=now, lease_expires_at=None)
             row = task_rows.get_any(session, task.id)
             if row is not None:
                 session.refresh(row)
         if not done or row is None:
-            LOG.warning("task %s was no longer processing; result not recorded", task.id)
-            return
+            LOG.warning("task %s: lease %d lost; its %s was not recorded", task.id,
+                        beat.lease.token, target)
+            return False
         self._notify(f"task.{target}", row, notifiers.ERROR if target == states.FAILURE
                      else notifiers.INFO)
+        return True
 
-    def _fail_interrupted(self, task_id: str) -> None:
-        with self.db.reader() as session:
-            task = task_rows.get_any(session, task_id)
-        if task is None:
+    def _end(self, session: Any, row: models.Task, target: str, message: str) -> None:
+        """Set a final status on a row this transaction holds (cancel, reaper, start-up)."""
+        states.check(row.status, target)
+        now = models.utcnow()
+        row.status, row.message, row.result = target, message[:65535], None
+        row.expires_at, row.updated_at, row.lease_expires_at = self._expiry(now), now, None
+        session.flush()
+
+    def _expiry(self, now: datetime.datetime) -> datetime.datetime:
+        return now + datetime.timedelta(hours=self.settings.task_time_to_live)
+
+    def _fail_interrupted(self, task_id: str, message: str) -> None:
+        with self.db.session() as session:
+            row = task_rows.get_any(session, task_id)
+            if row is None or row.status != states.PROCESSING:
+                return
+            row.lease_token += 1
+            self._end(session, row, states.FAILURE, message=message)
+        self._discard_unfinished_image(row)
+        self._notify("task.failure", row, notifiers.ERROR)
+
+    def _discard_unfinished_image(self, task: models.Task) -> None:
+        if task.image_id is None:
             return
-        if task.image_id is not None:
-            status = _image_status(self.db, task.image_id)
-            if status is not None and status != "active":
-                self.images.discard(RequestContext.admin(), task.image_id)
-        self._finish(task, states.FAILURE, message=INTERRUPTED)
+        status = _image_status(self.db, task.image_id)
+        if status is not None and status != "active":
+            self.images.discard(RequestContext.admin(), task.image_id)
 
     def _notify(self, event_type: str, task: models.Task, priority: str = notifiers.INFO) -> None:
         self.notifier.notify(notifiers.Event(event_type, views.notification(task), priority))
 
 
 class _Progress:
-    """Writes progress to the task's ``message``, at most once per PROGRESS_INTERVAL."""
+    """Writes progress to the task's ``message``, at most once per PROGRESS_INTERVAL.
 
-    def __init__(self, db: engine.Database, task_id: str,
+    Each write goes through the lease and renews it.
+    """
+
+    def __init__(self, write: Callable[[str], object],
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._db = db
-        self._task_id = task_id
+        self._write = write
         self._clock = clock
         self._last = float("-inf")
 
@@ -161,9 +332,14 @@ class _Progress:
         if now - self._last < PROGRESS_INTERVAL:
             return
         self._last = now
-        text = message if message is not None else f"Copied {done // MiB} MiB"
-        with self._db.session() as session:
-            task_rows.compare_and_set(session, self._task_id, states.PROCESSING, message=text)
+        self._write(message if message is not None else f"Copied {done // MiB} MiB")
+
+
+def _message(task: models.Task, exc: Exception) -> str:
+    if isinstance(exc, errors.GlintError):
+        return exc.message
+    LOG.error("task %s (%s) failed with an unexpected error", task.id, task.type, exc_info=exc)
+    return f"Task failed due to an internal error ({type(exc).__name__}: {exc})"
 
 
 def _image_status(db: engine.Database, image_id: str) -> str | None:

@@ -10,25 +10,29 @@ from glint import errors
 from glint.context import RequestContext
 from glint.db import engine, models
 from glint.db import tasks as task_rows
-from glint.executors.base import Executor
 from glint.notifiers import base as notifiers
 from glint.scripts.registry import Registry
 from glint.settings import Settings
-from glint.tasks import states, views
+from glint.tasks import routing, states, views
+from glint.tasks.runner import Runner
 
 
 class TaskService:
-    def __init__(self, db: engine.Database, registry: Registry, executor: Executor,
-                 notifier: notifiers.Notifier, settings: Settings) -> None:
+    def __init__(self, db: engine.Database, registry: Registry, router: routing.Router,
+                 notifier: notifiers.Notifier, settings: Settings, runner: Runner) -> None:
         self.db = db
         self.registry = registry
-        self.executor = executor
+        self.router = router
         self.notifier = notifier
         self.settings = settings
+        self.runner = runner
 
     def create(self, ctx: RequestContext, task_type: str, task_input: Any,
-               image_id: str | None = None) -> models.Task:
-        """Validate, write, commit, notify, *then* hand the id to the executor."""
+               image_id: str | None = None, task_id: str | None = None) -> models.Task:
+        """Validate, write, commit, notify, *then* hand the id to the executor its type routes to.
+
+        ``task_id`` is for callers that must name the task before it exists (the import lock).
+        """
         if task_type not in self.registry:
             raise errors.BadRequest(f"Task type '{task_type}' is not one of the installed "
                                     f"task types: {', '.join(self.registry.types)}")
@@ -39,15 +43,29 @@ class TaskService:
         if script.validate is not None:
             script.validate(task_input, self.settings)
         task = models.Task(
-            id=str(uuid.uuid4()), type=task_type, status=states.PENDING, owner=ctx.owner or "",
-            image_id=image_id,
+            id=task_id or str(uuid.uuid4()), type=task_type, status=states.PENDING,
+            owner=ctx.owner or "", image_id=image_id,
             request_id=ctx.request_id, user_id=ctx.user_id, input=task_input, result=None,
-            message="", context=ctx.to_dict())
+            message="", context=ctx.to_dict(), max_attempts=self.settings.task_max_attempts)
         with self.db.session() as session:
             task_rows.add(session, task)
         self.notifier.notify(notifiers.Event("task.create", views.notification(task)))
-        self.executor.submit(task.id)
+        try:
+            self.router.submit(task.id, task.type)
+        except errors.ServiceUnavailable as exc:
+            # Not accepted: the task is failed rather than left for a hand-over that may never be.
+            self.runner.fail_unsubmitted(task.id, exc.message)
+            raise
         return task
+
+    def cancel(self, ctx: RequestContext, task_id: str) -> models.Task:
+        """Ask for an unfinished task to stop (owner or admin); Conflict when it is final."""
+        task = self.get(ctx, task_id)
+        if task.status in states.FINAL:
+            raise errors.Conflict(f"Task {task_id} is already {task.status} and cannot be "
+                                  "cancelled")
+        self.runner.cancel(task_id)
+        return self.get(ctx, task_id)
 
     def get(self, ctx: RequestContext, task_id: str) -> models.Task:
         with self.db.reader() as session:

@@ -3,10 +3,11 @@
 ::
 
     pending ──> processing ──> success
-       │             │
-       └─────────────┴──────> failure
+       │  <─────────  │
+       └──────────────┴──────> failure
 
-``success`` and ``failure`` are final. Only the runner changes a task's status.
+``success`` and ``failure`` are final. ``processing → pending`` is the reaper re-queuing a
+task whose runner was lost (its lease expired). Only the runner changes a task's status.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ FINAL = frozenset({SUCCESS, FAILURE})
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     PENDING: frozenset({PROCESSING, FAILURE}),
-    PROCESSING: frozenset({SUCCESS, FAILURE}),
+    PROCESSING: frozenset({PENDING, SUCCESS, FAILURE}),
     SUCCESS: frozenset(),
     FAILURE: frozenset(),
 }

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -117,7 +118,10 @@ class GlanceCli:
     url: str
     home: pathlib.Path
 
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def __call__(self, *args: str, check: bool = True,
+                 close_stdin: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run ``glance``; ``close_stdin`` for commands that would upload a non-tty stdin
+        (``image-create`` without ``--file`` treats /dev/null as 0 bytes of data)."""
         glance = shutil.which("glance", path=str(BIN)) or "glance"
         env = dict(os.environ, HOME=str(self.home))
         for name in list(env):
@@ -125,15 +129,20 @@ class GlanceCli:
                 del env[name]
         result = subprocess.run(
             [glance, "--os-image-url", self.url, "--os-auth-token", "any-token", *args],
-            env=env, capture_output=True, text=True, timeout=120)
+            env=env, capture_output=True, text=True, timeout=120,
+            preexec_fn=_close_stdin if close_stdin else None)
         if check and result.returncode != 0:
             raise AssertionError(f"glance {' '.join(args)} failed ({result.returncode}):\n"
                                  f"{result.stdout}\n{result.stderr}")
         return result
 
-    def table(self, *args: str) -> dict[str, str]:
+    def table(self, *args: str, close_stdin: bool = False) -> dict[str, str]:
         """Run a command that prints a Property/Value table and return it as a dict."""
-        return parse_table(self(*args).stdout)
+        return parse_table(self(*args, close_stdin=close_stdin).stdout)
+
+
+def _close_stdin() -> None:
+    os.close(0)
 
 
 def parse_table(text: str) -> dict[str, str]:
@@ -156,3 +165,17 @@ def parse_table(text: str) -> dict[str, str]:
 @pytest.fixture
 def glance(glint_server: Server, tmp_path: pathlib.Path) -> GlanceCli:
     return GlanceCli(glint_server.url, tmp_path)
+
+
+@pytest.fixture
+def sdk(glint_server: Server) -> Iterator[Any]:
+    """An openstacksdk Connection to glint as its default project (any token will do)."""
+    from keystoneauth1 import session, token_endpoint
+    from openstack import connection
+
+    auth = token_endpoint.Token(glint_server.url, "any-token")
+    conn = connection.Connection(session=session.Session(auth=auth),
+                                 image_endpoint_override=glint_server.url,
+                                 image_api_version="2")
+    yield conn
+    conn.close()

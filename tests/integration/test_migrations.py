@@ -34,7 +34,7 @@ def _schema(url: str) -> str:
 
 def test_a_fresh_database_has_no_revision(database_url: str) -> None:
     assert migrate.current(database_url) is None
-    assert migrate.head() == "0001"
+    assert migrate.head() == "0002"
 
 
 def test_upgrade_builds_what_the_models_declare(database_url: str) -> None:
@@ -69,7 +69,29 @@ def test_upgrading_twice_changes_nothing(database_url: str) -> None:
 def test_upgrade_to_an_explicit_revision(database_url: str) -> None:
     migrate.upgrade(database_url, "0001")
     assert migrate.current(database_url) == "0001"
+    assert {d[0] for d in _differences(database_url)} == {"add_column", "add_index"}  # 0002's
+    migrate.upgrade(database_url, "0002")
+    assert migrate.current(database_url) == "0002"
     assert _differences(database_url) == []
+
+
+def test_0002_keeps_existing_tasks_and_gives_them_lease_defaults(database_url: str) -> None:
+    migrate.upgrade(database_url, "0001")
+    engine = sa.create_engine(database_url, poolclass=sa.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO tasks (id, type, status, owner, message, context, attempts, "
+                "created_at, updated_at, deleted) VALUES ('t1', 'import', 'pending', 'p', '', "
+                "'{}', 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00', false)")
+        migrate.upgrade(database_url)
+        with engine.connect() as conn:
+            row = conn.exec_driver_sql(
+                "SELECT max_attempts, lease_token, lease_owner, lease_expires_at, "
+                "cancel_requested FROM tasks").one()
+    finally:
+        engine.dispose()
+    assert tuple(row) == (3, 0, None, None, False)
 
 
 def test_the_comparison_sees_a_missing_index(database_url: str) -> None:

@@ -40,3 +40,37 @@ def test_filtered_drops_full_types_and_groups() -> None:
     for event_type in ("task.create", "task.success", "image.create", "image.member.create"):
         notifier.notify(base.Event(event_type, {}))
     assert inner.types() == ["task.create"]
+
+
+def test_filtered_drops_nested_groups() -> None:
+    inner = MemoryNotifier()
+    notifier = base.Filtered(inner, ["image.member"])
+    for event_type in ("image.member.create", "image.member.delete", "image.update",
+                       "image.membership"):
+        notifier.notify(base.Event(event_type, {}))
+    assert inner.types() == ["image.update", "image.membership"]
+
+
+def test_messaging_envelope_and_routing_key() -> None:
+    import json
+
+    from glint.notifiers import base as notifier_base
+    from glint.notifiers import messaging
+
+    event = notifier_base.Event("image.create", {"id": "i"})
+    body = messaging.envelope(event)
+    assert body["oslo.version"] == "2.0"
+    assert json.loads(body["oslo.message"]) == {
+        "message_id": event.message_id, "publisher_id": "image.glint",
+        "event_type": "image.create", "priority": "INFO", "payload": {"id": "i"},
+        "timestamp": event.timestamp}
+    assert messaging.routing_key(event) == "info.image.create"
+
+
+def test_messaging_never_raises_when_the_broker_is_down() -> None:
+    from glint.notifiers import base as notifier_base
+    from glint.notifiers import messaging
+
+    notifier = messaging.MessagingNotifier("amqp://guest:guest@127.0.0.1:1//", "glance")
+    notifier.notify(notifier_base.Event("image.create", {"id": "i"}))  # logged, not raised
+    notifier.close()

@@ -93,8 +93,8 @@ def test_other_projects_image_data_is_404(client: TestClient, glint: app.Glint) 
     assert client.get(f"/v2/images/{image.id}/file", headers=PROJECT_A).status_code == 404
 
 
-def test_put_is_not_served_yet(client: TestClient, glint: app.Glint) -> None:
+def test_other_methods_are_405(client: TestClient, glint: app.Glint) -> None:
     image = add_image(glint, CTX_A)
-    response = client.put(f"/v2/images/{image.id}/file", headers=PROJECT_A, content=b"x")
+    response = client.post(f"/v2/images/{image.id}/file", headers=PROJECT_A, content=b"x")
     assert response.status_code == 405
-    assert response.headers["allow"] == "GET"
+    assert response.headers["allow"] == "GET, PUT"

@@ -282,11 +282,16 @@ def test_real_images_validate_against_the_served_schemas(client: TestClient,
 
 def test_image_methods_not_served_are_405(client: TestClient, glint: app.Glint) -> None:
     image = add_image(glint, CTX_A)
-    response = client.patch(f"/v2/images/{image.id}", headers=PROJECT_A)
+    response = client.put(f"/v2/images/{image.id}", headers=PROJECT_A)
     assert response.status_code == 405
-    assert response.headers["allow"] == "GET, DELETE"
+    assert response.headers["allow"] == "GET, PATCH, DELETE"
+    response = client.put("/v2/images", headers=PROJECT_A)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
 
 
 def test_import_info(client: TestClient) -> None:
+    # More in tests/unit/api/test_info.py.
     assert client.get("/v2/info/import").json() == {"import-methods": {
-        "description": "Import methods available.", "type": "array", "value": []}}
+        "description": "Import methods available.", "type": "array",
+        "value": ["glance-direct", "web-download"]}}

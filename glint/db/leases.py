@@ -1,0 +1,124 @@
+"""Task leases in SQL: the claim, its renewal, the fence, and the reaper's queries.
+
+A lease is (owner, token, expiry) on the task row. ``lease_token`` grows by one on every claim
+and every re-queue, so a write guarded by ``lease_token = <mine>`` fails for a runner whose
+task was handed to another (a *zombie*). Callers own the session and its commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from glint import errors
+from glint.db import models
+
+PENDING, PROCESSING = "pending", "processing"
+Task = models.Task
+
+
+@dataclasses.dataclass(frozen=True)
+class Lease:
+    """What a runner holds while it works on a task."""
+
+    task_id: str
+    owner: str
+    token: int
+
+
+def claim(session: orm.Session, task_id: str, owner: str, seconds: float,
+          now: datetime.datetime) -> Lease | None:
+    """Take the task: pending, or processing under an expired lease; None when it is taken.
+
+    One conditional UPDATE: of two runners racing for the same task, exactly one matches the
+    row (PostgreSQL re-checks the WHERE clause after waiting for the other's row lock).
+    """
+    expired = sa.and_(Task.status == PROCESSING, Task.lease_expires_at < now)
+    result = session.execute(
+        sa.update(Task)
+        .where(Task.id == task_id, Task.deleted.is_(False), Task.cancel_requested.is_(False),
+               Task.attempts < Task.max_attempts, sa.or_(Task.status == PENDING, expired))
+        .values(status=PROCESSING, lease_owner=owner, lease_token=Task.lease_token + 1,
+                lease_expires_at=now + datetime.timedelta(seconds=seconds),
+                attempts=Task.attempts + 1, updated_at=now)
+        .execution_options(synchronize_session=False))
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return None
+    token = session.scalar(sa.select(Task.lease_token).where(Task.id == task_id))
+    return Lease(task_id, owner, int(token or 0))
+
+
+def _held(lease: Lease) -> list[sa.ColumnElement[bool]]:
+    return [Task.id == lease.task_id, Task.status == PROCESSING, Task.lease_token == lease.token]
+
+
+def write(session: orm.Session, lease: Lease, **values: Any) -> bool:
+    """Update the task only while ``lease`` is held; False for a zombie."""
+    values.setdefault("updated_at", models.utcnow())
+    result = session.execute(sa.update(Task).where(*_held(lease)).values(**values)
+                             .execution_options(synchronize_session=False))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def renew(session: orm.Session, lease: Lease, seconds: float, now: datetime.datetime,
+          **values: Any) -> bool:
+    """Push the lease's expiry ``seconds`` past ``now`` (with ``values``); False when lost."""
+    return write(session, lease, lease_expires_at=now + datetime.timedelta(seconds=seconds),
+                 updated_at=now, **values)
+
+
+def hold(session: orm.Session, lease: Lease) -> None:
+    """Lock the task row for this transaction, or raise LeaseLost: the fence for a commit.
+
+    While the lock is held nobody can re-queue or re-claim the task, so whatever else the
+    transaction writes (an image's activation) lands only if the lease is still ours.
+    """
+    locked = session.scalar(sa.select(Task.id).where(*_held(lease)).with_for_update())
+    if locked is None:
+        raise errors.LeaseLost(f"Task {lease.task_id} is no longer held by {lease.owner} "
+                               f"(lease {lease.token}); the write was refused")
+
+
+def cancel_requested(session: orm.Session, task_id: str) -> bool:
+    return bool(session.scalar(sa.select(Task.cancel_requested).where(Task.id == task_id)))
+
+
+def request_cancel(session: orm.Session, task_id: str) -> bool:
+    """Flag an unfinished task for cancellation; False when it is already final."""
+    result = session.execute(
+        sa.update(Task).where(Task.id == task_id, Task.status.in_((PENDING, PROCESSING)))
+        .values(cancel_requested=True).execution_options(synchronize_session=False))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def expired(session: orm.Session, now: datetime.datetime, limit: int) -> Sequence[Task]:
+    """Processing tasks whose lease ran out, locked; rows another reaper holds are skipped."""
+    return session.scalars(
+        sa.select(Task).where(Task.status == PROCESSING, Task.lease_expires_at < now)
+        .order_by(Task.lease_expires_at).limit(limit)
+        .with_for_update(skip_locked=True)).all()
+
+
+def stale_pending(session: orm.Session, before: datetime.datetime,
+                  limit: int) -> Sequence[Task]:
+    """Pending tasks not touched since ``before``, locked as :func:`expired` does."""
+    return session.scalars(
+        sa.select(Task).where(Task.status == PENDING, Task.deleted.is_(False),
+                              Task.updated_at < before)
+        .order_by(Task.updated_at).limit(limit)
+        .with_for_update(skip_locked=True)).all()
+
+
+def requeue(session: orm.Session, task: Task, message: str, now: datetime.datetime) -> None:
+    """processing → pending under a new token: the lost runner's lease is void from here."""
+    task.status = PENDING
+    task.lease_owner = None
+    task.lease_expires_at = None
+    task.lease_token = task.lease_token + 1
+    task.message = message
+    task.updated_at = now

@@ -1,0 +1,140 @@
+"""The ``celery`` executor: tasks run by ``glint worker`` processes, through RabbitMQ or Redis.
+
+The Celery app is built here from :class:`~glint.settings.Settings` (no module-level app, no
+global configuration) around the runner's ``run``. A message carries only the task id; the
+worker's runner re-reads the task, claims it under a lease and runs its script, exactly as the
+in-process executors do. The database, not the broker, is the truth: acknowledgement is late
+and a lost worker's message is delivered again, and a duplicate finds the claim taken and is
+dropped. Task state never goes to a Celery result backend.
+
+Queues: ``task_default_queue`` plus every queue named in ``task_queues`` (task type → queue).
+On RabbitMQ they are quorum queues (``broker_quorum_queues``), with ``x-consumer-timeout`` when
+``broker_consumer_timeout`` is set (RabbitMQ 3.12 or newer; quorum queues only).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from glint import errors
+from glint.executors import base
+from glint.settings import Settings
+
+LOG = logging.getLogger(__name__)
+TASK_NAME = "glint.run_task"
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
+
+
+def _celery() -> Any:
+    try:
+        import celery
+    except ImportError as exc:
+        raise errors.ConfigurationError(
+            "the celery executor needs Celery: pip install 'glint[celery]'") from exc
+    return celery
+
+
+def is_amqp(url: str) -> bool:
+    return url.split(":", 1)[0].split("+", 1)[0] in AMQP_SCHEMES
+
+
+def queue_names(settings: Settings) -> list[str]:
+    return sorted({settings.task_default_queue, *settings.task_queues.values()})
+
+
+def make_app(settings: Settings, run: base.RunTask) -> Any:
+    """A Celery app configured from ``settings`` whose one task runs ``run(task_id)``."""
+    celery = _celery()
+    from kombu import entity
+
+    exchange: Any = entity.Exchange
+    queue: Any = entity.Queue
+
+    amqp = is_amqp(settings.broker_url)
+    arguments: dict[str, Any] = {}
+    if amqp and settings.broker_quorum_queues:
+        arguments["x-queue-type"] = "quorum"
+        if settings.broker_consumer_timeout is not None:
+            arguments["x-consumer-timeout"] = settings.broker_consumer_timeout
+    app = celery.Celery("glint", set_as_current=False)
+    app.conf.update(
+        broker_url=settings.broker_url,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=settings.broker_publish_timeout,
+        broker_heartbeat=60 if amqp else 0,
+        broker_transport_options=(
+            {"confirm_publish": True} if amqp
+            else {"visibility_timeout": settings.broker_visibility_timeout}),
+        task_queues=[queue(name, exchange(name, type="direct"), routing_key=name,
+                           queue_arguments=arguments or None)
+                     for name in queue_names(settings)],
+        task_default_queue=settings.task_default_queue,
+        task_acks_late=True,               # ack after the run: a lost worker's message returns
+        task_reject_on_worker_lost=True,   # ... also when a prefork child is killed
+        task_acks_on_failure_or_timeout=True,  # the outcome is in the database already
+        worker_prefetch_multiplier=1,
+        worker_cancel_long_running_tasks_on_connection_loss=False,  # the lease fences copies
+        worker_enable_remote_control=False,
+        worker_send_task_events=False,
+        worker_hijack_root_logger=False,
+        task_ignore_result=True,
+        result_backend=None,
+        task_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        enable_utc=True,
+    )
+
+    def run_task(task_id: str) -> None:
+        run(task_id)
+
+    app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True,
+             ignore_result=True)(run_task)
+    return app
+
+
+class CeleryExecutor:
+    """Publishes task ids; ``glint worker`` processes consume them."""
+
+    remote = True
+
+    def __init__(self, app: Any, routes: Mapping[str, str], default_queue: str,
+                 publish_timeout: float) -> None:
+        self.app = app
+        self.routes = dict(routes)
+        self.default_queue = default_queue
+        self.publish_timeout = publish_timeout
+        self._closed = threading.Event()
+
+    @classmethod
+    def from_settings(cls, run: base.RunTask, settings: Settings,
+                      threads: int = 1) -> CeleryExecutor:
+        return cls(make_app(settings, run), settings.task_queues, settings.task_default_queue,
+                   settings.broker_publish_timeout)
+
+    def queue_for(self, task_type: str) -> str:
+        return self.routes.get(task_type, self.default_queue)
+
+    def submit(self, task_id: str, task_type: str = "") -> None:
+        """Publish the id (with publisher confirms on RabbitMQ); ServiceUnavailable if we can't."""
+        if self._closed.is_set():
+            LOG.info("executor is shutting down; task %s stays pending", task_id)
+            return
+        try:
+            self.app.send_task(TASK_NAME, args=[task_id], queue=self.queue_for(task_type),
+                               retry=True, retry_policy={
+                                   "max_retries": 2, "interval_start": 0, "interval_step": 0.5,
+                                   "interval_max": 1})
+        except Exception as exc:  # kombu's OperationalError, a socket error, a timeout
+            LOG.warning("could not publish task %s: %s", task_id, exc)
+            raise errors.ServiceUnavailable(
+                f"The task queue (broker) is unavailable, try again later: {exc}") from exc
+
+    def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
+        """Stop publishing; tasks run in workers, which have their own shutdown."""
+        if not self._closed.is_set():
+            self._closed.set()
+            self.app.close()

@@ -1,0 +1,142 @@
+"""Interoperable import: ``POST /v2/images/{id}/import`` starts an ``api_image_import`` task.
+
+The order is Glance's: check the request (400), the caller (403) and the image (409), take the
+image's import lock, create the task (which the executor then runs). The lock is the image
+property ``os_glance_import_task=<task id>``, set in one locked write; a second import while
+the task holding it is still pending or processing gets 409. A lock whose task has finished or
+disappeared (a crash between the two writes) is taken over. The script releases the lock when
+it ends, whichever way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from glint import errors, urlfilter
+from glint.context import RequestContext
+from glint.db import models
+from glint.images import states
+from glint.images.service import ImageService
+from glint.settings import Settings
+from glint.tasks import states as task_states
+from glint.tasks.service import TaskService
+
+SCRIPT = "api_image_import"
+LOCK = "os_glance_import_task"
+GLANCE_DIRECT = "glance-direct"
+WEB_DOWNLOAD = "web-download"
+# The methods glint runs, and the status each needs the image in.
+NEEDED_STATUS = {GLANCE_DIRECT: states.UPLOADING, WEB_DOWNLOAD: states.QUEUED}
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportRequest:
+    """A checked import request; ``body`` is kept as sent (the task's ``import_req``)."""
+
+    method: str
+    stores: tuple[str, ...]
+    body: Mapping[str, Any]
+
+
+def parse(body: Mapping[str, Any], store_header: str | None, settings: Settings,
+          store_name: str) -> ImportRequest:
+    """Check an import body as Glance does with a single store (400 naming the problem)."""
+    check_method(body, settings)
+    if body.get("all_stores_must_succeed", True) is not True:
+        raise errors.BadRequest("all_stores_must_succeed can only be false with several "
+                                "stores, and this cloud has one")
+    return ImportRequest(method=body["method"]["name"],
+                         stores=_stores(body, store_header, store_name), body=dict(body))
+
+
+def check_method(body: Mapping[str, Any], settings: Settings) -> None:
+    """The ``method`` object: an enabled method glint runs; web-download's URI passes the filter."""
+    method = body.get("method")
+    if not isinstance(method, Mapping) or not isinstance(method.get("name"), str):
+        raise errors.BadRequest("Import request requires a 'method' object with a 'name'")
+    name = method["name"]
+    if name not in settings.enabled_import_methods or name not in NEEDED_STATUS:
+        enabled = [m for m in settings.enabled_import_methods if m in NEEDED_STATUS]
+        raise errors.BadRequest(f"Import method {name[:64]!r} is not enabled; enabled methods: "
+                                f"{', '.join(enabled) or 'none'}")
+    if name == WEB_DOWNLOAD:
+        uri = method.get("uri")
+        if not isinstance(uri, str) or not uri:
+            raise errors.BadRequest("The web-download method requires a 'uri'")
+        try:
+            urlfilter.UrlFilter.from_settings(settings).check(uri)
+        except errors.BadRequest as exc:
+            raise errors.BadRequest(f"URI for web-download does not pass filtering: "
+                                    f"{exc.message}") from None
+
+
+def _stores(body: Mapping[str, Any], header: str | None, store_name: str) -> tuple[str, ...]:
+    stores = body.get("stores")
+    all_stores = body.get("all_stores")
+    if stores is not None and header:
+        raise errors.BadRequest("Name the stores in the body or in X-Image-Meta-Store, not both")
+    if all_stores is not None and not isinstance(all_stores, bool):
+        raise errors.BadRequest("'all_stores' must be a boolean")
+    if all_stores and (stores is not None or header):
+        raise errors.BadRequest("'all_stores' cannot be combined with named stores")
+    if stores is not None and (not isinstance(stores, list)
+                               or not all(isinstance(s, str) for s in stores)):
+        raise errors.BadRequest("'stores' must be a list of store names")
+    names = [*(stores or ()), *([header] if header else [])]
+    unknown = sorted({n for n in names if n != store_name})
+    if unknown:
+        raise errors.BadRequest(f"Unknown store(s) {', '.join(n[:64] for n in unknown)}; "
+                                f"this cloud has one store, {store_name!r}")
+    return (store_name,)
+
+
+class Imports:
+    def __init__(self, images: ImageService, tasks: TaskService) -> None:
+        self.images = images
+        self.tasks = tasks
+
+    def start(self, ctx: RequestContext, image_id: str, request: ImportRequest) -> models.Task:
+        """Check the image, take its import lock, create the task; return the task."""
+        image = self.images.get(ctx, image_id)
+        if not ctx.is_admin and image.owner != ctx.owner:
+            raise errors.Forbidden(f"You are not permitted to import data into image {image_id}.")
+        _check_image(image, request.method)
+        task_id = str(uuid.uuid4())
+        try:
+            self.images.set_property_atomic(ctx, image_id, LOCK, task_id, self._stale)
+        except errors.Conflict:
+            raise errors.Conflict(f"Image {image_id} has an active import task") from None
+        task_input = {"image_id": image_id, "import_req": dict(request.body),
+                      "backend": list(request.stores)}
+        try:
+            return self.tasks.create(ctx, SCRIPT, task_input, image_id=image_id,
+                                     task_id=task_id)
+        except BaseException:
+            self.images.delete_property_atomic(image_id, LOCK, task_id)
+            raise
+
+    def _stale(self, holder: str) -> bool:
+        """A lock may be taken over once the task holding it has ended or gone."""
+        try:
+            task = self.tasks.get(RequestContext.admin(), holder)
+        except errors.NotFound:
+            return True
+        return task.status in task_states.FINAL
+
+
+def _check_image(image: models.Image, method: str) -> None:
+    """Glance's import preconditions (409)."""
+    if image.status == states.ACTIVE:
+        raise errors.Conflict("Image with status active cannot be target for import")
+    needed = NEEDED_STATUS[method]
+    if image.status != needed:
+        if method == GLANCE_DIRECT:
+            raise errors.Conflict("Image needs to be staged before 'glance-direct' method can "
+                                  "be used")
+        raise errors.Conflict(f"Image needs to be in '{needed}' state to use '{method}' method")
+    for attribute in ("container_format", "disk_format"):
+        if not getattr(image, attribute):
+            raise errors.Conflict(f"'{attribute}' needs to be set before import")

@@ -1,0 +1,131 @@
+"""Receiving image data: ``PUT /v2/images/{id}/file`` (upload) and ``.../stage`` (staging).
+
+Both run in one worker thread per request, fed the request body as it arrives
+(:mod:`glint.api.streaming`), in a visible order: claim the image (a status change, so a
+second writer gets 409), copy the bytes through :func:`glint.datapath.copy` into a writer that
+shows nothing until it commits, then record the result. Any failure on the way (the client
+going away, ``image_size_cap``, a size that differs from ``x-openstack-image-size``, a store
+error) aborts the writer and puts the image back to ``queued``: nothing is left behind.
+An image deleted meanwhile gets its bytes removed and the request ends with 410.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
+from glint import datapath, errors
+from glint.context import RequestContext
+from glint.db import models
+from glint.images import states, views
+from glint.images.service import ImageData, ImageService
+from glint.notifiers import base as notifiers
+from glint.stores.base import Store
+
+GLANCE_DIRECT = "glance-direct"
+
+
+class Uploads:
+    def __init__(self, images: ImageService) -> None:
+        self.images = images
+        self.settings = images.settings
+
+    # -- PUT /v2/images/{id}/file --------------------------------------------------------
+
+    def upload(self, ctx: RequestContext, image_id: str, chunks: Iterable[bytes],
+               expected_size: int | None) -> models.Image:
+        """queued → saving → active with ``chunks`` in the store; back to queued on failure."""
+        self._claim(ctx, image_id, "upload data to", states.SAVING)
+        try:
+            digest, location = self._write(self.images.store, image_id, chunks, expected_size,
+                                           self.settings.hashing_algorithm)
+        except BaseException as exc:
+            self._release(ctx, image_id, states.SAVING, exc)
+            raise
+        data = ImageData(location=location, size=digest.size, checksum=digest.checksum,
+                         os_hash_algo=digest.hash_algo, os_hash_value=digest.hash_value)
+        try:
+            image = self.images.set_data(ctx, image_id, data, from_status=states.SAVING)
+        except errors.NotFound:  # set_data removed the bytes
+            raise _gone(image_id) from None
+        self._notify("image.upload", image)
+        return image
+
+    # -- PUT /v2/images/{id}/stage -------------------------------------------------------
+
+    def stage(self, ctx: RequestContext, image_id: str, chunks: Iterable[bytes],
+              expected_size: int | None) -> models.Image:
+        """queued → uploading with ``chunks`` in the staging area, for a glance-direct import."""
+        if GLANCE_DIRECT not in self.settings.enabled_import_methods:
+            raise errors.NotFound("The glance-direct import method is not enabled, so images "
+                                  "cannot be staged.")
+        self._claim(ctx, image_id, "stage data for", states.UPLOADING)
+        staging = self.images.staging
+        try:
+            digest, location = self._write(staging, image_id, chunks, expected_size, "md5")
+        except BaseException as exc:
+            self._release(ctx, image_id, states.UPLOADING, exc)
+            raise
+        try:
+            return self.images.set_status(ctx, image_id, states.UPLOADING,
+                                          expected=states.UPLOADING, size=digest.size)
+        except errors.NotFound:
+            staging.delete(location)
+            raise _gone(image_id) from None
+        except errors.Conflict:
+            staging.delete(location)
+            raise
+
+    # -- steps ---------------------------------------------------------------------------
+
+    def _claim(self, ctx: RequestContext, image_id: str, action: str, target: str) -> None:
+        """Check the caller may write and the image takes data; move it to ``target``."""
+        image = self.images.get(ctx, image_id)
+        if not ctx.is_admin and image.owner != ctx.owner:
+            raise errors.Forbidden(f"You are not permitted to {action} image {image_id}.")
+        if image.status != states.QUEUED:
+            raise errors.Conflict(_not_queued(image))
+        image = self.images.set_status(ctx, image_id, target, expected=states.QUEUED)
+        self._notify("image.prepare", image)
+
+    def _write(self, store: Store, image_id: str, chunks: Iterable[bytes],
+               expected_size: int | None, hash_algo: str) -> tuple[datapath.Digest, str]:
+        with store.writer(image_id) as writer:
+            digest = datapath.copy(chunks, writer, size_cap=self.settings.image_size_cap,
+                                   hash_algo=hash_algo, expected_size=expected_size)
+            return digest, writer.commit()
+
+    def _release(self, ctx: RequestContext, image_id: str, claimed: str,
+                 exc: BaseException) -> None:
+        """Back to queued after a failed write (unless the image went away meanwhile)."""
+        with contextlib.suppress(errors.NotFound, errors.Conflict):  # deleted meanwhile
+            self.images.set_status(ctx, image_id, states.QUEUED, expected=claimed,
+                                   size=None, virtual_size=None)
+        message = exc.message if isinstance(exc, errors.GlintError) else type(exc).__name__
+        self.images.notifier.notify(notifiers.Event(
+            "image.upload", {"image_id": image_id, "message": f"Image upload failed: {message}"},
+            notifiers.ERROR))
+
+    def _notify(self, event_type: str, image: models.Image) -> None:
+        self.images.notifier.notify(notifiers.Event(event_type, _payload(image)))
+
+
+def _payload(image: models.Image) -> dict[str, Any]:
+    """Glance's ``image.prepare``/``image.upload`` payload: the image plus its import stores."""
+    return {**views.notification(image), "backend": None,
+            "os_glance_importing_to_stores": [], "os_glance_failed_import": []}
+
+
+def _not_queued(image: models.Image) -> str:
+    if image.status == states.UPLOADING:
+        return f"Image {image.id} already has staged data; import it or delete the image."
+    if image.status == states.SAVING:
+        return f"Image {image.id} is already receiving data."
+    return (f"Image {image.id} is {image.status}: data can only be written to an image in "
+            "status queued.")
+
+
+def _gone(image_id: str) -> errors.Gone:
+    return errors.Gone(f"Image {image_id} was deleted while its data was being written; "
+                       "the data was removed.")

@@ -1,0 +1,140 @@
+"""The ``export`` task script: stream an image's data out of glint, converted if asked.
+
+Input::
+
+    {"image_id": "<an active image the task's creator may see>",
+     "export_to": "file:///srv/exports/cirros.qcow2",    # or an http(s) URL that takes a PUT
+     "export_format": "qcow2"}                          # optional; default: as stored
+
+Where the data may go is :mod:`glint.scripts.export_targets`'s business: files only under
+``export_allowed_dirs`` and never over an existing file; URLs only where the import URL filter
+lets glint go. Both are checked when the task is created (400) and again when it runs.
+
+With ``export_format`` other than the image's ``disk_format``, the data is converted with
+``qemu-img convert`` (:mod:`glint.scripts.qemu_img`) into a scratch directory under
+``work_dir``, which is removed afterwards, and the converted file is what is sent.
+
+The result says where the data went and describes the bytes written: ``size``, the md5
+``checksum`` and the ``os_hash_value`` multihash (``os_hash_algo``: the ``hashing_algorithm``
+setting), so the receiver can check what it got.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pathlib
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from glint import errors
+from glint.images import states as image_states
+from glint.scripts import contract, export_targets, qemu_img
+from glint.settings import Settings
+
+DESCRIPTION = "Copy an image's data to a file or an http(s) URL, converting its format if asked."
+
+INPUT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["image_id", "export_to"],
+    "properties": {
+        "image_id": {"type": "string", "minLength": 1, "maxLength": 36,
+                     "description": "the image to export"},
+        "export_to": {"type": "string", "minLength": 1, "maxLength": 8192,
+                      "description": "file:///path under an allowed directory, or an "
+                                     "http(s) URL that accepts a PUT"},
+        "export_format": {"type": "string", "minLength": 1,
+                          "description": "disk format to write (default: the image's own)"},
+    },
+    "additionalProperties": False,
+}
+READ_SIZE = 1024 * 1024
+
+
+def validate(task_input: Mapping[str, Any], settings: Settings) -> None:
+    """Refuse at create time a target glint may not write to, or a format it cannot write."""
+    export_targets.parse(task_input["export_to"], settings)
+    export_format = task_input.get("export_format")
+    if export_format is not None:
+        if export_format not in settings.disk_formats:
+            raise errors.BadRequest(f"Invalid export_format {export_format!r}: must be one of "
+                                    f"{', '.join(settings.disk_formats)}")
+        qemu_img.output_format(export_format)
+
+
+def main(ctx: contract.ScriptContext) -> contract.JsonObject:
+    """Send the image's (converted) bytes to the target; describe what was written."""
+    target = export_targets.parse(ctx.task_input["export_to"], ctx.settings)
+    image, location = _source(ctx, ctx.task_input["image_id"])
+    disk_format = ctx.task_input.get("export_format") or image["disk_format"]
+    with _data(ctx, image, location, disk_format) as (chunks, length):
+        digest = target.send(ctx, chunks, length)
+    ctx.logger.info("exported image %s to %s (%s, %d bytes)", image["id"], target.url,
+                    disk_format, digest.size)
+    return {"image_id": image["id"], "export_to": target.url, "disk_format": disk_format,
+            "size": digest.size, "checksum": digest.checksum,
+            "os_hash_algo": digest.hash_algo, "os_hash_value": digest.hash_value}
+
+
+def _source(ctx: contract.ScriptContext, image_id: str) -> tuple[dict[str, Any], str]:
+    """The image and its data's location, if the task's creator may export it."""
+    try:
+        image = ctx.db_api.get_image(image_id)
+        location = ctx.db_api.get_image_location(image_id)
+    except errors.NotFound as exc:
+        raise errors.ScriptError(f"Cannot export: {exc.message}") from exc
+    if image["status"] != image_states.ACTIVE or location is None:
+        raise errors.ScriptError(f"Cannot export image {image_id}: it is {image['status']}, "
+                                 "and only active images can be exported")
+    return image, location
+
+
+@contextlib.contextmanager
+def _data(ctx: contract.ScriptContext, image: Mapping[str, Any], location: str,
+          disk_format: str) -> Iterator[tuple[Iterable[bytes], int | None]]:
+    """The bytes to send and their length: the stored ones, or a converted copy."""
+    if disk_format == image["disk_format"]:
+        yield ctx.store_api.read(location), image["size"]
+        return
+    work = _work_dir(ctx)
+    try:
+        source = _local_copy(ctx, location, work)
+        qemu_img.check_source(source, image["disk_format"])
+        converted = work / "converted"
+        qemu_img.convert(source, image["disk_format"], converted, disk_format,
+                         ctx.should_cancel)
+        size = converted.stat().st_size
+        if size > ctx.settings.image_size_cap:
+            raise errors.ScriptError(f"The image converted to {disk_format} is {size} bytes, "
+                                     f"more than image_size_cap ({ctx.settings.image_size_cap})")
+        yield _file_chunks(converted), size
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _work_dir(ctx: contract.ScriptContext) -> pathlib.Path:
+    root = ctx.settings.effective_work_dir
+    root.mkdir(parents=True, exist_ok=True)
+    return pathlib.Path(tempfile.mkdtemp(prefix=f"export-{ctx.task_id}-", dir=root))
+
+
+def _local_copy(ctx: contract.ScriptContext, location: str, work: pathlib.Path) -> pathlib.Path:
+    """A file qemu-img can read: the store's own file when it has one, else a copy."""
+    path = ctx.store_api.local_path(location)
+    if path is not None:
+        return path
+    copy = work / "source"
+    with copy.open("wb") as out:
+        for chunk in ctx.store_api.read(location):
+            if ctx.should_cancel():
+                raise errors.ScriptError("Export cancelled: glint is stopping")
+            out.write(chunk)
+    return copy
+
+
+def _file_chunks(path: pathlib.Path) -> Iterator[bytes]:
+    with path.open("rb", buffering=0) as handle:
+        while chunk := handle.read(READ_SIZE):
+            yield chunk

@@ -1,0 +1,270 @@
+"""Where an export goes: a file under a directory the operator allows, or an http(s) PUT.
+
+``file:///dir/name`` targets must resolve (symlinks and ``..`` followed) to a directory at or
+under one of ``export_allowed_dirs``; with none set, file exports are refused. glint never
+overwrites: a name that exists (even a dangling symlink) is refused, and the bytes are written
+to a hidden temporary file in the same directory, fsynced, then linked to the final name in one
+step that fails if the name appeared meanwhile. A failed export leaves nothing behind.
+
+``http(s)://`` targets pass the import URL filter (:mod:`glint.urlfilter`: schemes, hosts) and
+get the bytes as the body of one streamed PUT; an answer other than 2xx fails the export.
+glint does not follow redirects for a PUT. A receiver that sees the connection drop before
+``Content-Length`` bytes arrived has only a partial body, which it should discard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import hashlib
+import os
+import pathlib
+import posixpath
+import urllib.parse
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+import httpx
+
+from glint import datapath, errors, urlfilter
+from glint.scripts import contract, fetch
+from glint.settings import Settings
+from glint.stores import base as stores
+
+USER_AGENT = "glint-export"
+TMP_SUFFIX = ".glint-export.tmp"
+
+
+class Target(Protocol):
+    @property
+    def url(self) -> str:
+        """Where the data goes, as the task's input named it."""
+        ...
+
+    def send(self, ctx: contract.ScriptContext, chunks: Iterable[bytes],
+             length: int | None) -> datapath.Digest:
+        """Deliver ``chunks`` (``length`` bytes when known); return what was delivered."""
+        ...
+
+
+def parse(export_to: str, settings: Settings) -> Target:
+    """The target ``export_to`` names, if glint may write there (BadRequest saying why not)."""
+    scheme = urllib.parse.urlsplit(export_to).scheme.lower()
+    if scheme == "file":
+        return FileTarget.parse(export_to, settings.export_allowed_dirs)
+    return HttpTarget.parse(export_to, settings)
+
+
+# -- files ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FileTarget:
+    url: str
+    path: pathlib.Path  # the directory resolved, the name as given
+    roots: tuple[str, ...]  # the allowed directories, resolved
+
+    @classmethod
+    def parse(cls, url: str, allowed_dirs: Iterable[pathlib.Path]) -> FileTarget:
+        roots = tuple(os.path.realpath(d) for d in allowed_dirs)
+        if not roots:
+            raise errors.BadRequest("Exports to files are turned off here (the "
+                                    "export_allowed_dirs setting is empty)")
+        raw = _file_path(url)
+        name = posixpath.basename(raw)
+        if name in ("", ".", ".."):
+            raise errors.BadRequest(f"export_to {url} does not name a file")
+        directory = os.path.realpath(posixpath.dirname(raw))
+        if not any(_inside(directory, root) for root in roots):
+            raise errors.BadRequest(f"export_to {url} is outside the directories exports may "
+                                    f"write to ({', '.join(roots)})")
+        if not os.path.isdir(directory):
+            raise errors.BadRequest(f"export_to {url}: directory {directory} does not exist")
+        path = pathlib.Path(directory, name)
+        if os.path.lexists(path):
+            raise errors.BadRequest(f"export_to {url}: {path} already exists, and exports "
+                                    "never overwrite")
+        return cls(url=url, path=path, roots=roots)
+
+    def send(self, ctx: contract.ScriptContext, chunks: Iterable[bytes],
+             length: int | None) -> datapath.Digest:
+        with FileWriter(self.path, self.roots) as writer:
+            digest = datapath.copy(
+                chunks, writer, size_cap=ctx.settings.image_size_cap,
+                hash_algo=ctx.settings.hashing_algorithm, expected_size=length,
+                progress=lambda done: ctx.report_progress(done, length),
+                should_cancel=ctx.should_cancel)
+            writer.commit()
+        return digest
+
+
+class FileWriter(stores.WriterBase):
+    """Writes a new file through a descriptor of its directory, so a swapped path cannot
+    redirect it; the final name appears only in ``commit``, and never replaces a file."""
+
+    def __init__(self, path: pathlib.Path, roots: tuple[str, ...]) -> None:
+        self.path = path
+        self._dir: int | None = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._tmp = f".{path.name[:200]}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}"
+        self._fd: int | None = None
+        try:
+            _check_opened_directory(self._dir, path, roots)
+            self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                               | os.O_CLOEXEC, 0o644, dir_fd=self._dir)
+        except BaseException:
+            self.abort()
+            raise
+
+    def write(self, data: bytes | memoryview) -> None:
+        assert self._fd is not None, "write after commit/abort"
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+
+    def commit(self) -> str:
+        assert self._fd is not None and self._dir is not None, "commit after commit/abort"
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = None
+        _publish(self._dir, self._tmp, self.path)
+        self._committed = True
+        os.fsync(self._dir)
+        self._close_dir()
+        return str(self.path)
+
+    def abort(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._dir is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp, dir_fd=self._dir)
+            self._close_dir()
+
+    def _close_dir(self) -> None:
+        if self._dir is not None:
+            os.close(self._dir)
+            self._dir = None
+
+
+def _file_path(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise errors.BadRequest(f"export_to {url} names another host; a file URL is "
+                                "file:///path/on/this/host")
+    if parts.query or parts.fragment:
+        raise errors.BadRequest(f"export_to {url} has a query or fragment; a file URL is "
+                                "file:///path/on/this/host")
+    raw = urllib.parse.unquote(parts.path)
+    if "\x00" in raw or not raw.startswith("/"):
+        raise errors.BadRequest(f"export_to {url} is not an absolute file:///path")
+    return raw
+
+
+def _inside(path: str, root: str) -> bool:
+    return os.path.commonpath([path, root]) == root
+
+
+def _check_opened_directory(fd: int, path: pathlib.Path, roots: tuple[str, ...]) -> None:
+    """The directory actually opened must still be inside a root (a symlink in the path may
+    have been swapped since the target was checked). Linux says where a descriptor points."""
+    proc = f"/proc/self/fd/{fd}"
+    where = os.readlink(proc) if os.path.exists(proc) else os.path.realpath(path.parent)
+    if not any(_inside(where, root) for root in roots):
+        raise errors.ScriptError(f"{path.parent} now resolves to {where}, outside the "
+                                 "directories exports may write to")
+
+
+def _publish(directory: int, tmp: str, path: pathlib.Path) -> None:
+    """Give ``tmp`` its final name, failing (and removing it) if that name exists."""
+    try:
+        try:
+            os.link(tmp, path.name, src_dir_fd=directory, dst_dir_fd=directory)
+        except FileExistsError:
+            raise errors.ScriptError(f"{path} appeared while the export ran; "
+                                     "exports never overwrite") from None
+        except OSError as exc:  # a filesystem without hard links: check, then rename
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+            if os.path.lexists(path):
+                raise errors.ScriptError(f"{path} appeared while the export ran; "
+                                         "exports never overwrite") from None
+            os.rename(tmp, path.name, src_dir_fd=directory, dst_dir_fd=directory)
+            return
+    except BaseException:
+        os.unlink(tmp, dir_fd=directory)
+        raise
+    os.unlink(tmp, dir_fd=directory)
+
+
+# -- http(s) ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpTarget:
+    url: str
+
+    @classmethod
+    def parse(cls, url: str, settings: Settings) -> HttpTarget:
+        try:
+            urlfilter.UrlFilter.from_settings(settings).check(url)
+        except errors.BadRequest as exc:
+            raise errors.BadRequest(f"export_to {url} refused: {exc.message}") from None
+        return cls(url=url)
+
+    def send(self, ctx: contract.ScriptContext, chunks: Iterable[bytes],
+             length: int | None) -> datapath.Digest:
+        self.parse(self.url, ctx.settings)  # settings may have changed since the task began
+        body = _Hashing(chunks, ctx, length)
+        headers = {"User-Agent": USER_AGENT, "Content-Type": "application/octet-stream"}
+        if length is not None:
+            headers["Content-Length"] = str(length)  # else httpx sends it chunked
+        try:
+            with fetch.client(ctx.settings) as client:
+                response = client.put(self.url, content=iter(body), headers=headers)
+        except httpx.TimeoutException as exc:
+            raise errors.ScriptError(f"Timed out sending to {self.url} (no progress for "
+                                     f"{ctx.settings.import_timeout:g} seconds)") from exc
+        except httpx.HTTPError as exc:
+            raise errors.ScriptError(f"Sending to {self.url} failed: {exc}") from exc
+        if not response.is_success:
+            raise errors.ScriptError(f"{self.url} answered HTTP {response.status_code} "
+                                     f"{response.reason_phrase}".rstrip()
+                                     + " to the export's PUT")
+        return body.digest()
+
+
+class _Hashing:
+    """The body of a PUT: passes chunks on, hashing and counting them.
+
+    Hashing here, in the thread that sends, is simpler than datapath's pipeline and costs
+    nothing that matters: the network, not the hash, is what an upload waits on.
+    """
+
+    def __init__(self, chunks: Iterable[bytes], ctx: contract.ScriptContext,
+                 length: int | None) -> None:
+        self._chunks = chunks
+        self._ctx = ctx
+        self._length = length
+        self._algo = ctx.settings.hashing_algorithm
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._multihash = hashlib.new(self._algo)
+        self._size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            if self._ctx.should_cancel():
+                raise errors.ScriptError("Export cancelled: glint is stopping")
+            self._md5.update(chunk)
+            self._multihash.update(chunk)
+            self._size += len(chunk)
+            self._ctx.report_progress(self._size, self._length)
+            yield chunk
+
+    def digest(self) -> datapath.Digest:
+        if self._length is not None and self._size != self._length:
+            raise errors.ScriptError(f"Sent {self._size} bytes, expected {self._length}")
+        return datapath.Digest(size=self._size, checksum=self._md5.hexdigest(),
+                               hash_algo=self._algo, hash_value=self._multihash.hexdigest())

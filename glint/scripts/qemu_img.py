@@ -1,0 +1,100 @@
+"""Converting disk images with ``qemu-img convert`` (Debian's ``qemu-utils``).
+
+glint names formats as Glance does (``disk_format``); qemu-img has its own names for a few
+(``vhd`` is qemu's ``vpc``; ISO and Amazon images are read as ``raw``). The source format is
+always given explicitly (``-f``): qemu-img never guesses it from the bytes.
+
+Before qemu-img reads a source that is not raw, oslo.utils' format inspector checks that the
+bytes are in the declared format and are safe to open: a qcow2 with a backing file or an
+external data file, or a VMDK with extents in other files, would make qemu-img read files of
+the host, so they are refused.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+from collections.abc import Callable
+
+from oslo_utils.imageutils import format_inspector
+
+from glint import errors
+
+COMMAND = "qemu-img"
+# glint disk format -> qemu-img format, for formats qemu-img can write.
+OUTPUT_FORMATS = {"raw": "raw", "qcow2": "qcow2", "vmdk": "vmdk", "vhdx": "vhdx", "vdi": "vdi",
+                  "vhd": "vpc"}
+# ... and for formats it can read: the above, plus formats that are raw bytes underneath.
+INPUT_FORMATS = {**OUTPUT_FORMATS, "iso": "raw", "ami": "raw", "aki": "raw", "ari": "raw"}
+_POLL = 0.2  # seconds between checks of should_cancel while qemu-img runs
+
+
+def check_source(path: pathlib.Path, disk_format: str) -> None:
+    """Refuse (ScriptError) a source qemu-img should not open as ``disk_format``."""
+    qemu_format = _input_format(disk_format)
+    if qemu_format == "raw":
+        return  # read as plain bytes: nothing in them can point qemu-img elsewhere
+    inspector_cls = format_inspector.get_inspector(disk_format)
+    if inspector_cls is None:  # pragma: no cover - every INPUT_FORMATS entry has one
+        raise errors.ScriptError(f"cannot inspect {disk_format} data before converting it")
+    try:
+        inspector_cls.from_file(str(path)).safety_check()
+    except format_inspector.ImageFormatError as exc:
+        raise errors.ScriptError(f"the image's data is not valid {disk_format} data, as its "
+                                 f"disk_format says: {exc}") from exc
+    except format_inspector.SafetyCheckFailed as exc:
+        raise errors.ScriptError(f"the image's {disk_format} data is unsafe to convert "
+                                 f"({', '.join(sorted(exc.failures))})") from exc
+
+
+def convert(source: pathlib.Path, source_format: str, target: pathlib.Path, target_format: str,
+            should_cancel: Callable[[], bool] = lambda: False) -> None:
+    """Convert ``source`` to ``target``; ScriptError with qemu-img's reason if it fails."""
+    command = [COMMAND, "convert", "-q", "-f", _input_format(source_format),
+               "-O", output_format(target_format), str(source), str(target)]
+    try:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise errors.ScriptError(f"{COMMAND} is not installed (Debian package qemu-utils); "
+                                 "it is needed to convert image formats") from None
+    try:
+        _wait(process, should_cancel)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+        if process.stderr:
+            process.stderr.close()
+    if process.returncode != 0:
+        reason = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit {process.returncode}"
+        raise errors.ScriptError(f"{COMMAND} could not convert {source_format} to "
+                                 f"{target_format}: {reason}")
+
+
+def output_format(disk_format: str) -> str:
+    try:
+        return OUTPUT_FORMATS[disk_format]
+    except KeyError:
+        raise errors.BadRequest(f"cannot convert to {disk_format!r}: glint converts to "
+                                f"{', '.join(sorted(OUTPUT_FORMATS))}") from None
+
+
+def _input_format(disk_format: str) -> str:
+    try:
+        return INPUT_FORMATS[disk_format]
+    except KeyError:
+        raise errors.ScriptError(f"cannot convert {disk_format} images: glint converts from "
+                                 f"{', '.join(sorted(INPUT_FORMATS))}") from None
+
+
+def _wait(process: subprocess.Popen[bytes], should_cancel: Callable[[], bool]) -> None:
+    # stderr is small (qemu-img -q prints only errors), so the pipe cannot fill up and block it.
+    while True:
+        try:
+            process.wait(timeout=_POLL)
+            return
+        except subprocess.TimeoutExpired:
+            if should_cancel():
+                raise errors.ScriptError(f"{COMMAND} stopped: glint is stopping") from None

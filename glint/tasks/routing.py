@@ -1,0 +1,94 @@
+"""Which executor runs which task type: the ``executor_routes`` setting, resolved at start-up.
+
+Every task type runs on the default executor (the ``executor`` setting) unless
+``executor_routes`` names another executor for it. Each executor named anywhere is built once;
+a name that no installed executor answers to stops glint from starting.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+
+from glint import errors, plugins
+from glint.executors import base
+from glint.settings import Settings
+
+LOG = logging.getLogger(__name__)
+NAMESPACE = "glint.executors"
+ExecutorClass = Callable[..., base.Executor]  # called as (run, threads=...)
+
+
+class Router:
+    """Executors by name, and the task types routed to each; other types go to ``default``."""
+
+    def __init__(self, executors: Mapping[str, base.Executor], routes: Mapping[str, str],
+                 default: str) -> None:
+        unknown = sorted({default, *routes.values()} - set(executors))
+        if unknown:
+            raise errors.ConfigurationError(f"no executor built for {', '.join(unknown)}")
+        self.executors = dict(executors)
+        self.routes = dict(routes)
+        self.default = default
+
+    def executor_for(self, task_type: str) -> base.Executor:
+        return self.executors[self.routes.get(task_type, self.default)]
+
+    def submit(self, task_id: str, task_type: str) -> None:
+        """Hand the task to the executor its type routes to."""
+        self.executor_for(task_type).submit(task_id, task_type)
+
+    def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
+        """Stop every executor taking tasks, then wait (``timeout`` in all) for running ones."""
+        for executor in self.executors.values():
+            executor.shutdown(wait=False)
+        if not wait:
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for executor in self.executors.values():
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            executor.shutdown(wait=True, timeout=left)
+
+
+def build(run: base.RunTask, *, default: str, routes: Mapping[str, str], threads: int,
+          task_types: Iterable[str], settings: Settings | None = None) -> Router:
+    """Build each executor named by ``default`` and ``routes`` (once each) around ``run``.
+
+    Raises ConfigurationError naming the setting when an executor is not installed. A route for
+    a task type no installed script serves is only logged: the script may come later.
+    """
+    executors: dict[str, base.Executor] = {}
+    executors[default] = _make(_load(default, "setting executor"), run, threads, settings)
+    for task_type, name in sorted(routes.items()):
+        if name not in executors:
+            where = f"setting executor_routes (task type {task_type!r})"
+            executors[name] = _make(_load(name, where), run, threads, settings)
+    known = set(task_types)
+    for task_type in sorted(set(routes) - known) if known else ():  # none: a maintenance command
+        LOG.warning("executor_routes names task type %r, which no installed script serves",
+                    task_type)
+    return Router(executors, routes, default)
+
+
+def _make(executor_cls: ExecutorClass, run: base.RunTask, threads: int,
+          settings: Settings | None) -> base.Executor:
+    """``cls.from_settings(run, settings, threads=...)`` when it has one, else ``cls(run, ...)``."""
+    from_settings = getattr(executor_cls, "from_settings", None)
+    if from_settings is not None and settings is not None:
+        executor: base.Executor = from_settings(run, settings, threads=threads)
+        return executor
+    return executor_cls(run, threads=threads)
+
+
+def _load(name: str, where: str) -> ExecutorClass:
+    try:
+        executor_cls: ExecutorClass = plugins.load(NAMESPACE, name)
+    except errors.ConfigurationError:
+        installed = ", ".join(sorted({ep.name for ep in
+                                      importlib.metadata.entry_points(group=NAMESPACE)}))
+        raise errors.ConfigurationError(
+            f"{where} names executor {name!r}, which is not installed "
+            f"(installed executors: {installed or 'none'})") from None
+    return executor_cls
