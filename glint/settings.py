@@ -85,7 +85,8 @@ class Settings(BaseSettings):
     image_tag_quota: int = 128
     image_member_quota: int = 128
     # Advertised in the ``OpenStack-image-import-methods`` header of ``POST /v2/images``.
-    enabled_import_methods: tuple[str, ...] = ("glance-direct", "web-download")
+    enabled_import_methods: tuple[Literal["glance-direct", "web-download"], ...] = (
+        "glance-direct", "web-download")
     # Where ``PUT /v2/images/{id}/stage`` keeps data until its import (default: data_dir/staging).
     staging_path: pathlib.Path | None = None
 
