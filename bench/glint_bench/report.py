@@ -1,0 +1,150 @@
+"""The run's results as a table, and the issue's targets checked against them."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from glint_bench import stats
+
+SINGLE_PASS_RATIO = 0.85
+DOWNLOAD_MIB_S = 1536.0
+RSS_MIB = 150.0
+THREAD_P50_MS = 5.0
+CELERY_P50_MS = 30.0
+LIST_P99_MS = 20.0
+LIST_GROWTH = 1.5
+
+
+def bound(limits: Mapping[str, float], names: Sequence[str]) -> stats.Bound:
+    return stats.bounding(limits, names)
+
+
+def latency_dict(found: stats.Latency) -> dict[str, float]:
+    return {"count": found.count, "p50_ms": round(found.p50_ms, 2),
+            "p99_ms": round(found.p99_ms, 2), "per_s": round(found.per_s, 1)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    name: str
+    wanted: str
+    measured: str
+    met: bool | None  # None: not measured in this run
+
+
+def targets(results: Mapping[str, Any]) -> list[Target]:
+    found: list[Target] = []
+    moved = results.get("transfers")
+    if moved:
+        for name in ("import", "upload"):
+            t = moved[name]
+            found.append(Target(f"{name} vs single-pass limit", f">= {SINGLE_PASS_RATIO:.0%}",
+                                f"{t['ratio']:.0%} ({t['mib_s']:.0f} of {t['limit_mib_s']:.0f} "
+                                f"MiB/s, {t['limit']})", t["ratio"] >= SINGLE_PASS_RATIO))
+        d = moved["download"]
+        found.append(Target("download", f">= {DOWNLOAD_MIB_S:.0f} MiB/s",
+                            f"{d['mib_s']:.0f} MiB/s ({d['ratio']:.0%} of {d['limit']})",
+                            d["mib_s"] >= DOWNLOAD_MIB_S))
+        peak = max(moved[n]["peak_rss_mib"] for n in ("import", "upload", "download"))
+        found.append(Target(f"server peak RSS, {moved['size_mib']} MiB transfers",
+                            f"< {RSS_MIB:.0f} MiB", f"{peak:.0f} MiB", peak < RSS_MIB))
+    found += _dispatch_targets(results.get("dispatch") or {})
+    levels = (results.get("api") or {}).get("levels") or []
+    if levels:
+        first, last = levels[0], levels[-1]
+        p99 = last["list"]["p99_ms"]
+        found.append(Target(f"list page p99 at {last['tasks']} tasks, c={results['api']['concurrency']}",
+                            f"< {LIST_P99_MS:.0f} ms", f"{p99:.1f} ms", p99 < LIST_P99_MS))
+        growth = p99 / first["list"]["p99_ms"]
+        found.append(Target(f"list page p99 growth {first['tasks']} -> {last['tasks']} tasks",
+                            f"<= {LIST_GROWTH}x", f"{growth:.2f}x", growth <= LIST_GROWTH))
+    return found
+
+
+def _dispatch_targets(dispatch: Mapping[str, Any]) -> list[Target]:
+    found = []
+    for executor, wanted in (("thread", THREAD_P50_MS), ("celery", CELERY_P50_MS)):
+        measured = dispatch.get(executor)
+        if not measured:
+            continue
+        name = f"dispatch create -> processing p50, {executor}"
+        if "skipped" in measured:
+            found.append(Target(name, f"< {wanted:.0f} ms", f"skipped: {measured['skipped']}",
+                                None))
+            continue
+        p50 = measured["idle"]["p50_ms"]
+        found.append(Target(name, f"< {wanted:.0f} ms", f"{p50:.1f} ms", p50 < wanted))
+    return found
+
+
+# -- the table ------------------------------------------------------------------------------
+
+
+def _rows(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    cells = [[str(c) for c in header]] + [[_cell(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+             for r in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return lines
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}" if value < 10 else f"{value:.0f}"
+    return str(value)
+
+
+def table(results: Mapping[str, Any]) -> str:
+    out: list[str] = []
+    m = results["machine"]
+    out.append(f"machine: {m['cpu']}, {m['nproc']} cores, {m['memory_gib']} GiB, data dir on "
+               f"{m['data_dir_filesystem']}; load {m['load_average']} -> "
+               f"{m.get('load_average_end')}")
+    if "limits_mib_s" in results:
+        rows = [[name, mib_s, 1000 / mib_s] for name, mib_s in sorted(results["limits_mib_s"].items())]
+        out += ["", *_rows(["limit", "MiB/s", "ms/MiB"], rows)]
+    moved = results.get("transfers")
+    if moved:
+        out += ["", f"idle server RSS {moved['idle_rss_mib']} MiB; image {moved['size_mib']} MiB"]
+        out += _rows(["glint", "MiB/s", "s", "bound by", "limit MiB/s", "ratio", "peak RSS MiB",
+                      "server CPU ms/MiB", "machine busy"],
+                     [[n, t["mib_s"], t["seconds"], t["limit"], t["limit_mib_s"],
+                       f"{t['ratio']:.0%}", t["peak_rss_mib"], t["server_cpu_ms_per_mib"],
+                       f"{t['machine_busy']:.0%}"]
+                      for n, t in ((n, moved[n]) for n in ("import", "upload", "download"))])
+    out += _dispatch_table(results.get("dispatch") or {})
+    api = results.get("api")
+    if api:
+        out += ["", f"API latency in ms (c=1: one client; c={api['concurrency']}: "
+                    f"{api['concurrency']} clients), database {api['database']}"]
+        rows = []
+        for level in api["levels"]:
+            for key, label in (("get", "GET /v2/tasks/{id}"), ("list", "GET /v2/tasks?limit=25")):
+                one, many = level[f"{key}_one"], level[key]
+                rows.append([level["tasks"], label, one["p50_ms"], one["p99_ms"], many["p50_ms"],
+                             many["p99_ms"], many["per_s"]])
+        out += _rows(["tasks", "request", "c=1 p50", "c=1 p99", "p50", "p99", "req/s"], rows)
+    out += ["", *_rows(["target", "wanted", "measured", "met"],
+                       [[t.name, t.wanted, t.measured,
+                         {True: "met", False: "NOT met", None: "-"}[t.met]]
+                        for t in targets(results)])]
+    return "\n".join(out)
+
+
+def _dispatch_table(dispatch: Mapping[str, Any]) -> list[str]:
+    if not dispatch:
+        return []
+    rows = []
+    for executor, d in dispatch.items():
+        if "skipped" in d:
+            rows.append([executor, "skipped", "", "", "", "", ""])
+            continue
+        rows.append([executor, d["idle"]["p50_ms"], d["idle"]["p99_ms"], d["burst"]["p50_ms"],
+                     d["burst"]["p99_ms"], d["burst"]["per_s"], d["burst_create_per_s"]])
+    return ["", "dispatch, create -> processing in ms (idle: one at a time; burst: "
+            "many clients at once)",
+            *_rows(["executor", "idle p50", "idle p99", "burst p50", "burst p99", "tasks/s",
+                    "creates/s"], rows)]
