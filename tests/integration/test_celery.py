@@ -1,0 +1,245 @@
+"""The celery executor with real `glint worker` processes, on RabbitMQ and on Redis, with PostgreSQL.
+
+Workers are subprocesses in their own process groups; the test side is an in-process glint
+whose executor publishes to the same broker. The ``test-slow`` script comes from
+tests/fixtures/entrypoints, which is on the workers' PYTHONPATH only. Leases are short (3 s)
+so that a killed worker's task is reaped within seconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pathlib
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from glint import app
+from glint.db import models
+from glint.scripts.registry import Registry
+from glint.tasks import runner as runner_mod
+from tests.conftest import MakeGlint
+from tests.integration.conftest import _in_ci, _reset_schema
+
+BIN = pathlib.Path(sys.executable).parent
+FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "entrypoints"
+BROKERS = {"rabbitmq": "amqp://guest:guest@127.0.0.1:5672//", "redis": "redis://127.0.0.1:6379/7"}
+# Short leases so that a killed worker's task is reaped within seconds, and a message a killed
+# worker had reserved (Redis gives it back only after the visibility timeout) is re-published.
+LEASE = {"task_lease": 3.0, "task_heartbeat": 0.5, "reaper_interval": 0.5,
+         "task_republish_after": 5.0}
+
+
+def _slow_script() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "glint_test_scripts_slow", FIXTURES / "glint_test_scripts" / "slow.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SLOW = _slow_script()
+
+
+@pytest.fixture
+def database_url(postgres_url: str) -> str:
+    """PostgreSQL only: several processes share the database."""
+    _reset_schema(postgres_url)
+    return postgres_url
+
+
+def _reachable(url: str) -> None:
+    import kombu
+
+    try:
+        with kombu.Connection(url, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as exc:
+        message = f"broker {url} is unreachable: {exc}"
+        if _in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture(params=sorted(BROKERS))
+def broker(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """(broker URL, a queue of this test's own), the queue deleted afterwards."""
+    import kombu
+
+    url = BROKERS[request.param]
+    _reachable(url)
+    queue = f"glint-it-{secrets.token_hex(4)}"
+    yield url, queue
+    with kombu.Connection(url, connect_timeout=3) as connection:
+        kombu.Queue(queue, kombu.Exchange(queue, type="direct"), routing_key=queue)(
+            connection.default_channel).delete()
+
+
+class Workers:
+    def __init__(self, tmp: pathlib.Path, database_url: str, broker_url: str, queue: str) -> None:
+        self.tmp = tmp
+        self.env = dict(os.environ)
+        self.env.pop("GLINT_CONFIG", None)
+        self.env.update({
+            "GLINT_DATABASE_URL": database_url, "GLINT_BROKER_URL": broker_url,
+            "GLINT_TASK_DEFAULT_QUEUE": queue, "GLINT_DATA_DIR": str(tmp / "data"),
+            "GLINT_NOTIFIER": "log", "PYTHONPATH": f"{FIXTURES}{os.pathsep}"
+            f"{self.env.get('PYTHONPATH', '')}",
+            **{f"GLINT_{k.upper()}": str(v) for k, v in LEASE.items()}})
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, concurrency: int = 1) -> subprocess.Popen[bytes]:
+        log = self.tmp / f"worker-{len(self.processes)}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [str(BIN / "glint"), "worker", "--concurrency", str(concurrency)],
+                env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes.append(process)
+        deadline = time.monotonic() + 30
+        while b"ready." not in log.read_bytes():
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"worker not ready in 30 s:\n{log.read_text()}"
+            time.sleep(0.1)
+        return process
+
+    def log(self, process: subprocess.Popen[bytes]) -> str:
+        return (self.tmp / f"worker-{self.processes.index(process)}.log").read_text()
+
+    def by_pid(self, pid: int) -> subprocess.Popen[bytes]:
+        (process,) = [p for p in self.processes if p.pid == pid]
+        return process
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                # These workers have nothing left to finish, and a warm shutdown (SIGTERM)
+                # waits for the consumer's next poll, up to 10 s on RabbitMQ.
+                os.killpg(process.pid, signal.SIGKILL)
+        for process in self.processes:
+            process.wait()
+
+
+@pytest.fixture
+def workers(tmp_path: pathlib.Path, database_url: str,
+            broker: tuple[str, str]) -> Iterator[Workers]:
+    started = Workers(tmp_path, database_url, *broker)
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def api(make_glint: MakeGlint, broker: tuple[str, str]) -> app.Glint:
+    """The API side: publishes to the workers' queue, runs nothing itself."""
+    url, queue = broker
+    return make_glint(registry=Registry.of({"test-slow": SLOW}), executor="celery",
+                      broker_url=url, task_default_queue=queue, **LEASE)
+
+
+def _task(glint: app.Glint, task_id: str) -> models.Task:
+    with glint.db.reader() as session:
+        task = session.get(models.Task, task_id)
+        assert task is not None
+        return task
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _lines(path: pathlib.Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+def _create(glint: app.Glint, ctx: Any, record: pathlib.Path, seconds: float) -> str:
+    return glint.tasks.create(ctx, "test-slow", {"seconds": seconds,
+                                                 "record_dir": str(record)}).id
+
+
+def _final(glint: app.Glint, task_id: str) -> bool:
+    return _task(glint, task_id).status in ("success", "failure")
+
+
+def test_tasks_complete_and_duplicate_messages_run_once(
+        api: app.Glint, workers: Workers, ctx: Any, tmp_path: pathlib.Path) -> None:
+    workers.start(concurrency=2)
+    workers.start(concurrency=2)
+    ids = [_create(api, ctx, tmp_path, 0.3) for _ in range(6)]
+    for _ in range(3):  # the broker delivers the first task's id four times
+        api.executor.submit(ids[0], "test-slow")
+    for task_id in ids:
+        _wait(lambda t=task_id: _final(api, t), 60, f"task {task_id}")
+    time.sleep(1)  # time for the duplicates to arrive and be dropped
+    for task_id in ids:
+        task = _task(api, task_id)
+        assert (task.status, task.attempts) == ("success", 1), task.message
+        assert _lines(tmp_path / f"{task_id}.runs") == ["1"]
+        assert _lines(tmp_path / f"{task_id}.done") == ["1"]
+
+
+def _owner_pid(glint: app.Glint, task_id: str) -> int:
+    owner = _task(glint, task_id).lease_owner
+    assert owner is not None
+    return int(owner.split(":")[1])
+
+
+def test_a_worker_killed_mid_task_is_replaced_and_the_task_succeeds_once(
+        api: app.Glint, workers: Workers, ctx: Any, tmp_path: pathlib.Path) -> None:
+    workers.start()
+    workers.start()
+    task_id = _create(api, ctx, tmp_path, 3.0)
+    _wait(lambda: (tmp_path / f"{task_id}.runs").exists(), 30, "the task to start")
+    victim = workers.by_pid(_owner_pid(api, task_id))
+    os.killpg(victim.pid, signal.SIGKILL)
+    _wait(lambda: _final(api, task_id), 60, "the task to finish on the other worker")
+    task = _task(api, task_id)
+    assert (task.status, task.attempts, task.result) == ("success", 2, {"attempt": 2})
+    assert _owner_pid(api, task_id) != victim.pid
+    assert _lines(tmp_path / f"{task_id}.runs") == ["1", "2"]
+    assert _lines(tmp_path / f"{task_id}.done") == ["2"]
+
+
+def test_a_paused_worker_loses_its_lease_and_its_late_writes_are_refused(
+        api: app.Glint, workers: Workers, ctx: Any, tmp_path: pathlib.Path) -> None:
+    """SIGSTOP the owner until the reaper hands its task over, then SIGCONT it: a zombie."""
+    workers.start()
+    workers.start()
+    task_id = _create(api, ctx, tmp_path, 3.0)
+    _wait(lambda: (tmp_path / f"{task_id}.runs").exists(), 30, "the task to start")
+    zombie = workers.by_pid(_owner_pid(api, task_id))
+    os.killpg(zombie.pid, signal.SIGSTOP)
+    _wait(lambda: _final(api, task_id), 60, "the task to finish on the other worker")
+    os.killpg(zombie.pid, signal.SIGCONT)
+    _wait(lambda: "was not recorded" in workers.log(zombie), 30,
+          "the zombie's result to be refused")
+    task = _task(api, task_id)
+    assert (task.status, task.result, task.attempts) == ("success", {"attempt": 2}, 2)
+    assert f"task {task_id}: lease 1 lost; its success was not recorded" in workers.log(zombie)
+
+
+def test_cancel_a_running_task_through_the_api(api: app.Glint, workers: Workers, ctx: Any,
+                                              tmp_path: pathlib.Path) -> None:
+    from glint.api.app import create_app
+    from tests.unit.api.support import PROJECT_A, TestClient
+
+    workers.start()
+    with TestClient(create_app(api)) as client:
+        body = {"type": "test-slow", "input": {"seconds": 30, "record_dir": str(tmp_path)}}
+        task_id = client.post("/v2/tasks", json=body, headers=PROJECT_A).json()["id"]
+        _wait(lambda: (tmp_path / f"{task_id}.runs").exists(), 30, "the task to start")
+        response = client.post(f"/v2/tasks/{task_id}/actions/cancel", headers=PROJECT_A)
+        assert response.status_code == 202
+        _wait(lambda: _final(api, task_id), 20, "the task to stop")
+        shown = client.get(f"/v2/tasks/{task_id}", headers=PROJECT_A).json()
+    assert (shown["status"], shown["message"]) == ("failure", runner_mod.CANCELLED)
+    assert _lines(tmp_path / f"{task_id}.done") == []

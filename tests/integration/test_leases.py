@@ -1,0 +1,71 @@
+"""Leases on PostgreSQL and SQLite: racing claims and concurrent reapers handle a task once."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import types
+from typing import Any
+
+from glint import app
+from glint.context import RequestContext
+from glint.db import leases, models
+from glint.scripts.registry import Registry
+from glint.tasks.runner import Requeued
+from tests.conftest import MakeGlint
+
+TASKS = 20
+
+
+def _expired_tasks(glint: app.Glint, ctx: RequestContext) -> list[str]:
+    glint.executor.shutdown()
+    ids = [glint.tasks.create(ctx, "s", {}).id for _ in range(TASKS)]
+    for task_id in ids:
+        with glint.db.session() as session:
+            assert leases.claim(session, task_id, "lost", 30, models.utcnow()) is not None
+    with glint.db.session() as session:
+        for task_id in ids:
+            session.get(models.Task, task_id).lease_expires_at = datetime.datetime(2000, 1, 1)  # type: ignore[union-attr]
+    return ids
+
+
+def _race(count: int, target: Any) -> list[Any]:
+    results: list[Any] = []
+    barrier = threading.Barrier(count)
+
+    def run() -> None:
+        barrier.wait()
+        results.append(target())
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_concurrent_reapers_requeue_each_task_once(make_glint: MakeGlint,
+                                                   ctx: RequestContext) -> None:
+    glint = make_glint(registry=Registry.of({"s": types.SimpleNamespace(main=lambda c: {})}))
+    ids = _expired_tasks(glint, ctx)
+    batches: list[list[Requeued]] = _race(4, lambda: glint.runner.reap(limit=TASKS))
+    requeued = [item.task_id for batch in batches for item in batch]
+    assert sorted(requeued) == sorted(ids)  # every task once, none twice
+    with glint.db.reader() as session:
+        rows = session.query(models.Task).filter(models.Task.id.in_(ids)).all()
+    assert {(r.status, r.lease_token) for r in rows} == {("pending", 2)}
+
+
+def test_racing_claims_on_an_expired_lease_have_one_winner(make_glint: MakeGlint,
+                                                           ctx: RequestContext) -> None:
+    glint = make_glint(registry=Registry.of({"s": types.SimpleNamespace(main=lambda c: {})}))
+    (task_id, *_rest) = _expired_tasks(glint, ctx)
+
+    def claim() -> leases.Lease | None:
+        with glint.db.session() as session:
+            return leases.claim(session, task_id, threading.current_thread().name, 30,
+                                models.utcnow())
+
+    won = [lease for lease in _race(6, claim) if lease is not None]
+    assert len(won) == 1 and won[0].token == 2
