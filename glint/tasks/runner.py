@@ -305,11 +305,37 @@ class Runner:
         self._notify("task.failure", row, notifiers.ERROR)
 
     def _discard_unfinished_image(self, task: models.Task) -> None:
+        """Undo what a run that will never finish left behind (worker lost, interrupted).
+
+        A script with a ``cleanup`` hook knows its own work: it is called (unfenced: the task
+        is already final, no runner holds it). Without one, the task's image is removed if it
+        is not active and the task created it; an image that existed before the task (one it
+        was importing into, say) is the user's and is never deleted here.
+        """
+        if task.type in self.registry:
+            script = self.registry.get(task.type)
+            if script.cleanup is not None:
+                self._abandon(script, task)
+                return
         if task.image_id is None:
             return
-        status = _image_status(self.db, task.image_id)
-        if status is not None and status != "active":
+        with self.db.reader() as session:
+            image = image_rows.get_any(session, task.image_id)
+            created_by_task = image is not None and image.created_at >= task.created_at
+            status = None if image is None or image.deleted else image.status
+        if status is not None and status != "active" and created_by_task:
             self.images.discard(RequestContext.admin(), task.image_id)
+
+    def _abandon(self, script: LoadedScript, task: models.Task) -> None:
+        request_context = RequestContext.from_dict(task.context or {})
+        ctx = contract.ScriptContext(
+            task_id=task.id, task_type=task.type, task_input=dict(task.input or {}),
+            request_context=request_context,
+            db_api=db_api.ScriptDbApi(self.db, self.images, request_context, task.id),
+            store_api=self.store, notifier_api=self.notifier, settings=self.settings,
+            report_progress=_Progress(lambda text: None), should_cancel=lambda: True,
+            attempt=task.attempts, logger=logging.getLogger(f"glint.task.{task.type}"))
+        self._cleanup(script, ctx)
 
     def _notify(self, event_type: str, task: models.Task, priority: str = notifiers.INFO) -> None:
         self.notifier.notify(notifiers.Event(event_type, views.notification(task), priority))
@@ -340,12 +366,6 @@ def _message(task: models.Task, exc: Exception) -> str:
         return exc.message
     LOG.error("task %s (%s) failed with an unexpected error", task.id, task.type, exc_info=exc)
     return f"Task failed due to an internal error ({type(exc).__name__}: {exc})"
-
-
-def _image_status(db: engine.Database, image_id: str) -> str | None:
-    with db.reader() as session:
-        image = image_rows.get_any(session, image_id)
-        return None if image is None or image.deleted else image.status
 
 
 def _json_object(result: Any) -> dict[str, Any]:

@@ -188,6 +188,43 @@ def test_recover_fails_interrupted_tasks_and_discards_their_images(
     assert glint.tasks.get(ctx, waiting.id).status == "pending"
 
 
+def _interrupt(glint: Any, task_id: str, image_id: str) -> None:
+    with glint.db.session() as session:
+        row = session.get(models.Task, task_id)
+        row.status, row.image_id = "processing", image_id
+
+
+def test_recover_never_deletes_an_image_older_than_the_task(
+        make_glint: MakeGlint, ctx: RequestContext) -> None:
+    glint = make_glint(registry=registry(ok=script(lambda c: {})))
+    glint.executor.shutdown()
+    image = glint.images.create(ctx, {"name": "users", "disk_format": "raw",
+                                      "container_format": "bare"})
+    task = glint.tasks.create(ctx, "ok", {})
+    _interrupt(glint, task.id, image.id)
+    glint.runner.recover()
+    assert glint.tasks.get(ctx, task.id).status == "failure"
+    assert glint.images.get(ctx, image.id).status == "queued"  # the user's image stays
+
+
+def test_recover_lets_a_script_clean_up_its_own_work(make_glint: MakeGlint,
+                                                     ctx: RequestContext) -> None:
+    cleaned: list[tuple[str, str | None, bool]] = []
+
+    def cleanup(sctx: ScriptContext) -> None:
+        cleaned.append((sctx.task_id, sctx.request_context.project_id, sctx.should_cancel()))
+
+    glint = make_glint(registry=registry(ok=script(lambda c: {}, cleanup=cleanup)))
+    glint.executor.shutdown()
+    task = glint.tasks.create(ctx, "ok", {})
+    image = glint.images.create(ctx, {"name": "half", "disk_format": "raw",
+                                      "container_format": "bare"})
+    _interrupt(glint, task.id, image.id)
+    glint.runner.recover()
+    assert cleaned == [(task.id, "project-a", True)]
+    assert glint.images.get(ctx, image.id).status == "queued"  # the hook decides, not the runner
+
+
 def test_start_resubmits_pending_tasks(make_glint: MakeGlint, ctx: RequestContext) -> None:
     glint = make_glint(registry=registry(ok=script(lambda c: {"ran": True})))
     glint.executor.shutdown()
