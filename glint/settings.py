@@ -18,6 +18,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from glint import addresses
+
 GiB = 1024**3
 CONFIG_ENV = "GLINT_CONFIG"
 
@@ -57,6 +59,10 @@ class Settings(BaseSettings):
     task_heartbeat: float = pydantic.Field(30.0, gt=0, description="seconds")
     task_max_attempts: int = pydantic.Field(3, ge=1)  # runs a task gets when workers are lost
     task_retry_limit: int = pydantic.Field(3, ge=0)  # re-runs after a TransientError
+    # A script running longer is asked to stop (should_cancel()); one that has not stopped
+    # task_time_limit_grace seconds later is failed without it (its thread is abandoned).
+    task_time_limit: float = pydantic.Field(21600.0, gt=0, description="seconds")
+    task_time_limit_grace: float = pydantic.Field(60.0, ge=0, description="seconds")
     task_retry_backoff: float = pydantic.Field(2.0, ge=0, description="seconds, doubling")
     task_retry_backoff_max: float = pydantic.Field(300.0, ge=0, description="seconds")
     reaper_interval: float = pydantic.Field(15.0, ge=0, description="seconds; 0: no reaper")
@@ -103,8 +109,18 @@ class Settings(BaseSettings):
     import_allowed_schemes: tuple[str, ...] = ("http", "https")
     import_allowed_hosts: tuple[str, ...] = ()
     import_disallowed_hosts: tuple[str, ...] = ()
+    # Ports a URL not on import_allowed_hosts may use (its explicit port, or the scheme's).
+    import_allowed_ports: tuple[int, ...] = (80, 443)
     import_timeout: float = pydantic.Field(60.0, gt=0)
     import_max_redirects: int = pydantic.Field(5, ge=0)
+
+    # Import data: format checks, decompression, conversion (docs/security.md)
+    vmdk_allowed_types: tuple[str, ...] = ("streamOptimized", "monolithicSparse")
+    import_decompress: bool = False  # gunzip / unxz / unzstd compressed import data
+    # Decompressed bytes allowed per import (default: image_size_cap); more fails the task.
+    import_decompressed_size_cap: int | None = pydantic.Field(None, ge=1)
+    # Convert imported data to this disk format (qemu-img); None: store it as it comes.
+    import_conversion_format: Literal["raw", "qcow2", "vmdk", "vhd", "vhdx", "vdi"] | None = None
 
     # Scripts
     work_dir: pathlib.Path | None = None  # scratch space (format conversion); default data_dir/work
@@ -116,12 +132,25 @@ class Settings(BaseSettings):
         # An empty value (GLINT_DEFAULT_PROJECT_ID=) turns the anonymous default off.
         return None if value == "" else value
 
+    @pydantic.field_validator("import_allowed_hosts", "import_disallowed_hosts")
+    @classmethod
+    def _host_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:  # name, address or network, with an optional :port
+            addresses.HostPattern.parse(entry)
+        return value
+
     @pydantic.model_validator(mode="after")
     def _heartbeat_inside_lease(self) -> Settings:
         if self.task_heartbeat >= self.task_lease:
             raise ValueError(f"task_heartbeat ({self.task_heartbeat:g} s) must be shorter than "
                              f"task_lease ({self.task_lease:g} s); a third of it is usual")
         return self
+
+    @property
+    def effective_decompressed_size_cap(self) -> int:
+        if self.import_decompressed_size_cap is not None:
+            return self.import_decompressed_size_cap
+        return self.image_size_cap
 
     @property
     def effective_messaging_url(self) -> str:

@@ -14,6 +14,8 @@ Routes are registered per path::
         server.accept("/full", status=507)            # reads a PUT's body, then answers 507
 
 ``requests`` records every request (method, path, headers) for assertions.
+``LocalServer("127.0.0.2")`` or ``LocalServer("::1")`` listens on another loopback address
+(the import-safety tests use them as targets that must never be reached).
 """
 
 from __future__ import annotations
@@ -47,12 +49,13 @@ class Request:
 
 
 class LocalServer:
-    def __init__(self) -> None:
+    def __init__(self, host: str = LOOPBACK) -> None:
+        self.host = host
         self.routes: dict[str, Route] = {}
         self.requests: list[Request] = []
         self.put_statuses: dict[str, int] = {}
         self.uploads: dict[str, bytes] = {}
-        self._server = _Server((LOOPBACK, 0), _Handler)
+        self._server = (_Server6 if ":" in host else _Server)((host, 0), _Handler)
         self._server.owner = self
         self.port: int = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever,
@@ -68,8 +71,10 @@ class LocalServer:
         self._server.server_close()
         self._thread.join()
 
-    def url(self, path: str, host: str = LOOPBACK) -> str:
-        return f"http://{host}:{self.port}{path}"
+    def url(self, path: str, host: str | None = None) -> str:
+        host = self.host if host is None else host
+        return f"http://[{host}]:{self.port}{path}" if ":" in host else \
+            f"http://{host}:{self.port}{path}"
 
     def serve(self, path: str, body: bytes, *, chunked: bool = False,
               content_length: int | None = None, delay: float = 0.0,
@@ -105,6 +110,10 @@ class _Server(http.server.ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # clients that hang up early (tests of failures) are expected
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

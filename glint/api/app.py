@@ -27,6 +27,7 @@ from glint.api import (
     image_tags,
     images,
     info,
+    openapi,
     schemas,
     tasks,
     versions,
@@ -54,6 +55,7 @@ def create_app(glint: Glint, *, manage_lifecycle: bool = True) -> Starlette:
 def routes(glint: Glint) -> list[BaseRoute]:
     return [
         *versions.routes(glint.settings),
+        *openapi.routes(glint.settings, glint.registry),
         *schemas.routes(glint.registry, glint.settings),
         *tasks.routes(glint.tasks, glint.registry, glint.settings),
         *images.routes(glint.images, glint.tasks, glint.settings),

@@ -22,7 +22,7 @@ from glint.api import errors as api_errors
 from glint.context import RequestContext, new_request_id
 from glint.settings import Settings
 
-PUBLIC_PATHS = frozenset({"/", "/versions"})
+PUBLIC_PATHS = frozenset({"/", "/versions", "/openapi.json"})
 MAX_ID_LENGTH = 255  # owner and user_id columns
 
 
@@ -60,7 +60,7 @@ def context(request: Request) -> RequestContext:
 
 
 class IdentityMiddleware:
-    """Attach ``scope["state"]["context"]``; the versions document needs no identity."""
+    """Attach ``scope["state"]["context"]``; the versions and OpenAPI documents need none."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app

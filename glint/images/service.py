@@ -36,6 +36,8 @@ class ImageData:
     checksum: str
     os_hash_algo: str
     os_hash_value: str
+    disk_format: str | None = None  # set when the write changed it (a conversion)
+    virtual_size: int | None = None  # when known (the format inspector's)
 
 
 class ImageService:
@@ -126,11 +128,13 @@ class ImageService:
         Conflict is raised: an image is never active without matching bytes, and bytes are never
         left without an image.
         """
+        optional = {"disk_format": data.disk_format, "virtual_size": data.virtual_size}
         try:
             return self.set_status(ctx, image_id, states.ACTIVE, expected=from_status,
                                    guard=guard, location=data.location, size=data.size,
                                    checksum=data.checksum, os_hash_algo=data.os_hash_algo,
-                                   os_hash_value=data.os_hash_value)
+                                   os_hash_value=data.os_hash_value,
+                                   **{k: v for k, v in optional.items() if v is not None})
         except (errors.Conflict, errors.NotFound, errors.InvalidTransition):
             self.store.delete(data.location)
             raise

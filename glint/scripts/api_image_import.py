@@ -13,6 +13,12 @@ URL filter and fetching code as the ``import`` script (:mod:`glint.scripts.fetch
 into the store. Either way the image goes ``importing → active``, with md5 and the multihash
 computed in the one pass that writes the store.
 
+On the way the data is checked as Glance's conversion plugin checks it
+(:mod:`glint.scripts.intake`): it must be in the image's ``disk_format`` (for container format
+``bare``) and pass the format inspector's safety checks; ``virtual_size`` comes from the
+inspector. The settings ``import_decompress`` (not for container format ``compressed``) and
+``import_conversion_format`` apply here too; a conversion changes the image's ``disk_format``.
+
 On failure the image goes back to ``queued`` (Glance's revert), its staged data and any partly
 written bytes are removed, and the task fails saying why. The lock is released in every case.
 """
@@ -23,10 +29,10 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from glint import datapath, errors
+from glint import errors
 from glint.images import imports, staging
 from glint.images import states as image_states
-from glint.scripts import contract, db_api, fetch
+from glint.scripts import contract, db_api, fetch, intake
 from glint.settings import Settings
 from glint.stores.base import StoreWriter
 
@@ -72,6 +78,31 @@ def main(ctx: contract.ScriptContext) -> contract.JsonObject:
     return {"image_id": image_id}
 
 
+def cleanup(ctx: contract.ScriptContext) -> None:
+    """Undo what an unfinished run left, without deleting the user's image.
+
+    Before a re-run (a lost worker, a retry) only the work files go: the image stays
+    ``importing`` under this task's lock and the staged data stays, for the next run. Once the
+    task has failed without a runner (worker lost for good, glint restarted mid-run), Glance's
+    revert follows too: the image back to ``queued``, bytes nothing records removed, the lock
+    released.
+    """
+    intake.remove_work_files(ctx.settings, ctx.task_id)
+    if ctx.db_api.get_task()["status"] not in ("success", "failure"):
+        return
+    image_id = ctx.task_input["image_id"]
+    try:
+        image = ctx.db_api.get_image(image_id)
+    except errors.NotFound:
+        return
+    if image.get(imports.LOCK) != ctx.task_id:
+        return  # another import owns the image now
+    if image["status"] != image_states.ACTIVE:
+        ctx.store_api.delete(image_id)  # the stores keep an image's bytes under its id
+        _revert(ctx, image_id)
+    _quietly(ctx, "release the import lock of", image_id, ctx.db_api.release_import_lock)
+
+
 def _begin(ctx: contract.ScriptContext, image_id: str, method: str) -> None:
     """Check this task holds the lock; move the image to importing."""
     try:
@@ -92,11 +123,14 @@ def _begin(ctx: contract.ScriptContext, image_id: str, method: str) -> None:
 
 
 def _import(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any]) -> None:
+    plan = _plan(ctx, image_id)
     with ctx.store_api.writer(image_id) as writer:
-        digest = _copy(ctx, image_id, method, writer)
+        outcome = _copy(ctx, image_id, method, plan, writer)
         location = writer.commit()
+    digest = outcome.digest
     data = db_api.ImageData(location=location, size=digest.size, checksum=digest.checksum,
-                            os_hash_algo=digest.hash_algo, os_hash_value=digest.hash_value)
+                            os_hash_algo=digest.hash_algo, os_hash_value=digest.hash_value,
+                            disk_format=outcome.disk_format, virtual_size=outcome.virtual_size)
     try:
         ctx.db_api.set_image_data(image_id, data, from_status=image_states.IMPORTING)
     except BaseException as exc:
@@ -108,20 +142,28 @@ def _import(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any
     _quietly(ctx, "remove the staged data of", image_id, staging.area(ctx.settings).delete)
 
 
+def _plan(ctx: contract.ScriptContext, image_id: str) -> intake.Plan:
+    image = ctx.db_api.get_image(image_id)
+    container_format = image.get("container_format")
+    return intake.Plan(declared=image.get("disk_format"), what="the image's disk_format",
+                       container_format=container_format,
+                       decompress=ctx.settings.import_decompress
+                       and container_format != "compressed",
+                       conversion_format=ctx.settings.import_conversion_format)
+
+
 def _copy(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any],
-          writer: StoreWriter) -> datapath.Digest:
+          plan: intake.Plan, writer: StoreWriter) -> intake.Outcome:
     if method["name"] == imports.WEB_DOWNLOAD:
-        return fetch.copy(ctx, method["uri"], writer)
+        with fetch.body(ctx, method["uri"]) as (chunks, length):
+            return intake.take(ctx, plan, chunks, length, writer)
     staged = staging.area(ctx.settings)
     try:
         size = staged.size(image_id)
     except errors.StoreError:
         raise errors.ScriptError(f"Image {image_id} has no staged data: stage it again with "
                                  f"PUT /v2/images/{image_id}/stage") from None
-    return datapath.copy(staged.read(image_id), writer, size_cap=ctx.settings.image_size_cap,
-                         hash_algo=ctx.settings.hashing_algorithm, expected_size=size,
-                         progress=lambda done: ctx.report_progress(done, size),
-                         should_cancel=ctx.should_cancel)
+    return intake.take(ctx, plan, staged.read(image_id), size, writer)
 
 
 def _revert(ctx: contract.ScriptContext, image_id: str) -> None:
@@ -131,6 +173,7 @@ def _revert(ctx: contract.ScriptContext, image_id: str) -> None:
                                     expected=image_states.IMPORTING, size=None,
                                     virtual_size=None)
     _quietly(ctx, "remove the staged data of", image_id, staging.area(ctx.settings).delete)
+    intake.remove_work_files(ctx.settings, ctx.task_id)
 
 
 def _failure(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any],

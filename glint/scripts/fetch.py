@@ -2,8 +2,10 @@
 
 The URL passes the import URL filter (:mod:`glint.urlfilter`) before the first request and on
 every redirect hop, which is followed here rather than by httpx, at most
-``import_max_redirects`` of them. The body goes through :func:`glint.datapath.copy`: one pass,
-md5 and the multihash, ``image_size_cap`` enforced, ``Content-Length`` checked.
+``import_max_redirects`` of them; every connection is made by :class:`Backend`, to addresses
+the filter checked after resolving the host. The body goes to :mod:`glint.scripts.intake`
+(format checks, then the store through :func:`glint.datapath.copy`), with ``image_size_cap``
+checked against ``Content-Length`` before the first byte is read.
 
 ``import_timeout`` bounds connecting and each wait for data, not the whole download: a large
 image on a live connection takes as long as it takes.
@@ -19,17 +21,17 @@ from typing import Any
 import httpcore
 import httpx
 
-from glint import datapath, errors, urlfilter
+from glint import errors, urlfilter
 from glint.scripts import contract
 from glint.settings import Settings
-from glint.stores.base import StoreWriter
 
 USER_AGENT = "glint-import"
 READ_SIZE = 1024 * 1024  # bytes asked of the socket per read
 
 
-def copy(ctx: contract.ScriptContext, url: str, writer: StoreWriter) -> datapath.Digest:
-    """Stream ``url``'s body into ``writer`` (not committed); return its digest."""
+@contextlib.contextmanager
+def body(ctx: contract.ScriptContext, url: str) -> Iterator[tuple[Iterator[bytes], int | None]]:
+    """``url``'s body as chunks, with its announced length (None if not announced)."""
     settings = ctx.settings
     with client(settings) as http, open_url(http, url, urlfilter.UrlFilter.from_settings(settings),
                                             settings.import_max_redirects) as response:
@@ -37,45 +39,61 @@ def copy(ctx: contract.ScriptContext, url: str, writer: StoreWriter) -> datapath
         if length is not None and length > settings.image_size_cap:
             raise errors.TooLarge(f"Image data of {length} bytes exceeds the size cap of "
                                   f"{settings.image_size_cap} bytes")
-        return datapath.copy(
-            response.iter_raw(), writer, size_cap=settings.image_size_cap,
-            hash_algo=settings.hashing_algorithm, expected_size=length,
-            progress=lambda done: ctx.report_progress(done, length),
-            should_cancel=ctx.should_cancel)
+        yield response.iter_raw(), length
 
 
 def client(settings: Settings) -> httpx.Client:
     # trust_env=False: no proxy or .netrc from the environment may route around the URL filter.
     # Accept-Encoding identity: the image is the bytes as served, and Content-Length counts them.
     return httpx.Client(timeout=settings.import_timeout, follow_redirects=False, trust_env=False,
-                        transport=transport(),
+                        transport=transport(urlfilter.UrlFilter.from_settings(settings)),
                         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
 
 
-def transport() -> httpx.HTTPTransport:
-    """httpx's transport, with sockets read in READ_SIZE pieces instead of httpcore's 64 KiB.
+def transport(url_filter: urlfilter.UrlFilter | None = None) -> httpx.HTTPTransport:
+    """httpx's transport on glint's network backend: checked addresses, big reads.
 
-    Parsing each read costs the same Python time whatever its size, so big reads cut the CPU
-    spent per byte about threefold on loopback. httpcore takes a network backend but httpx does
-    not pass one through, hence the swap on its pool (kept if a future httpx renames it). The
-    backend is also where checks on the resolved address belong: it sees every connection.
+    The backend sees every connection, so it is where the filter's rules on the *resolved*
+    address apply (:meth:`glint.urlfilter.UrlFilter.resolve`); without ``url_filter`` the
+    default rules do (global addresses only, ports 80 and 443). It also reads sockets in
+    READ_SIZE pieces instead of httpcore's 64 KiB: parsing each read costs the same Python time
+    whatever its size, so big reads cut the CPU spent per byte about threefold on loopback.
+    httpcore takes a network backend but httpx does not pass one through, hence the swap on its
+    pool; if a future httpx renames it, connections are refused rather than left unchecked.
     """
     http_transport = httpx.HTTPTransport(retries=0)
     pool = getattr(http_transport, "_pool", None)
-    if isinstance(pool, httpcore.ConnectionPool) and hasattr(pool, "_network_backend"):
-        pool._network_backend = Backend()
+    if not (isinstance(pool, httpcore.ConnectionPool) and hasattr(pool, "_network_backend")):
+        raise RuntimeError("httpx's transport has no httpcore pool to give glint's backend to")
+    pool._network_backend = Backend(url_filter or urlfilter.UrlFilter())
     return http_transport
 
 
 class Backend(httpcore.NetworkBackend):
-    def __init__(self) -> None:
+    """Connects only to addresses the URL filter checked, never to a name resolved again."""
+
+    def __init__(self, url_filter: urlfilter.UrlFilter) -> None:
         self._inner = httpcore.SyncBackend()
+        self._filter = url_filter
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                     local_address: str | None = None,
                     socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
-        return _BigReads(self._inner.connect_tcp(host, port, timeout, local_address,
-                                                 socket_options))
+        try:
+            checked = self._filter.resolve(host, port)
+        except errors.BadRequest as exc:
+            raise errors.ScriptError(f"Connection to {host}:{port} refused: "
+                                     f"{exc.message}") from None
+        except OSError as exc:  # socket.gaierror: the name does not resolve
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        failure: Exception = httpcore.ConnectError(f"{host} resolves to no address")
+        for address in checked:
+            try:
+                return _BigReads(self._inner.connect_tcp(str(address), port, timeout,
+                                                         local_address, socket_options))
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        raise failure
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
                             socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:

@@ -12,9 +12,12 @@ the host, so they are refused.
 
 from __future__ import annotations
 
+import json
 import pathlib
 import subprocess
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from oslo_utils.imageutils import format_inspector
 
@@ -27,6 +30,17 @@ OUTPUT_FORMATS = {"raw": "raw", "qcow2": "qcow2", "vmdk": "vmdk", "vhdx": "vhdx"
 # ... and for formats it can read: the above, plus formats that are raw bytes underneath.
 INPUT_FORMATS = {**OUTPUT_FORMATS, "iso": "raw", "ami": "raw", "aki": "raw", "ari": "raw"}
 _POLL = 0.2  # seconds between checks of should_cancel while qemu-img runs
+# Glance's QEMU_IMG_PROC_LIMITS (CVE-2015-5162): a crafted image must not make ``qemu-img info``
+# spin or balloon. The limits are set in a Python shim that then execs qemu-img, rather than in
+# a preexec_fn, which may deadlock the child of a process that runs threads.
+INFO_CPU_SECONDS = 2
+INFO_ADDRESS_SPACE = 1024**3
+_LIMITED_EXEC = (
+    "import os, resource, sys\n"
+    "cpu, memory = int(sys.argv[1]), int(sys.argv[2])\n"
+    "resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))\n"
+    "resource.setrlimit(resource.RLIMIT_AS, (memory, memory))\n"
+    "os.execvp(sys.argv[3], sys.argv[3:])\n")
 
 
 def check_source(path: pathlib.Path, disk_format: str) -> None:
@@ -45,6 +59,54 @@ def check_source(path: pathlib.Path, disk_format: str) -> None:
     except format_inspector.SafetyCheckFailed as exc:
         raise errors.ScriptError(f"the image's {disk_format} data is unsafe to convert "
                                  f"({', '.join(sorted(exc.failures))})") from exc
+
+
+def info(path: pathlib.Path, disk_format: str,
+         vmdk_allowed_types: Iterable[str] = ("streamOptimized", "monolithicSparse"),
+         ) -> dict[str, Any]:
+    """``qemu-img info`` of ``path`` read as ``disk_format``, under CPU and memory limits.
+
+    Refuses (ScriptError) what qemu-img reports as another format, with a backing file or an
+    external data file, or (VMDK) with a create-type not in ``vmdk_allowed_types``.
+    """
+    qemu_format = _input_format(disk_format)
+    command = [sys.executable, "-c", _LIMITED_EXEC, str(INFO_CPU_SECONDS),
+               str(INFO_ADDRESS_SPACE), COMMAND, "info", "-f", qemu_format, "--output=json",
+               str(path)]
+    try:
+        done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=30, check=False)
+    except subprocess.TimeoutExpired:
+        raise errors.ScriptError(f"{COMMAND} info did not finish reading the image") from None
+    if done.returncode != 0:
+        raise errors.ScriptError(f"{COMMAND} info could not read the image as {disk_format}: "
+                                 f"{_reason(done.stderr, done.returncode)}")
+    report: dict[str, Any] = json.loads(done.stdout)
+    _check_info(report, qemu_format, disk_format, vmdk_allowed_types)
+    return report
+
+
+def _check_info(report: dict[str, Any], qemu_format: str, disk_format: str,
+                vmdk_allowed_types: Iterable[str]) -> None:
+    if report.get("format") != qemu_format:
+        raise errors.ScriptError(f"Image data refused: {COMMAND} reads it as "
+                                 f"{report.get('format')}, not {disk_format}")
+    if report.get("backing-filename") or report.get("full-backing-filename"):
+        raise errors.ScriptError("Image data refused: it has a backing file")
+    specific = report.get("format-specific", {}).get("data", {})
+    if specific.get("data-file"):
+        raise errors.ScriptError("Image data refused: it has an external data file")
+    create_type = specific.get("create-type")
+    if qemu_format == "vmdk" and create_type not in set(vmdk_allowed_types):
+        raise errors.ScriptError(f"Image data refused: VMDK create-type {create_type!r} is not "
+                                 f"in vmdk_allowed_types ({', '.join(vmdk_allowed_types)})")
+
+
+def _reason(stderr: bytes, returncode: int) -> str:
+    text = stderr.decode(errors="replace").strip()
+    if returncode < 0 or not text:
+        return f"killed by signal {-returncode}" if returncode < 0 else f"exit {returncode}"
+    return text.splitlines()[-1]
 
 
 def convert(source: pathlib.Path, source_format: str, target: pathlib.Path, target_format: str,

@@ -24,6 +24,8 @@ class Heartbeat:
 
     def __init__(self, db: engine.Database, lease: leases.Lease, *, seconds: float,
                  interval: float, stopping: threading.Event,
+                 deadline: float | None = None, grace: float = 0.0,
+                 on_overrun: Callable[[], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.db = db
         self.lease = lease
@@ -31,6 +33,10 @@ class Heartbeat:
         self.interval = interval
         self.lost = threading.Event()
         self.cancelled = threading.Event()
+        self.timed_out = threading.Event()
+        self._deadline = deadline
+        self._grace = grace
+        self._on_overrun = on_overrun
         self._stopping = stopping
         self._done = threading.Event()
         self._clock = clock
@@ -66,10 +72,13 @@ class Heartbeat:
         return held
 
     def should_cancel(self) -> bool:
-        """True once the task is cancelled, its lease lost, or glint is stopping."""
+        """True once the task is cancelled, out of time, its lease lost, or glint is stopping."""
         if self._stopping.is_set() or self.lost.is_set() or self.cancelled.is_set():
             return True
         now = self._clock()
+        if self._deadline is not None and now >= self._deadline:
+            self.timed_out.set()
+            return True
         if now - self._checked >= CHECK_INTERVAL:
             self._checked = now
             self._check()
@@ -89,5 +98,24 @@ class Heartbeat:
 
     def _loop(self) -> None:
         while not self._done.wait(self.interval):
+            if self._overran():
+                return
             if not self.renew():
                 return
+
+    def _overran(self) -> bool:
+        """Past the deadline: ask the script to stop; past the grace too: give up on it."""
+        if self._deadline is None:
+            return False
+        now = self._clock()
+        if now < self._deadline:
+            return False
+        self.timed_out.set()
+        if now < self._deadline + self._grace:
+            return False
+        LOG.error("task %s ran past its time limit and did not stop; failing it",
+                  self.lease.task_id)
+        self.lost.set()  # whatever the script still writes is refused by the lease
+        if self._on_overrun is not None:
+            self._on_overrun()
+        return True

@@ -47,6 +47,10 @@ LOST = ("The worker running this task was lost {attempts} time(s) (its lease exp
 REQUEUED = ("The worker running this task ({owner}) was lost (its lease expired); the task "
             "was queued again (attempt {next} of {limit}).")
 UNSUBMITTED = "The task could not be handed to a worker: {reason}"
+TIMED_OUT = ("The task ran past its time limit of {limit:g} seconds and was stopped; its partial "
+             "work was removed.")
+OVERRUN = ("The task ran past its time limit of {limit:g} seconds and did not stop when asked; "
+           "it was failed and its partial work removed.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,8 +80,11 @@ class Runner:
         if claimed is None:
             return
         task, lease = claimed
+        deadline = time.monotonic() + self.settings.task_time_limit
         with Heartbeat(self.db, lease, seconds=self.settings.task_lease,
-                       interval=self.settings.task_heartbeat, stopping=self.stopping) as beat:
+                       interval=self.settings.task_heartbeat, stopping=self.stopping,
+                       deadline=deadline, grace=self.settings.task_time_limit_grace,
+                       on_overrun=lambda: self._overrun(task.id, lease)) as beat:
             self._execute(task, beat)
 
     def cancel(self, task_id: str) -> None:
@@ -197,7 +204,7 @@ class Runner:
                         continue
                 self._settle_failure(task, beat, script, ctx, api, exc, retries)
                 return
-            except Exception as exc:  # every failure of a script ends its task, never the runner
+            except (Exception, SystemExit) as exc:  # a script's failure ends its task only
                 self._settle_failure(task, beat, script, ctx, api, exc, retries)
                 return
             if not self._finish(task, beat, states.SUCCESS, result=result):
@@ -219,7 +226,7 @@ class Runner:
         return not beat.should_cancel()
 
     def _settle_failure(self, task: models.Task, beat: Heartbeat, script: LoadedScript,
-                        ctx: contract.ScriptContext, api: db_api.ScriptDbApi, exc: Exception,
+                        ctx: contract.ScriptContext, api: db_api.ScriptDbApi, exc: BaseException,
                         retries: int) -> None:
         if beat.lost.is_set():
             LOG.warning("task %s: lease lost; its run stopped (%s)", task.id, exc)
@@ -228,6 +235,11 @@ class Runner:
         if beat.cancelled.is_set():
             self._cleanup(script, ctx)
             self._finish(task, beat, states.FAILURE, message=CANCELLED)
+            return
+        if beat.timed_out.is_set():
+            self._cleanup(script, ctx)
+            self._finish(task, beat, states.FAILURE,
+                         message=TIMED_OUT.format(limit=self.settings.task_time_limit))
             return
         message = _message(task, exc)
         if isinstance(exc, errors.TransientError) and retries:
@@ -293,6 +305,18 @@ class Runner:
 
     def _expiry(self, now: datetime.datetime) -> datetime.datetime:
         return now + datetime.timedelta(hours=self.settings.task_time_to_live)
+
+    def _overrun(self, task_id: str, lease: leases.Lease) -> None:
+        """Fail a task whose script ignored its time limit; its thread is left to itself."""
+        with self.db.session() as session:
+            row = task_rows.get_any(session, task_id)
+            if row is None or row.status != states.PROCESSING or row.lease_token != lease.token:
+                return
+            row.lease_token += 1  # fences off anything the runaway script still writes
+            self._end(session, row, states.FAILURE,
+                      message=OVERRUN.format(limit=self.settings.task_time_limit))
+        self._discard_unfinished_image(row)
+        self._notify("task.failure", row, notifiers.ERROR)
 
     def _fail_interrupted(self, task_id: str, message: str) -> None:
         with self.db.session() as session:
@@ -361,7 +385,7 @@ class _Progress:
         self._write(message if message is not None else f"Copied {done // MiB} MiB")
 
 
-def _message(task: models.Task, exc: Exception) -> str:
+def _message(task: models.Task, exc: BaseException) -> str:
     if isinstance(exc, errors.GlintError):
         return exc.message
     LOG.error("task %s (%s) failed with an unexpected error", task.id, task.type, exc_info=exc)

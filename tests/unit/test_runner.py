@@ -233,3 +233,33 @@ def test_start_resubmits_pending_tasks(make_glint: MakeGlint, ctx: RequestContex
     glint.executor = type(glint.executor)(glint.runner.run)
     glint.start()
     assert glint.tasks.get(ctx, task.id).result == {"ran": True}
+
+
+def test_an_abandoned_interoperable_import_reverts_the_users_image(
+        make_glint: MakeGlint, ctx: RequestContext) -> None:
+    store = MemoryStore()
+    glint = make_glint(store=store)  # the installed scripts, api_image_import among them
+    glint.executor.shutdown()
+    image = glint.images.create(ctx, {"name": "mine", "disk_format": "raw",
+                                      "container_format": "bare"})
+    task = glint.tasks.create(ctx, "api_image_import", {
+        "image_id": image.id,
+        "import_req": {"method": {"name": "web-download", "uri": "http://127.0.0.1:9/x"}}},
+        image_id=image.id)
+    with store.writer(image.id) as writer:  # committed by the dead run, never recorded
+        writer.write(b"half")
+        writer.commit()
+    with glint.db.session() as session:
+        row = session.get(models.Task, task.id)
+        row.status = "processing"
+        img = session.get(models.Image, image.id)
+        img.status = "importing"
+        img.set_property("os_glance_import_task", task.id)
+
+    glint.runner.recover()
+
+    assert glint.tasks.get(ctx, task.id).status == "failure"
+    reverted = glint.images.get(ctx, image.id)
+    assert reverted.status == "queued"
+    assert "os_glance_import_task" not in reverted.extra_properties
+    assert store.blobs == {}

@@ -9,16 +9,17 @@ from glint import settings as settings_mod
 
 
 def _filter(allowed: tuple[str, ...] = (), disallowed: tuple[str, ...] = (),
-            schemes: tuple[str, ...] = ("http", "https")) -> urlfilter.UrlFilter:
+            schemes: tuple[str, ...] = ("http", "https"),
+            ports: tuple[int, ...] = ()) -> urlfilter.UrlFilter:
     return urlfilter.UrlFilter(allowed_schemes=schemes, allowed_hosts=allowed,
-                               disallowed_hosts=disallowed)
+                               disallowed_hosts=disallowed, allowed_ports=ports)
 
 
 @pytest.mark.parametrize("url, host, port", [
     ("http://example.org/image.qcow2", "example.org", None),
     ("https://EXAMPLE.org.:8443/a?b=c", "example.org", 8443),
     ("HTTP://example.org/", "example.org", None),
-    ("http://[0:0::1]:8080/x", "::1", 8080),
+    ("http://[2001:4860:0:0::8888]:8080/x", "2001:4860::8888", 8080),
     ("http://bücher.example/", "xn--bcher-kva.example", None),
 ])
 def test_accepted_urls_come_back_normalised(url: str, host: str, port: int | None) -> None:
@@ -95,3 +96,44 @@ def test_built_from_settings() -> None:
     assert url_filter.check("https://a.test/").scheme == "https"
     with pytest.raises(errors.BadRequest, match="scheme 'http'"):
         url_filter.check("http://a.test/")
+
+
+def test_ports_are_limited_for_hosts_off_the_allow_list() -> None:
+    url_filter = _filter(ports=(80, 443))
+    assert url_filter.check("https://example.org/x").port is None  # 443, the scheme's
+    assert url_filter.check("http://example.org:80/x").port == 80
+    with pytest.raises(errors.BadRequest, match="port 8080 is not allowed"):
+        url_filter.check("http://example.org:8080/x")
+    trusted = _filter(allowed=("example.org",), ports=(80, 443))
+    assert trusted.check("http://example.org:8080/x").port == 8080
+
+
+@pytest.mark.parametrize("host, reason", [
+    ("127.0.0.1", "a loopback address"), ("[::1]", "a loopback address"),
+    ("10.0.0.1", "a private address"), ("169.254.169.254", "an instance-metadata address"),
+    ("[fe80::1]", "a link-local address"), ("100.64.0.1", "a shared (CGNAT) address"),
+    ("[::ffff:192.168.0.1]", "a private address"), ("0.0.0.0", "an unspecified address"),
+    ("[2002:a00:1::]", "a private address carried in an IPv6 address"),
+    ("192.0.2.1", "a private address"), ("239.1.2.3", "a multicast address"),
+])
+def test_ip_literals_must_be_global_addresses(host: str, reason: str) -> None:
+    with pytest.raises(errors.BadRequest) as caught:
+        _filter().check(f"http://{host}/x")
+    assert f"is {reason}: imports may not reach it" in caught.value.message
+
+
+def test_allowed_hosts_lift_the_address_rule() -> None:
+    url_filter = _filter(allowed=("127.0.0.1", "10.0.0.0/8", "[::1]:8080"))
+    for url in ("http://127.0.0.1:1234/", "http://10.2.3.4/", "http://[::1]:8080/"):
+        url_filter.check(url)
+    for url in ("http://127.0.0.2/", "http://[::1]:8081/", "http://11.0.0.1/"):
+        with pytest.raises(errors.BadRequest, match="not in the allowed hosts"):
+            url_filter.check(url)
+
+
+def test_settings_host_lists_are_parsed() -> None:
+    settings = settings_mod.Settings(import_allowed_hosts=("10.0.0.0/8", "[::1]:80"),
+                                     import_allowed_ports=(8080,))
+    url_filter = urlfilter.UrlFilter.from_settings(settings)
+    assert [str(p) for p in url_filter.allowed_hosts] == ["10.0.0.0/8", "[::1/128]:80"]
+    assert url_filter.allowed_ports == {8080}

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from glint import app
+import pydantic
+import pytest
+
+from glint import app, settings
 from glint.images import states
 from tests.unit.api.data_support import OCTET
 from tests.unit.api.support import CTX_A, CTX_B, PROJECT_A, TestClient, add_image
@@ -12,11 +15,17 @@ from tests.unit.api.support import CTX_A, CTX_B, PROJECT_A, TestClient, add_imag
 MiB = 1024 * 1024
 
 
-def test_import_methods_are_the_enabled_ones_glint_runs(
-        make_client: Callable[..., TestClient]) -> None:
-    client = make_client(enabled_import_methods=("web-download", "copy-image"))
+def test_import_methods_are_the_enabled_ones(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(enabled_import_methods=("web-download",))
     assert client.get("/v2/info/import", headers=PROJECT_A).json() == {"import-methods": {
         "description": "Import methods available.", "type": "array", "value": ["web-download"]}}
+    created = client.post("/v2/images", json={"name": "x"}, headers=PROJECT_A)
+    assert created.headers["OpenStack-image-import-methods"] == "web-download"
+
+
+def test_methods_glint_does_not_run_are_refused_at_start() -> None:
+    with pytest.raises(pydantic.ValidationError, match="enabled_import_methods"):
+        settings.load(enabled_import_methods=("web-download", "copy-image"))
 
 
 def test_stores_lists_the_one_store(client: TestClient) -> None:

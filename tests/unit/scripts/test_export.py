@@ -221,7 +221,7 @@ def test_a_put_answered_with_an_error_fails_the_export(glint: app.Glint, ctx: Re
 
 
 @pytest.mark.parametrize(("url", "message"), [
-    ("http://localhost:1/x", "refused: Import URL host 'localhost' is not in the allowed hosts"),
+    ("http://localhost:1/x", r"refused: Import URL host 'localhost' \(port 1\) is not in the allowed hosts"),
     ("ftp://127.0.0.1/x", "refused: Import URL scheme 'ftp' is not allowed"),
 ])
 def test_urls_the_import_filter_refuses_are_refused(glint: app.Glint, ctx: RequestContext,

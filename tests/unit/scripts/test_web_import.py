@@ -28,7 +28,7 @@ DATA = os.urandom(3 * 1024 * 1024 + 12345)  # several read chunks, not a round n
 
 def _create(glint: app.Glint, ctx: RequestContext, url: str,
             **image_properties: Any) -> models.Task:
-    task_input = {"import_from": url, "import_from_format": "qcow2",
+    task_input = {"import_from": url, "import_from_format": "raw",
                   "image_properties": {"name": "imported", **image_properties}}
     task = glint.tasks.create(ctx, "import", task_input)
     return glint.tasks.get(ctx, task.id)  # the inline executor ran it before create returned
@@ -70,7 +70,7 @@ def _assert_imported(glint: app.Glint, ctx: RequestContext, task: models.Task,
     assert task.image_id == image_id
     image = glint.images.get(ctx, image_id)
     assert (image.status, image.disk_format, image.container_format, image.name) == (
-        "active", "qcow2", "bare", "imported")
+        "active", "raw", "bare", "imported")
     assert image.size == len(data)
     assert image.checksum == hashlib.md5(data).hexdigest()
     assert image.os_hash_algo == "sha512"
@@ -129,12 +129,12 @@ def test_import_follows_redirects_that_pass_the_filter(
 def test_import_honours_a_matching_disk_format_and_a_container_format(
         make_glint: MakeGlint, ctx: RequestContext, http_server: LocalServer) -> None:
     glint = make_glint()
-    task = _create(glint, ctx, http_server.serve("/i", DATA), disk_format="qcow2",
+    task = _create(glint, ctx, http_server.serve("/i", DATA), disk_format="raw",
                    container_format="ovf")
     assert task.status == "success"
     assert task.result is not None
     image = glint.images.get(ctx, task.result["image_id"])
-    assert (image.disk_format, image.container_format) == ("qcow2", "ovf")
+    assert (image.disk_format, image.container_format) == ("raw", "ovf")
 
 
 def test_import_uses_the_configured_hashing_algorithm(
