@@ -147,6 +147,7 @@ def test_purge_removes_only_expired_tasks(make_glint: MakeGlint, ctx: RequestCon
 def test_recovery_fails_interrupted_tasks_and_returns_pending_ones(
         make_glint: MakeGlint, ctx: RequestContext, admin_ctx: RequestContext) -> None:
     glint = make_glint(registry=registry(echo=echo))
+    interrupted = insert(glint, ctx, status="processing")  # it then created the image below
     half_done = glint.images.create(ctx, {"name": "half", "disk_format": "raw",
                                           "container_format": "bare"}, status="importing")
     with glint.store.writer(half_done.id) as writer:
@@ -155,7 +156,8 @@ def test_recovery_fails_interrupted_tasks_and_returns_pending_ones(
     with glint.db.session() as session:
         session.get(models.Image, half_done.id).location = location  # type: ignore[union-attr]
     finished = glint.images.create(ctx, {"name": "done"}, status="active")
-    interrupted = insert(glint, ctx, status="processing", image_id=half_done.id)
+    with glint.db.session() as session:
+        session.get(models.Task, interrupted.id).image_id = half_done.id  # type: ignore[union-attr]
     interrupted_active = insert(glint, ctx, status="processing", image_id=finished.id)
     interrupted_bare = insert(glint, ctx, status="processing")
     pending = insert(glint, ctx)

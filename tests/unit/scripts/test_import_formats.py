@@ -134,17 +134,21 @@ def test_qcow2_pointing_at_host_files_is_refused(
 
 @pytest.mark.parametrize("create_type, extent, message", [
     ("monolithicFlat", 'RW 2048 FLAT "/etc/passwd" 0', "Unsupported subformat"),
-    ("monolithicSparse", 'RW 2048 SPARSE "/etc/shadow"', "Invalid extent filenames found"),
+    # A sparse descriptor without its binary header: which check fires first depends on how the
+    # bytes arrive in chunks; both refuse it before any extent is read.
+    ("monolithicSparse", 'RW 2048 SPARSE "/etc/shadow"',
+     ("Invalid extent filenames found", "Unsupported subformat")),
     ("vmfs", 'RW 2048 VMFS "disk-flat.vmdk"', "Unsupported subformat"),
 ])
 def test_vmdk_with_external_extents_is_refused(
         make_glint: MakeGlint, ctx: RequestContext, http_server: LocalServer,
-        create_type: str, extent: str, message: str) -> None:
+        create_type: str, extent: str, message: str | tuple[str, ...]) -> None:
     glint = make_glint()
     url = http_server.serve("/evil.vmdk", _vmdk_descriptor(create_type, extent))
     task = _run(glint, ctx, url, "vmdk")
     _assert_refused(glint, task, "the vmdk image failed safety checks")
-    assert message in task.message
+    expected = (message,) if isinstance(message, str) else message
+    assert any(m in task.message for m in expected), task.message
 
 
 @needs_qemu_img
