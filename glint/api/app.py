@@ -46,6 +46,7 @@ def create_app(glint: Glint, *, manage_lifecycle: bool = True) -> Starlette:
         Middleware(IdentityMiddleware, settings=glint.settings),
     ]
     handlers = {errors.GlintError: api_errors.glint_error, HTTPException: api_errors.http_error,
+                **dict.fromkeys(api_errors.DATABASE_ERRORS, api_errors.database_error),
                 Exception: api_errors.unexpected}
     lifespan = _lifespan(glint) if manage_lifecycle else None
     return Starlette(routes=routes(glint), middleware=middleware, exception_handlers=handlers,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http
 import logging
 
+import sqlalchemy as sa
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,6 +20,10 @@ LOG = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-openstack-request-id"
 SERVER_ERROR = ("The server has either erred or is incapable of performing the requested "
                 "operation.")
+DATABASE_UNAVAILABLE = "The database is unavailable; try again later."
+# SQLAlchemy errors that mean the database cannot be reached (refused, dropped, pool exhausted):
+# answered as errors.ServiceUnavailable (503), not as unexpected (500).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sa.exc.DBAPIError, sa.exc.TimeoutError)
 
 STATUS: dict[type[errors.GlintError], int] = {
     errors.BadRequest: 400,
@@ -72,6 +77,24 @@ def from_error(exc: errors.GlintError) -> Response:
 async def glint_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.GlintError)
     return from_error(exc)
+
+
+def database_unavailable(exc: Exception) -> bool:
+    """Whether ``exc`` says the database cannot be reached (rather than a bug in a query)."""
+    if isinstance(exc, sa.exc.TimeoutError):  # no pooled connection came free
+        return True
+    return isinstance(exc, sa.exc.DBAPIError) and (
+        exc.connection_invalidated
+        or isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError))
+
+
+async def database_error(request: Request, exc: Exception) -> Response:
+    """The database is down: 503 naming it; any other database error is unexpected (500)."""
+    if not database_unavailable(exc):
+        raise exc
+    cause = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__]
+    LOG.warning("database unavailable in %s %s: %s", request.method, request.url.path, cause[0])
+    return from_error(errors.ServiceUnavailable(DATABASE_UNAVAILABLE))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

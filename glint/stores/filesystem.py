@@ -115,7 +115,14 @@ class FilesystemStore:
             raise errors.StoreError(f"image data {location!r} is missing from the store") from None
 
     def delete(self, location: str) -> None:
-        self._path(location).unlink(missing_ok=True)
+        """Remove the bytes, and any unfinished write for the same key (a killed run's).
+
+        A writer still running for that key then fails at commit: nothing of it is kept.
+        """
+        path = self._path(location)
+        path.unlink(missing_ok=True)
+        for leftover in self.path.glob(f"{TMP_PREFIX}{path.name}-*"):
+            leftover.unlink(missing_ok=True)
 
     def copy(self, location: str, image_id: str) -> str:
         """Copy ``location``'s file for ``image_id`` (a reflink where the filesystem can)."""

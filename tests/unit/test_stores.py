@@ -87,3 +87,12 @@ def test_filesystem_refuses_keys_that_leave_its_directory(tmp_path: pathlib.Path
         store.writer(key)
     with pytest.raises(errors.StoreError):
         store.delete(key)
+
+
+def test_filesystem_delete_removes_unfinished_writes_of_that_key(tmp_path: pathlib.Path) -> None:
+    store = FilesystemStore(tmp_path)
+    store.writer("img-1").write(b"left by a killed run")
+    store.writer("img-10").write(b"another image's write")  # a key sharing the prefix
+    store.delete("img-1")
+    remaining = [p.name for p in tmp_path.iterdir()]
+    assert len(remaining) == 1 and remaining[0].startswith(".tmp-img-10-")
