@@ -146,15 +146,8 @@ class ImageService:
                 raise errors.Forbidden("You are not permitted to delete this image.")
             if image.protected:
                 raise errors.Forbidden(f"Image {image_id} is protected and cannot be deleted.")
-            location = image.location
-            image.status = states.DELETED
-            image.deleted = True
-            image.deleted_at = models.utcnow()
-            image.location = None
-        if location is not None:
-            self.store.delete(location)
-        self.staging.delete(image_id)
-        self._notify("image.delete", image)
+            location = _mark_deleted(image)
+        self._remove_data(image, location)
 
     def update(self, ctx: RequestContext, image_id: str,
                changes: Sequence[patch.Change]) -> models.Image:
@@ -226,15 +219,8 @@ class ImageService:
             image = image_rows.get_any(session, image_id)
             if image is None or image.deleted:
                 return
-            location = image.location
-            image.status = states.DELETED
-            image.deleted = True
-            image.deleted_at = models.utcnow()
-            image.location = None
-        if location is not None:
-            self.store.delete(location)
-        self.staging.delete(image_id)
-        self._notify("image.delete", image)
+            location = _mark_deleted(image)
+        self._remove_data(image, location)
 
     def set_property_atomic(self, ctx: RequestContext, image_id: str, name: str, value: str,
                             replaceable: Callable[[str], bool]) -> None:
@@ -258,6 +244,13 @@ class ImageService:
             image.updated_at = models.utcnow()
         return True
 
+    def _remove_data(self, image: models.Image, location: str | None) -> None:
+        """After the commit that deleted ``image``: its bytes, staged data, the event."""
+        if location is not None:
+            self.store.delete(location)
+        self.staging.delete(image.id)
+        self._notify("image.delete", image)
+
     def _notify(self, event_type: str, image: models.Image) -> None:
         self.notifier.notify(notifiers.Event(event_type, views.notification(image)))
 
@@ -271,3 +264,13 @@ def _check_transition(image: models.Image, target: str) -> None:
             and not (image.disk_format and image.container_format)):
         raise errors.BadRequest("Properties disk_format, container_format must be set "
                                 "prior to saving data.")
+
+
+def _mark_deleted(image: models.Image) -> str | None:
+    """Soft-delete ``image`` in its session; return the store location it had."""
+    location = image.location
+    image.status = states.DELETED
+    image.deleted = True
+    image.deleted_at = models.utcnow()
+    image.location = None
+    return location

@@ -72,7 +72,7 @@ def validate(task_input: Mapping[str, Any], settings: Settings) -> None:
 
 def main(ctx: contract.ScriptContext) -> contract.JsonObject:
     """Create the clone, copy and check the data, activate it; remove it on failure."""
-    source, location = _source(ctx, ctx.task_input["image_id"])
+    source, location = ctx.db_api.get_active_image(ctx.task_input["image_id"], "clone", "cloned")
     values = clone_values(source, ctx.task_input.get("image_properties") or {},
                           ctx.request_context)
     try:
@@ -103,18 +103,6 @@ def clone_values(source: Mapping[str, Any], overrides: Mapping[str, Any],
         values["visibility"] = "shared"
     values.update(overrides)
     return values
-
-
-def _source(ctx: contract.ScriptContext, image_id: str) -> tuple[dict[str, Any], str]:
-    try:
-        image = ctx.db_api.get_image(image_id)
-        location = ctx.db_api.get_image_location(image_id)
-    except errors.NotFound as exc:
-        raise errors.ScriptError(f"Cannot clone: {exc.message}") from exc
-    if image["status"] != image_states.ACTIVE or location is None:
-        raise errors.ScriptError(f"Cannot clone image {image_id}: it is {image['status']}, "
-                                 "and only active images can be cloned")
-    return image, location
 
 
 def _copy(ctx: contract.ScriptContext, source: Mapping[str, Any], location: str,

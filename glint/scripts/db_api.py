@@ -88,6 +88,23 @@ class ScriptDbApi:
     def get_image(self, image_id: str) -> dict[str, Any]:
         return image_views.api(self._images.get(self._ctx, image_id))
 
+    def get_active_image(self, image_id: str, action: str,
+                         done: str) -> tuple[dict[str, Any], str]:
+        """The image and its data's location, for a script that reads its bytes.
+
+        ScriptError (naming ``action``/``done``, e.g. "clone"/"cloned") unless the image is
+        visible and active.
+        """
+        try:
+            image = self.get_image(image_id)
+            location = self.get_image_location(image_id)
+        except errors.NotFound as exc:
+            raise errors.ScriptError(f"Cannot {action}: {exc.message}") from exc
+        if image["status"] != image_states.ACTIVE or location is None:
+            raise errors.ScriptError(f"Cannot {action} image {image_id}: it is {image['status']}, "
+                                     f"and only active images can be {done}")
+        return image, location
+
     def get_image_location(self, image_id: str) -> str | None:
         """Where the image's bytes are in the store (for ``store_api.read``)."""
         return self._images.get(self._ctx, image_id).location

@@ -29,7 +29,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from glint import errors
-from glint.images import states as image_states
 from glint.scripts import contract, export_targets, qemu_img
 from glint.settings import Settings
 
@@ -67,7 +66,7 @@ def validate(task_input: Mapping[str, Any], settings: Settings) -> None:
 def main(ctx: contract.ScriptContext) -> contract.JsonObject:
     """Send the image's (converted) bytes to the target; describe what was written."""
     target = export_targets.parse(ctx.task_input["export_to"], ctx.settings)
-    image, location = _source(ctx, ctx.task_input["image_id"])
+    image, location = ctx.db_api.get_active_image(ctx.task_input["image_id"], "export", "exported")
     disk_format = ctx.task_input.get("export_format") or image["disk_format"]
     with _data(ctx, image, location, disk_format) as (chunks, length):
         digest = target.send(ctx, chunks, length)
@@ -76,19 +75,6 @@ def main(ctx: contract.ScriptContext) -> contract.JsonObject:
     return {"image_id": image["id"], "export_to": target.url, "disk_format": disk_format,
             "size": digest.size, "checksum": digest.checksum,
             "os_hash_algo": digest.hash_algo, "os_hash_value": digest.hash_value}
-
-
-def _source(ctx: contract.ScriptContext, image_id: str) -> tuple[dict[str, Any], str]:
-    """The image and its data's location, if the task's creator may export it."""
-    try:
-        image = ctx.db_api.get_image(image_id)
-        location = ctx.db_api.get_image_location(image_id)
-    except errors.NotFound as exc:
-        raise errors.ScriptError(f"Cannot export: {exc.message}") from exc
-    if image["status"] != image_states.ACTIVE or location is None:
-        raise errors.ScriptError(f"Cannot export image {image_id}: it is {image['status']}, "
-                                 "and only active images can be exported")
-    return image, location
 
 
 @contextlib.contextmanager
