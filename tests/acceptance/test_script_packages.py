@@ -11,7 +11,6 @@ import json
 import os
 import pathlib
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import pytest
 
 from tests.acceptance.conftest import BIN, FileServer, Server, start_glint
 from tests.httpserver import LocalServer
+from tests.tools import needs_qemu_img
 
 DATA = os.urandom(2 * 1024 * 1024) + bytes(1024 * 1024)  # a 3 MiB raw disk, a third zeros
 
@@ -112,7 +112,7 @@ def test_export_refusals_are_400s(server: Server, image_id: str, tmp_path: pathl
     assert "is outside the directories exports may write to" in response.text
 
 
-@pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img is not installed")
+@needs_qemu_img
 def test_export_converted_to_a_url_that_takes_a_put(server: Server, image_id: str,
                                                     tmp_path: pathlib.Path) -> None:
     with LocalServer() as receiver:

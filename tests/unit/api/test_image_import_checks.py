@@ -8,7 +8,6 @@ import gzip
 import hashlib
 import os
 import pathlib
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 
@@ -19,6 +18,7 @@ from glint.api.app import create_app
 from glint.images import imports, states
 from glint.scripts.registry import Registry
 from tests.httpserver import LocalServer
+from tests.tools import needs_qemu_img
 from tests.unit.api.data_support import OCTET, staged_files, stored
 from tests.unit.api.support import CTX_A, PROJECT_A, TestClient, add_image
 from tests.unit.api.test_image_import import (
@@ -29,8 +29,6 @@ from tests.unit.api.test_image_import import (
     web_download,
 )
 
-needs_qemu_img = pytest.mark.skipif(shutil.which("qemu-img") is None,
-                                    reason="qemu-img (Debian qemu-utils) is not installed")
 RAW = os.urandom(512 * 1024) + bytes(512 * 1024)
 
 

@@ -20,12 +20,10 @@ from glint.stores.filesystem import FilesystemStore
 from glint.stores.memory import MemoryStore
 from tests.conftest import MakeGlint
 from tests.httpserver import LocalServer, closed_port
+from tests.tools import needs_qemu_img
 from tests.unit.scripts.support import active_image, run_task
 
 DATA = os.urandom(2 * 1024 * 1024 + 4321)
-needs_qemu_img = pytest.mark.skipif(
-    subprocess.run(["sh", "-c", "command -v qemu-img"], capture_output=True).returncode != 0,
-    reason="qemu-img is not installed (make test installs Debian's qemu-utils)")
 
 
 @pytest.fixture

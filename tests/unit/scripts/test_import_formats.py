@@ -8,7 +8,6 @@ import hashlib
 import lzma
 import os
 import pathlib
-import shutil
 import subprocess
 from collections.abc import Callable
 from typing import Any
@@ -23,9 +22,8 @@ from glint.scripts import qemu_img
 from glint.stores.memory import MemoryStore
 from tests.conftest import MakeGlint
 from tests.httpserver import LocalServer
+from tests.tools import needs_qemu_img
 
-needs_qemu_img = pytest.mark.skipif(shutil.which("qemu-img") is None,
-                                    reason="qemu-img (Debian qemu-utils) is not installed")
 RAW = os.urandom(1024 * 1024) + bytes(1024 * 1024)  # a 2 MiB disk, half of it zeros
 
 
