@@ -16,7 +16,7 @@ HOST ?= 127.0.0.1
 PORT ?= 9292
 PYTEST_ARGS ?=
 
-.PHONY: help venv run test services tools lint clean
+.PHONY: help venv run test services tools lint clean conformance
 
 help:  ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -46,8 +46,14 @@ lint: venv  ## ruff and mypy
 	$(BIN)/mypy
 
 test: venv tools services lint  ## Lint, then unit, integration, acceptance and example-package tests
-	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS) tests/unit tests/integration tests/acceptance \
+	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS) tests/unit tests/integration tests/keystone tests/acceptance \
 		$(EXAMPLE)/tests
+
+# OpenStack's tempest Images API suite against glint in keystone mode, with a real Keystone
+# (scripts/conformance; installs Keystone and tempest under $$TMPDIR/glint-conformance once).
+CONFORMANCE_MIN_PASSED ?= 78
+conformance: venv tools  ## Run tempest.api.image.v2 against glint with Keystone (minutes)
+	CONFORMANCE_MIN_PASSED=$(CONFORMANCE_MIN_PASSED) scripts/conformance
 
 # Benchmarks (bench/, BENCHMARKS.md): not part of `make test`. BENCH_SIZE_MIB=64 for a quick run.
 BENCH_STAMP := $(VENV)/.glint-bench-installed

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
+import threading
+from collections.abc import Iterator
+from typing import Any, cast
+
+import sqlalchemy as sa
 
 from glint import plugins
+from glint import policy as policies
 from glint.db import engine
 from glint.db import tasks as task_rows
 from glint.executors.base import Executor
@@ -20,6 +25,7 @@ from glint.images.service import ImageService
 from glint.notifiers import base as notifiers
 from glint.scripts.registry import Registry
 from glint.settings import Settings
+from glint.stores import multi
 from glint.stores.base import Store
 from glint.tasks import routing
 from glint.tasks.reaper import Reaper
@@ -28,6 +34,8 @@ from glint.tasks.service import TaskService
 
 LOG = logging.getLogger(__name__)
 CANCEL_GRACE = 10.0  # seconds a cancelled script gets to clean up at shutdown
+RECOVERY_RETRY = 2.0  # seconds between start-up recovery attempts while the database is down
+DATABASE_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError)
 
 
 @dataclasses.dataclass
@@ -42,37 +50,67 @@ class Glint:
     images: ImageService
     members: MemberService
     tasks: TaskService
+    policy: policies.Policy
 
     reaper: Reaper | None = None
+    _recovering: threading.Thread | None = dataclasses.field(default=None, repr=False)
+    _closing: threading.Event = dataclasses.field(default_factory=threading.Event, repr=False)
 
     def start(self, recover: bool = True) -> None:
         """Deal with what a previous process left behind, resume pending tasks, start the reaper.
 
         ``recover`` (``glint serve``; not ``glint worker``) fails the tasks this process ran
         in-process and a crash cut off, and resubmits pending ones. Tasks of remote executors
-        are the reaper's, on whichever node gets there first.
+        are the reaper's, on whichever node gets there first. With the database down, start
+        anyway (requests that need it answer 503) and recover on a thread once it is back.
         """
         if recover:
-            self._recover()
+            self._remove_unfinished_writes()
+            try:
+                self._recover()
+            except DATABASE_DOWN as exc:
+                LOG.warning("the database is unreachable (%s); start-up recovery will run "
+                            "when it is back", _first_line(exc))
+                self._recovering = threading.Thread(target=self._recover_when_back,
+                                                    name="glint-recovery", daemon=True)
+                self._recovering.start()
         if self.reaper is not None:
             self.reaper.start()
 
-    def _recover(self) -> None:
+    def _remove_unfinished_writes(self) -> None:
+        """Before serving, no write of this process is running: its temporary files can go."""
         remote = any(getattr(e, "remote", False) for e in self.router.executors.values())
-        cleanup = getattr(self.store, "remove_temporary_files", None)
-        if cleanup is not None and not remote:  # a shared store holds other nodes' writes
-            removed = cleanup()
+        for store in ([] if remote else [self.store]) + [self.images.staging]:
+            cleanup = getattr(store, "remove_temporary_files", None)  # a shared store holds
+            removed = cleanup() if cleanup is not None else 0          # other nodes' writes
             if removed:
-                LOG.info("removed %d unfinished store writes", removed)
-        staging.remove_residue(self.db, self.images.staging)
+                LOG.info("removed %d unfinished writes from the %s store", removed, store.name)
+
+    def _recover(self) -> None:
+        staging.remove_residue(self.db, cast(Store, _Settled(self.images.staging)))
         for task_id in self.runner.recover(self._runs_locally):
             self.router.submit(task_id, self._task_type(task_id))
+
+    def _recover_when_back(self) -> None:
+        while not self._closing.wait(RECOVERY_RETRY):
+            try:
+                self._recover()
+            except DATABASE_DOWN:
+                continue
+            except Exception:
+                LOG.exception("start-up recovery failed")
+                return
+            LOG.info("the database is back; start-up recovery done")
+            return
 
     def _runs_locally(self, task_type: str) -> bool:
         return not getattr(self.router.executor_for(task_type), "remote", False)
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Stop taking tasks, let running ones finish (up to ``timeout``), release resources."""
+        self._closing.set()
+        if self._recovering is not None:
+            self._recovering.join(timeout=10)
         if self.reaper is not None:
             self.reaper.stop()
         self.router.shutdown(wait=True, timeout=timeout)
@@ -106,23 +144,47 @@ def build(settings: Settings, *, store: Store | None = None,
     in ``executor_routes`` still run on the executors named there.
     """
     db = engine.Database(settings.effective_database_url)
-    if store is None:
+    if store is None and settings.enabled_backends:
+        store = multi.from_settings(settings)
+    elif store is None:
         store = plugins.load("glint.stores", settings.store)(settings.effective_store_path)
     if notifier is None:
         notifier = _notifier(plugins.load("glint.notifiers", settings.notifier), settings)
     notifier = notifiers.Filtered(notifier, settings.disabled_notifications)
     if registry is None:
         registry = Registry.load()
-    images = ImageService(db, store, notifier, settings)
+    policy = policies.Policy.from_settings(settings, registry.types)
+    images = ImageService(db, store, notifier, settings, policy=policy)
     runner = Runner(db, registry, images, store, notifier, settings)
     router = routing.build(runner.run, default=executor or settings.executor,
                            routes=settings.executor_routes, threads=settings.executor_threads,
                            task_types=registry.types, settings=settings)
-    tasks = TaskService(db, registry, router, notifier, settings, runner)
+    tasks = TaskService(db, registry, router, notifier, settings, runner, policy=policy)
     return Glint(settings=settings, db=db, store=store, notifier=notifier, registry=registry,
                  router=router, runner=runner, images=images,
-                 members=MemberService(db, notifier, settings), tasks=tasks,
+                 members=MemberService(db, notifier, settings, policy=policy), tasks=tasks,
+                 policy=policy,
                  reaper=Reaper(runner, router, settings))
+
+
+class _Settled:
+    """The staging area without its unfinished writes: they were removed before serving, and
+    those there now are uploads under way (recovery may run late, once the database is up).
+    What ``staging.remove_residue`` uses of a store, and no ``remove_temporary_files``."""
+
+    def __init__(self, area: Store) -> None:
+        self.area = area
+
+    def locations(self) -> Iterator[str]:
+        return self.area.locations()
+
+    def delete(self, location: str) -> None:
+        self.area.delete(location)
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    return (str(orig or exc).strip().splitlines() or [""])[0]
 
 
 def _notifier(notifier_cls: Any, settings: Settings) -> notifiers.Notifier:

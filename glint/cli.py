@@ -66,7 +66,8 @@ def serve(host: str | None, port: int | None, migrate: bool, log_level: str,
           access_log: bool) -> None:
     """Serve the Glance v2 API until SIGTERM or SIGINT.
 
-    On shutdown glint stops taking tasks and waits (up to 30 s) for running ones.
+    On shutdown glint stops taking tasks and waits (up to 30 s) for running ones. A database
+    that cannot be reached does not stop it: requests that need it answer 503 until it is back.
     """
     overrides = {k: v for k, v in {"bind_host": host, "bind_port": port}.items() if v is not None}
     settings = _settings(**overrides)
@@ -74,7 +75,7 @@ def serve(host: str | None, port: int | None, migrate: bool, log_level: str,
     url = settings.effective_database_url
     if migrate:
         _upgrade(url, "head")
-    _require_migrated(url)
+    _require_migrated(url, unreachable_ok=True)
     from glint.api.app import create_app
 
     glint = _build(settings)
@@ -105,8 +106,17 @@ def _run_until_signalled(server: uvicorn.Server) -> None:
         raise click.ClickException("glint serve did not start; the log above says why")
 
 
-def _require_migrated(url: str) -> None:
-    current, head = _current(url), migrations.head()
+def _require_migrated(url: str, unreachable_ok: bool = False) -> None:
+    """Stop unless the database is at this glint's revision; with ``unreachable_ok``, a
+    database that cannot be reached now is let pass (its revision is not checked)."""
+    try:
+        with _database_errors(url, unreachable_ok):
+            current, head = migrations.current(url), migrations.head()
+    except sa.exc.OperationalError as exc:
+        LOG.warning("cannot use the database %s (%s); serving anyway: requests that need it "
+                    "answer 503 until it is back (its revision was not checked)", _safe(url),
+                    _reason(exc))
+        return
     if current != head:
         raise SettingsError(f"the database {_safe(url)} is at revision {current or 'none'}, this "
                             f"glint needs {head}: run `glint db upgrade` (or serve --migrate)")
@@ -128,11 +138,12 @@ def worker(queues: str | None, concurrency: int | None, pool: str, log_level: st
 
     The worker runs each task with the same runner and scripts as `glint serve`, and runs the
     reaper too. It needs the same database_url, broker_url and store settings as the API nodes.
-    SIGTERM lets running tasks finish (Celery's warm shutdown).
+    SIGTERM lets running tasks finish (Celery's warm shutdown). A database that cannot be
+    reached does not stop it: it waits for it before taking tasks.
     """
     settings = _settings(executor="celery")
     _configure_logging(log_level)
-    _require_migrated(settings.effective_database_url)
+    _wait_for_database(settings.effective_database_url)
     from glint.executors import celery as celery_executor
 
     glint = _build(settings)
@@ -154,6 +165,31 @@ def worker(queues: str | None, concurrency: int | None, pool: str, log_level: st
             "--without-gossip", "--without-mingle", "--without-heartbeat"])
     finally:
         glint.close(timeout=10)
+
+
+def _wait_for_database(url: str, retry: float = app.RECOVERY_RETRY) -> None:
+    """Return once the database answers (trying again every ``retry`` seconds, with a warning
+    now and then) and is at this glint's revision: a worker takes no task it could not run."""
+    import time
+
+    started = time.monotonic()
+    warned_at: float | None = None
+    while True:
+        try:
+            with _database_errors(url, unreachable_ok=True):
+                migrations.current(url)
+        except sa.exc.OperationalError as exc:
+            now = time.monotonic()
+            if warned_at is None or now - warned_at >= 60:
+                LOG.warning("cannot use the database %s (%s); waiting for it before taking "
+                            "tasks (trying again every %g s)", _safe(url), _reason(exc), retry)
+                warned_at = now
+            time.sleep(retry)
+            continue
+        break
+    if warned_at is not None:
+        LOG.info("the database is back after %.0f s", time.monotonic() - started)
+    _require_migrated(url)
 
 
 # -- db -----------------------------------------------------------------------------------
@@ -236,6 +272,43 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+# -- policy -------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--effective", is_flag=True,
+              help="Show the rules in force: the policy_file's where it sets one (marked *).")
+def policy(effective: bool) -> None:
+    """List the policy rules: name, check string and what each governs.
+
+    The defaults are Glance's personas (admin, project member, project reader, service) plus
+    one add_task:<type> rule per installed task type; docs/policy.md explains them. The same
+    list in oslo.policy's formats: oslopolicy-sample-generator --namespace glint.
+    """
+    from glint import policy as policies
+
+    settings = _settings()
+    _configure_logging("warning")
+    with _quiet("glint.scripts.registry"):
+        defaults = policies.list_rules()
+    overridden: dict[str, str] = {}
+    if effective:
+        task_types = [d.name.partition(":")[2] for d in defaults if d.name.startswith("add_task:")]
+        try:
+            enforcer = policies.build_enforcer(settings, task_types)
+        except errors.ConfigurationError as exc:
+            raise SettingsError(exc.message) from None
+        overridden = {name: rule.check_str for name, rule in enforcer.file_rules.items()}
+    blocks = []
+    for rule in defaults:
+        check = overridden.pop(rule.name, None)
+        shown = rule.check_str if check is None else f"{check}  *"
+        blocks.append(f"{rule.name}\n    {shown or '(always)'}\n    {rule.description}")
+    blocks += [f"{name}\n    {check or '(always)'}  *\n    (not a default rule)"
+               for name, check in sorted(overridden.items())]
+    click.echo("\n\n".join(blocks))
+
+
 # -- helpers ------------------------------------------------------------------------------
 
 
@@ -287,8 +360,9 @@ def _current(url: str) -> str | None:
 
 
 @contextlib.contextmanager
-def _database_errors(url: str) -> Iterator[None]:
-    """Turn a bad setting or an unreachable database into one line instead of a traceback."""
+def _database_errors(url: str, unreachable_ok: bool = False) -> Iterator[None]:
+    """Turn a bad setting or an unreachable database into one line instead of a traceback
+    (``unreachable_ok``: let the caller handle an unreachable database)."""
     try:
         yield
     except errors.ConfigurationError as exc:
@@ -298,8 +372,14 @@ def _database_errors(url: str) -> Iterator[None]:
     except alembic_util.CommandError as exc:  # an unknown revision, say
         raise click.ClickException(str(exc)) from None
     except sa.exc.OperationalError as exc:
-        reason = str(exc.orig or exc).strip().splitlines()[0]
-        raise click.ClickException(f"cannot use the database {_safe(url)}: {reason}") from None
+        if unreachable_ok:
+            raise
+        raise click.ClickException(f"cannot use the database {_safe(url)}: {_reason(exc)}"
+                                   ) from None
+
+
+def _reason(exc: sa.exc.OperationalError) -> str:
+    return str(exc.orig or exc).strip().splitlines()[0]
 
 
 def _safe(url: str) -> str:

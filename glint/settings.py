@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     # Plugins, chosen by name (stevedore namespaces glint.stores / executors / notifiers).
     store: str = "filesystem"
     store_path: pathlib.Path | None = None  # default: data_dir / "images"
+    # Multi-store (Glance's enabled_backends): store id → store type (a glint.stores name).
+    # Empty: the one store above. With backends, image data lives in any of them.
+    enabled_backends: dict[str, str] = pydantic.Field(default_factory=dict)
+    default_backend: str | None = None  # default: the first of enabled_backends
+    # Directory of each filesystem backend (default: data_dir / "images" / <store id>).
+    backend_paths: dict[str, pathlib.Path] = pydantic.Field(default_factory=dict)
     executor: str = "thread"
     executor_threads: int = pydantic.Field(8, ge=1, le=256)
     # Task type → executor name, for types that should not run on ``executor``.
@@ -67,6 +73,9 @@ class Settings(BaseSettings):
     task_retry_backoff_max: float = pydantic.Field(300.0, ge=0, description="seconds")
     reaper_interval: float = pydantic.Field(15.0, ge=0, description="seconds; 0: no reaper")
     task_republish_after: float = pydantic.Field(300.0, gt=0, description="seconds pending")
+    # The reaper removes unfinished filesystem-store writes untouched for this long; it must
+    # outlast task_time_limit + task_time_limit_grace (a run may hold a write that long).
+    store_tmp_max_age: float = pydantic.Field(86400.0, gt=0, description="seconds")
 
     # Remote workers (the ``celery`` executor, ``glint worker``)
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
@@ -91,7 +100,8 @@ class Settings(BaseSettings):
     image_tag_quota: int = 128
     image_member_quota: int = 128
     # Advertised in the ``OpenStack-image-import-methods`` header of ``POST /v2/images``.
-    enabled_import_methods: tuple[Literal["glance-direct", "web-download"], ...] = (
+    # copy-image (copy an active image's data to more stores) needs enabled_backends.
+    enabled_import_methods: tuple[Literal["glance-direct", "web-download", "copy-image"], ...] = (
         "glance-direct", "web-download")
     # Where ``PUT /v2/images/{id}/stage`` keeps data until its import (default: data_dir/staging).
     staging_path: pathlib.Path | None = None
@@ -100,7 +110,13 @@ class Settings(BaseSettings):
     limit_param_default: int = pydantic.Field(25, ge=1)
     api_limit_max: int = pydantic.Field(1000, ge=1)
 
-    # Identity (header mode: behind a trusted proxy only)
+    # Identity. "headers": trust X-User-Id/X-Project-Id/X-Roles (behind an authenticating proxy
+    # only; the embedded default). "keystone": validate X-Auth-Token with keystonemiddleware's
+    # auth_token, configured by the [keystone_authtoken] table (its own option names).
+    auth_mode: Literal["headers", "keystone"] = "headers"
+    keystone_authtoken: dict[str, str | int | float | bool] = pydantic.Field(
+        default_factory=dict)
+    # Header mode only: the caller when a request names no project (empty: 401 instead).
     default_project_id: str | None = "demo"
     default_user_id: str | None = "demo"
     default_roles: tuple[str, ...] = ("member", "reader")
@@ -126,6 +142,11 @@ class Settings(BaseSettings):
     work_dir: pathlib.Path | None = None  # scratch space (format conversion); default data_dir/work
     export_allowed_dirs: tuple[pathlib.Path, ...] = ()  # empty: exports to files are refused
 
+    # Policy (glint.policy, docs/policy.md): a YAML/JSON file of rules overriding the defaults.
+    policy_file: pathlib.Path | None = None
+    # Uploads (PUT /v2/images/{id}/file): refuse data that is not in the image's disk_format.
+    require_image_format_match: bool = True
+
     @pydantic.field_validator("default_project_id", "default_user_id", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
@@ -145,6 +166,42 @@ class Settings(BaseSettings):
             raise ValueError(f"task_heartbeat ({self.task_heartbeat:g} s) must be shorter than "
                              f"task_lease ({self.task_lease:g} s); a third of it is usual")
         return self
+
+    @pydantic.model_validator(mode="after")
+    def _sweep_after_time_limit(self) -> Settings:
+        longest = self.task_time_limit + self.task_time_limit_grace
+        if self.store_tmp_max_age <= longest:
+            raise ValueError(f"store_tmp_max_age ({self.store_tmp_max_age:g} s) must be longer "
+                             f"than task_time_limit + task_time_limit_grace ({longest:g} s)")
+        return self
+
+    @pydantic.model_validator(mode="after")
+    def _backends(self) -> Settings:
+        backends = self.enabled_backends
+        if "copy-image" in self.enabled_import_methods and not backends:
+            raise ValueError("enabled_import_methods: copy-image copies data between stores, "
+                             "so it needs enabled_backends")
+        if self.default_backend is not None and self.default_backend not in backends:
+            raise ValueError(f"default_backend {self.default_backend!r} is not one of "
+                             f"enabled_backends ({', '.join(backends) or 'none'})")
+        unknown = sorted(set(self.backend_paths) - set(backends))
+        if unknown:
+            raise ValueError(f"backend_paths names stores not in enabled_backends: "
+                             f"{', '.join(unknown)}")
+        bad = sorted(i for i in backends if not i or "," in i or i.startswith("os_glance_"))
+        if bad:
+            raise ValueError(f"enabled_backends: invalid store ids {bad} (no commas, not empty, "
+                             "os_glance_ is reserved)")
+        return self
+
+    @property
+    def effective_default_backend(self) -> str | None:
+        """The store new data goes to without a choice; None without multi-store."""
+        return self.default_backend or next(iter(self.enabled_backends), None)
+
+    def effective_backend_path(self, store_id: str) -> pathlib.Path:
+        path = self.backend_paths.get(store_id)
+        return path if path is not None else self.effective_store_path / store_id
 
     @property
     def effective_decompressed_size_cap(self) -> int:

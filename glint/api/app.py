@@ -1,7 +1,8 @@
 """``create_app``: the Starlette application serving one :class:`glint.app.Glint`.
 
 Middleware, outermost first: request id (every response carries it), URL version negotiation
-(and the 300 versions document), identity (the request context). Errors become JSON through
+(and the 300 versions document), in keystone mode the token check, identity (the request
+context), whether the caller is an admin (by policy). Errors become JSON through
 the one table in :mod:`glint.api.errors`.
 """
 
@@ -27,15 +28,21 @@ from glint.api import (
     image_tags,
     images,
     info,
+    metadefs,
     openapi,
     schemas,
+    stores,
     tasks,
     versions,
 )
+from glint.api.authorization import AdminMiddleware
 from glint.api.identity import IdentityMiddleware
 from glint.api.request_id import RequestIdMiddleware
 from glint.app import Glint
 from glint.images.imports import Imports
+from glint.images.locations import Locations
+from glint.metadefs.service import MetadefService
+from glint.settings import Settings
 
 
 def create_app(glint: Glint, *, manage_lifecycle: bool = True) -> Starlette:
@@ -43,14 +50,29 @@ def create_app(glint: Glint, *, manage_lifecycle: bool = True) -> Starlette:
     middleware = [
         Middleware(RequestIdMiddleware),
         Middleware(versions.VersionNegotiationMiddleware, settings=glint.settings),
+        *_authentication(glint.settings),
         Middleware(IdentityMiddleware, settings=glint.settings),
+        Middleware(AdminMiddleware, policy=glint.policy),
     ]
     handlers = {errors.GlintError: api_errors.glint_error, HTTPException: api_errors.http_error,
                 **dict.fromkeys(api_errors.DATABASE_ERRORS, api_errors.database_error),
                 Exception: api_errors.unexpected}
     lifespan = _lifespan(glint) if manage_lifecycle else None
-    return Starlette(routes=routes(glint), middleware=middleware, exception_handlers=handlers,
-                     lifespan=lifespan)
+    app = Starlette(routes=routes(glint), middleware=middleware, exception_handlers=handlers,
+                    lifespan=lifespan)
+    # Glance answers 404 for a path with a trailing slash (``GET /v2/images/`` is the image
+    # with an empty id); a redirect to the list would turn ``DELETE`` into a 405.
+    app.router.redirect_slashes = False
+    return app
+
+
+def _authentication(settings: Settings) -> list[Middleware]:
+    """keystonemiddleware's ``auth_token`` in keystone mode; header mode trusts the headers."""
+    if settings.auth_mode != "keystone":
+        return []
+    from glint.api.keystone import KeystoneMiddleware  # keystone's libraries load only when used
+
+    return [Middleware(KeystoneMiddleware, options=dict(settings.keystone_authtoken))]
 
 
 def routes(glint: Glint) -> list[BaseRoute]:
@@ -65,8 +87,10 @@ def routes(glint: Glint) -> list[BaseRoute]:
         *image_actions.routes(glint.images),
         *image_members.routes(glint.members),
         *image_import.routes(Imports(glint.images, glint.tasks), glint.settings,
-                             glint.store.name),
+                             glint.images.backends),
+        *stores.routes(Locations(glint.images)),
         *info.routes(glint.images, glint.settings),
+        *metadefs.routes(MetadefService(glint.db, glint.policy), glint.settings),
     ]
 
 

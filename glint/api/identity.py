@@ -4,12 +4,13 @@ In header mode glint trusts ``X-User-Id``, ``X-Project-Id`` (or ``X-Tenant-Id``)
 ``X-Roles`` as a proxy or keystonemiddleware hands them over, so it must only be reachable
 through one. Without ``X-Project-Id`` the embedded defaults from the settings apply, so a
 newcomer's client works with any token; with ``default_project_id`` unset that is a 401.
-A Keystone middleware slots in in front of this one: it sets the same headers after
-validating the token (and ``X-Identity-Status: Invalid`` when it could not).
+In keystone mode :mod:`glint.api.keystone` runs in front of this one: it sets the same headers
+after validating the token, and the defaults never apply.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import cast
 
@@ -33,9 +34,15 @@ def from_headers(headers: Mapping[str, str], settings: Settings,
         raise errors.Unauthorized("The request you have made requires authentication.")
     project_id = headers.get("x-project-id") or headers.get("x-tenant-id")
     if project_id:
+        keystone = settings.auth_mode == "keystone"
         return RequestContext(user_id=_id(headers.get("x-user-id"), "X-User-Id"),
                               project_id=_id(project_id, "X-Project-Id"),
-                              roles=_roles(headers.get("x-roles", "")), request_id=request_id)
+                              roles=_roles(headers.get("x-roles", "")), request_id=request_id,
+                              service_roles=_roles(headers.get("x-service-roles", "")),
+                              auth_token=headers.get("x-auth-token") if keystone else None,
+                              service_catalog=_catalog(headers) if keystone else ())
+    if settings.auth_mode == "keystone":  # a valid token without a project: domain or system
+        raise errors.Forbidden("glint needs a project-scoped token: this one names no project.")
     if settings.default_project_id is None:
         raise errors.Unauthorized("The request you have made requires authentication.")
     return RequestContext(user_id=settings.default_user_id,
@@ -48,6 +55,16 @@ def _id(value: str | None, header: str) -> str | None:
         raise errors.BadRequest(f"Invalid {header} header: at most {MAX_ID_LENGTH} "
                                 "printable characters")
     return value or None
+
+
+def _catalog(headers: Mapping[str, str]) -> tuple[dict[str, object], ...]:
+    """The token's service catalog, as ``auth_token`` sets it (``X-Service-Catalog``, JSON)."""
+    try:
+        catalog = json.loads(headers.get("x-service-catalog") or "[]")
+    except ValueError:
+        return ()
+    return tuple(entry for entry in catalog if isinstance(entry, dict)) \
+        if isinstance(catalog, list) else ()
 
 
 def _roles(value: str) -> tuple[str, ...]:

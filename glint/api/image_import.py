@@ -12,28 +12,29 @@ from glint.api.images import image_id
 from glint.api.routing import resource
 from glint.images import imports
 from glint.settings import Settings
+from glint.stores.multi import MultiStore
 
 STORE_HEADER = "x-image-meta-store"
 
 
 class ImageImportApi:
     def __init__(self, imports_service: imports.Imports, settings: Settings,
-                 store_name: str) -> None:
+                 backends: MultiStore) -> None:
         self.imports = imports_service
         self.settings = settings
-        self.store_name = store_name
+        self.backends = backends
 
     async def import_image(self, request: Request) -> Response:
         wanted = image_id(request)
         body = await bodies.json_object(request)
         import_request = imports.parse(body, request.headers.get(STORE_HEADER), self.settings,
-                                       self.store_name)
+                                       self.backends)
         await run_in_threadpool(self.imports.start, identity.context(request), wanted,
                                 import_request)
         return Response(status_code=202)
 
 
 def routes(imports_service: imports.Imports, settings: Settings,
-           store_name: str) -> list[BaseRoute]:
-    api = ImageImportApi(imports_service, settings, store_name)
+           backends: MultiStore) -> list[BaseRoute]:
+    api = ImageImportApi(imports_service, settings, backends)
     return [resource("/v2/images/{image_id}/import", {"POST": api.import_image})]

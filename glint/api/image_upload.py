@@ -7,6 +7,7 @@ and then stream the body into :class:`glint.images.uploads.Uploads` running in a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 
 from starlette.requests import Request
@@ -21,6 +22,7 @@ from glint.images.uploads import Uploads
 Receiver = Callable[[RequestContext, str, Iterator[bytes], int | None], object]
 OCTET_STREAM = "application/octet-stream"
 SIZE_HEADER = "x-openstack-image-size"
+STORE_HEADER = "x-image-meta-store"  # multi-store: the backend to upload to
 
 
 def declared_size(request: Request, size_cap: int) -> int | None:
@@ -46,7 +48,8 @@ class ImageUploadApi:
 
     async def upload(self, request: Request) -> Response:
         """queued → saving → active; the image is back to queued if anything fails."""
-        await self._receive(request, self.uploads.upload)
+        store = request.headers.get(STORE_HEADER)
+        await self._receive(request, functools.partial(self.uploads.upload, store=store))
         return Response(status_code=204)
 
     async def stage(self, request: Request) -> Response:

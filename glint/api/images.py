@@ -14,13 +14,14 @@ from starlette.routing import BaseRoute
 from glint.api import bodies, identity, image_query, params
 from glint.api.routing import resource
 from glint.db import models
-from glint.images import patch, views
+from glint.images import patch
 from glint.images.service import ImageService
 from glint.settings import Settings
 from glint.tasks import views as task_views
 from glint.tasks.service import TaskService
 
 IMPORT_METHODS_HEADER = "OpenStack-image-import-methods"
+STORE_IDS_HEADER = "OpenStack-image-store-ids"
 
 
 def image_id(request: Request) -> str:
@@ -39,6 +40,8 @@ def create_headers(image: models.Image, settings: Settings) -> dict[str, str]:
     headers = {"Location": f"/v2/images/{image.id}"}
     if settings.enabled_import_methods:
         headers[IMPORT_METHODS_HEADER] = ",".join(settings.enabled_import_methods)
+    if settings.enabled_backends:
+        headers[STORE_IDS_HEADER] = ",".join(settings.enabled_backends)
     return headers
 
 
@@ -51,7 +54,7 @@ class ImagesApi:
     async def create(self, request: Request) -> Response:
         body = await bodies.json_object(request)
         image = await run_in_threadpool(self.images.create, identity.context(request), body)
-        return JSONResponse(views.api(image), status_code=201,
+        return JSONResponse(self.images.view(image), status_code=201,
                             headers=create_headers(image, self.settings))
 
     def index(self, request: Request) -> Response:
@@ -59,13 +62,13 @@ class ImagesApi:
         found = self.images.list(identity.context(request), query)
         marker = params.next_marker([i.id for i in found], query.limit)
         return JSONResponse({
-            "images": [views.api(i) for i in found],
+            "images": [self.images.view(i) for i in found],
             "schema": "/v2/schemas/images",
             **params.page_links("/v2/images", request.query_params, marker),
         })
 
     def show(self, request: Request) -> Response:
-        return JSONResponse(views.api(self._get(request)))
+        return JSONResponse(self.images.view(self._get(request)))
 
     async def update(self, request: Request) -> Response:
         """``PATCH``: the whole document is checked before anything is written."""
@@ -75,7 +78,7 @@ class ImagesApi:
                               self.settings)
         image = await run_in_threadpool(self.images.update, identity.context(request), wanted,
                                         changes)
-        return JSONResponse(views.api(image))
+        return JSONResponse(self.images.view(image))
 
     def delete(self, request: Request) -> Response:
         self.images.delete(identity.context(request), image_id(request))

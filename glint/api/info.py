@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
+from glint import policy as policies
 from glint.api import identity
 from glint.api.routing import resource
 from glint.images import imports, usage
@@ -25,11 +26,32 @@ class InfoApi:
                                                 "type": "array", "value": methods}})
 
     async def stores(self, request: Request) -> Response:
-        """The one store, as Glance lists its stores (openstacksdk's ``stores()`` reads it)."""
-        store = self.images.store
-        return JSONResponse({"stores": [{
-            "id": store.name, "default": "true",
-            "description": f"glint's {store.name} store (the only store)"}]})
+        """The stores, as Glance lists them (openstacksdk's ``stores()`` reads it); without
+        multi-store, the one store."""
+        return JSONResponse({"stores": [self._store(i) for i in self.images.backends.ids]})
+
+    def stores_detail(self, request: Request) -> Response:
+        """The stores with their types (``stores_info_detail``: admins and services)."""
+        ctx = identity.context(request)
+        self.images.policy.enforce(ctx, "stores_info_detail", policies.project_target(ctx))
+        return JSONResponse({"stores": [{**self._store(i), **self._detail(i)}
+                                        for i in self.images.backends.ids]})
+
+    def _store(self, store_id: str) -> dict[str, str]:
+        backends = self.images.backends
+        if not backends.multi:
+            return {"id": store_id, "default": "true",
+                    "description": f"glint's {store_id} store (the only store)"}
+        store = {"id": store_id,
+                 "description": f"glint's {backends.types[store_id]} store {store_id}"}
+        return store | ({"default": "true"} if store_id == backends.default else {})
+
+    def _detail(self, store_id: str) -> dict[str, object]:
+        store = self.images.backends.backend(store_id)
+        path = getattr(store, "path", None)
+        properties = {"data_dir": str(path)} if path is not None else {}
+        return {"type": self.images.backends.types[store_id], "weight": 0,
+                "properties": properties}
 
     def usage(self, request: Request) -> Response:
         owner = identity.context(request).owner
@@ -40,4 +62,5 @@ def routes(images: ImageService, settings: Settings) -> list[BaseRoute]:
     api = InfoApi(images, settings)
     return [resource("/v2/info/import", {"GET": api.import_methods}),
             resource("/v2/info/stores", {"GET": api.stores}),
+            resource("/v2/info/stores/detail", {"GET": api.stores_detail}),
             resource("/v2/info/usage", {"GET": api.usage})]

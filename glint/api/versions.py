@@ -18,17 +18,26 @@ from glint.api.routing import resource
 from glint.settings import Settings
 
 CURRENT = 12
+MULTI_STORE_CURRENT = 13  # with enabled_backends, as Glance: 2.13 (stores detail) too
 MINORS = range(CURRENT, -1, -1)
 ACCEPTED = frozenset({"v2"} | {f"v2.{minor}" for minor in MINORS})
+
+
+def current(settings: Settings) -> int:
+    return MULTI_STORE_CURRENT if settings.enabled_backends else CURRENT
+
+
+def accepted(settings: Settings) -> frozenset[str]:
+    return ACCEPTED | {f"v2.{minor}" for minor in range(current(settings) + 1)}
 _VERSION_PREFIX = re.compile(r"^/(v\d+(?:\.\d+)?)(/.*)?$")
 
 
-def document(base_url: str) -> dict[str, Any]:
+def document(base_url: str, newest: int = CURRENT) -> dict[str, Any]:
     href = base_url.rstrip("/") + "/v2/"
     return {"versions": [
-        {"id": f"v2.{minor}", "status": "CURRENT" if minor == CURRENT else "SUPPORTED",
+        {"id": f"v2.{minor}", "status": "CURRENT" if minor == newest else "SUPPORTED",
          "links": [{"rel": "self", "href": href}]}
-        for minor in MINORS
+        for minor in range(newest, -1, -1)
     ]}
 
 
@@ -38,7 +47,7 @@ class VersionsApi:
 
     def response(self, request: Request, status_code: int) -> Response:
         base = self.settings.public_endpoint or str(request.base_url)
-        return JSONResponse(document(base), status_code=status_code)
+        return JSONResponse(document(base, current(self.settings)), status_code=status_code)
 
     async def choices(self, request: Request) -> Response:
         return self.response(request, 300)
@@ -58,6 +67,7 @@ class VersionNegotiationMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.api = VersionsApi(settings)
+        self.accepted = accepted(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = _VERSION_PREFIX.match(scope["path"]) if scope["type"] == "http" else None
@@ -65,7 +75,7 @@ class VersionNegotiationMiddleware:
             await self.app(scope, receive, send)
             return
         version, rest = match.group(1), match.group(2) or ""
-        if version not in ACCEPTED or rest in ("", "/"):
+        if version not in self.accepted or rest in ("", "/"):
             await self.api.response(Request(scope), 300)(scope, receive, send)
             return
         if version != "v2":

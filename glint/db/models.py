@@ -63,6 +63,9 @@ class Image(Timestamped, Base):
         cascade="all, delete-orphan", lazy="selectin", order_by="ImageProperty.name")
     tags: orm.Mapped[list[ImageTag]] = orm.relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="ImageTag.value")
+    # The stores holding the bytes (multi-store); ``location`` above is the first one's key.
+    locations: orm.Mapped[list[ImageLocation]] = orm.relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ImageLocation.id")
 
     @property
     def extra_properties(self) -> dict[str, str]:
@@ -94,6 +97,22 @@ class ImageTag(Base):
     image_id: orm.Mapped[str] = orm.mapped_column(
         sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
     value: orm.Mapped[str] = orm.mapped_column(sa.String(255), primary_key=True)
+
+
+class ImageLocation(Base):
+    """One store's copy of an image's bytes. ``store`` None: the default store (rows written
+    without multi-store, and those migrated from ``images.location``)."""
+
+    __tablename__ = "image_locations"
+    __table_args__ = (sa.UniqueConstraint("image_id", "store"),)
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True, autoincrement=True)
+    image_id: orm.Mapped[str] = orm.mapped_column(
+        sa.ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    store: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    location: orm.Mapped[str] = orm.mapped_column(sa.String(1024))
+    status: orm.Mapped[str] = orm.mapped_column(sa.String(30), default="active")
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
 
 
 class ImageMember(Timestamped, Base):
@@ -138,3 +157,80 @@ class Task(Timestamped, Base):
     lease_token: orm.Mapped[int] = orm.mapped_column(default=0)
     lease_expires_at: orm.Mapped[datetime.datetime | None]
     cancel_requested: orm.Mapped[bool] = orm.mapped_column(default=False)
+
+
+# -- metadata definitions (metadefs): glint.metadefs -----------------------------------------
+# Glance's catalogue of the metadata an operator suggests for images, volumes, flavors...
+# Rows are hard-deleted, as Glance does; the children of a namespace go with it.
+
+
+class MetadefTimes:
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+    updated_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MetadefNamespace(MetadefTimes, Base):
+    __tablename__ = "metadef_namespaces"
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True, autoincrement=True)
+    namespace: orm.Mapped[str] = orm.mapped_column(sa.String(80), unique=True)
+    display_name: orm.Mapped[str | None] = orm.mapped_column(sa.String(80))
+    description: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
+    visibility: orm.Mapped[str] = orm.mapped_column(sa.String(32), default="private")
+    protected: orm.Mapped[bool] = orm.mapped_column(default=False)
+    owner: orm.Mapped[str] = orm.mapped_column(sa.String(255), index=True)
+
+
+class MetadefObject(MetadefTimes, Base):
+    __tablename__ = "metadef_objects"
+    __table_args__ = (sa.UniqueConstraint("namespace_id", "name"),)
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True, autoincrement=True)
+    namespace_id: orm.Mapped[int] = orm.mapped_column(
+        sa.ForeignKey("metadef_namespaces.id", ondelete="CASCADE"))
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(80))
+    description: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
+    required: orm.Mapped[list[str] | None] = orm.mapped_column(sa.JSON)
+    # The object's properties: name to property definition (a JSON schema fragment).
+    properties: orm.Mapped[dict[str, Any]] = orm.mapped_column(sa.JSON, default=dict)
+
+
+class MetadefProperty(MetadefTimes, Base):
+    __tablename__ = "metadef_properties"
+    __table_args__ = (sa.UniqueConstraint("namespace_id", "name"),)
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True, autoincrement=True)
+    namespace_id: orm.Mapped[int] = orm.mapped_column(
+        sa.ForeignKey("metadef_namespaces.id", ondelete="CASCADE"))
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(80))
+    # The definition (title, type, enum...) as Glance's property schema describes it.
+    json_schema: orm.Mapped[dict[str, Any]] = orm.mapped_column(sa.JSON, default=dict)
+
+
+class MetadefTag(MetadefTimes, Base):
+    __tablename__ = "metadef_tags"
+    __table_args__ = (sa.UniqueConstraint("namespace_id", "name"),)
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True, autoincrement=True)
+    namespace_id: orm.Mapped[int] = orm.mapped_column(
+        sa.ForeignKey("metadef_namespaces.id", ondelete="CASCADE"))
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(80))
+
+
+class MetadefResourceType(MetadefTimes, Base):
+    __tablename__ = "metadef_resource_types"
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True, autoincrement=True)
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(80), unique=True)
+    protected: orm.Mapped[bool] = orm.mapped_column(default=False)
+
+
+class MetadefNamespaceResourceType(MetadefTimes, Base):
+    __tablename__ = "metadef_namespace_resource_types"
+
+    namespace_id: orm.Mapped[int] = orm.mapped_column(
+        sa.ForeignKey("metadef_namespaces.id", ondelete="CASCADE"), primary_key=True)
+    resource_type_id: orm.Mapped[int] = orm.mapped_column(
+        sa.ForeignKey("metadef_resource_types.id", ondelete="CASCADE"), primary_key=True)
+    prefix: orm.Mapped[str | None] = orm.mapped_column(sa.String(80))
+    properties_target: orm.Mapped[str | None] = orm.mapped_column(sa.String(80))

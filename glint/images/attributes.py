@@ -5,8 +5,8 @@ is a string. Each check raises the error Glance answers with: a name the client 
 is Forbidden (403), a value of the wrong shape is BadRequest (400) naming the attribute, and
 going over a count quota is TooLarge (413).
 
-Visibility follows Glance's default policy: making an image ``public`` is for admins only
-(``publicize_image``), ``community`` is open to the owner (``communitize_image``).
+Who may create an image for which owner, and make it ``public`` or ``community``, is the
+policy's say (:mod:`glint.policy`: ``add_image``, ``publicize_image``, ``communitize_image``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from glint import errors
-from glint.context import RequestContext
 from glint.db import models
 from glint.settings import Settings
 
@@ -45,8 +44,8 @@ def check_name(key: str) -> None:
         raise errors.Forbidden(f"Attribute '{key}' is reserved.")
 
 
-def split(values: Mapping[str, Any], settings: Settings,
-          ctx: RequestContext) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+def split(values: Mapping[str, Any],
+          settings: Settings) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """Split create values into base attributes, extra properties and tags, validating each."""
     base: dict[str, Any] = {}
     extra: dict[str, str] = {}
@@ -59,9 +58,6 @@ def split(values: Mapping[str, Any], settings: Settings,
             base[key] = base_value(key, value, settings)
         else:
             extra[key] = extra_value(key, value)
-    if "owner" in base:
-        check_owner(ctx, base["owner"])
-    check_visibility(ctx, base.get("visibility"))
     check_counts(len(extra), len(set(tags)), settings)
     return base, extra, tags
 
@@ -119,18 +115,6 @@ def tag_list(value: Any) -> list[str]:
         raise errors.BadRequest("Invalid value for 'tags': must be a list of strings "
                                 f"of 1 to {MAX_LENGTH} characters")
     return sorted({tag(item) for item in value})
-
-
-def check_owner(ctx: RequestContext, owner: str | None) -> None:
-    if owner != ctx.owner and not ctx.is_admin:
-        raise errors.Forbidden(f"You are not permitted to create images owned by "
-                               f"'{str(owner)[:64]}'.")
-
-
-def check_visibility(ctx: RequestContext, visibility: str | None) -> None:
-    """Glance's default policy: ``publicize_image`` is admin-only."""
-    if visibility == "public" and not ctx.is_admin:
-        raise errors.Forbidden("Policy doesn't allow publicize_image to be performed.")
 
 
 def check_formats_mutable(image: models.Image, key: str) -> None:

@@ -18,9 +18,10 @@ from typing import Any
 from glint import errors, urlfilter
 from glint.context import RequestContext
 from glint.db import models
-from glint.images import states
+from glint.images import locations, states
 from glint.images.service import ImageService
 from glint.settings import Settings
+from glint.stores.multi import MultiStore
 from glint.tasks import states as task_states
 from glint.tasks.service import TaskService
 
@@ -28,8 +29,10 @@ SCRIPT = "api_image_import"
 LOCK = "os_glance_import_task"
 GLANCE_DIRECT = "glance-direct"
 WEB_DOWNLOAD = "web-download"
+COPY_IMAGE = "copy-image"  # an active image's data to more stores (multi-store only)
 # The methods glint runs, and the status each needs the image in.
-NEEDED_STATUS = {GLANCE_DIRECT: states.UPLOADING, WEB_DOWNLOAD: states.QUEUED}
+NEEDED_STATUS = {GLANCE_DIRECT: states.UPLOADING, WEB_DOWNLOAD: states.QUEUED,
+                 COPY_IMAGE: states.ACTIVE}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,17 +42,32 @@ class ImportRequest:
     method: str
     stores: tuple[str, ...]
     body: Mapping[str, Any]
+    all_stores: bool = False
 
 
 def parse(body: Mapping[str, Any], store_header: str | None, settings: Settings,
-          store_name: str) -> ImportRequest:
-    """Check an import body as Glance does with a single store (400 naming the problem)."""
+          backends: MultiStore) -> ImportRequest:
+    """Check an import body as Glance does (400 naming the problem; 409 for a store that is
+    not configured, with multi-store)."""
     check_method(body, settings)
-    if body.get("all_stores_must_succeed", True) is not True:
-        raise errors.BadRequest("all_stores_must_succeed can only be false with several "
-                                "stores, and this cloud has one")
-    return ImportRequest(method=body["method"]["name"],
-                         stores=_stores(body, store_header, store_name), body=dict(body))
+    must_succeed = body.get("all_stores_must_succeed", True)
+    if not isinstance(must_succeed, bool):
+        raise errors.BadRequest("'all_stores_must_succeed' must be a boolean")
+    method = body["method"]["name"]
+    if not backends.multi:
+        if must_succeed is not True:
+            raise errors.BadRequest("all_stores_must_succeed can only be false with several "
+                                    "stores, and this cloud has one")
+        return ImportRequest(method=method, stores=_stores(body, store_header, backends.default),
+                             body=dict(body))
+    names = _named_stores(body, store_header)
+    all_stores = bool(body.get("all_stores"))
+    stores = backends.ids if all_stores else tuple(dict.fromkeys(names or [backends.default]))
+    unknown = [n for n in stores if n not in backends.backends]
+    if unknown:
+        raise errors.Conflict(f"Unknown store(s) {', '.join(n[:64] for n in unknown)}; "
+                              f"stores: {', '.join(backends.ids)}")
+    return ImportRequest(method=method, stores=stores, body=dict(body), all_stores=all_stores)
 
 
 def check_method(body: Mapping[str, Any], settings: Settings) -> None:
@@ -74,6 +92,16 @@ def check_method(body: Mapping[str, Any], settings: Settings) -> None:
 
 
 def _stores(body: Mapping[str, Any], header: str | None, store_name: str) -> tuple[str, ...]:
+    names = _named_stores(body, header)
+    unknown = sorted({n for n in names if n != store_name})
+    if unknown:
+        raise errors.BadRequest(f"Unknown store(s) {', '.join(n[:64] for n in unknown)}; "
+                                f"this cloud has one store, {store_name!r}")
+    return (store_name,)
+
+
+def _named_stores(body: Mapping[str, Any], header: str | None) -> list[str]:
+    """The stores the body or ``X-Image-Meta-Store`` name, checked for shape (400)."""
     stores = body.get("stores")
     all_stores = body.get("all_stores")
     if stores is not None and header:
@@ -85,12 +113,7 @@ def _stores(body: Mapping[str, Any], header: str | None, store_name: str) -> tup
     if stores is not None and (not isinstance(stores, list)
                                or not all(isinstance(s, str) for s in stores)):
         raise errors.BadRequest("'stores' must be a list of store names")
-    names = [*(stores or ()), *([header] if header else [])]
-    unknown = sorted({n for n in names if n != store_name})
-    if unknown:
-        raise errors.BadRequest(f"Unknown store(s) {', '.join(n[:64] for n in unknown)}; "
-                                f"this cloud has one store, {store_name!r}")
-    return (store_name,)
+    return [*(stores or ()), *([header] if header else [])]
 
 
 class Imports:
@@ -98,12 +121,21 @@ class Imports:
         self.images = images
         self.tasks = tasks
 
-    def start(self, ctx: RequestContext, image_id: str, request: ImportRequest) -> models.Task:
-        """Check the image, take its import lock, create the task; return the task."""
-        image = self.images.get(ctx, image_id)
-        if not ctx.is_admin and image.owner != ctx.owner:
-            raise errors.Forbidden(f"You are not permitted to import data into image {image_id}.")
+    def start(self, ctx: RequestContext, image_id: str,
+              request: ImportRequest) -> models.Task | None:
+        """Check the image, take its import lock, create the task; return the task.
+
+        copy-image skips the stores that hold the image already (None: nothing to copy).
+        """
+        copying = request.method == COPY_IMAGE
+        image = self.images.check(ctx, image_id, "copy_image" if copying else "import_image")
         _check_image(image, request.method)
+        if copying:
+            present = locations.store_ids(image, self.images.backends) or []
+            request = dataclasses.replace(
+                request, stores=tuple(s for s in request.stores if s not in present))
+            if not request.stores:
+                return None
         task_id = str(uuid.uuid4())
         try:
             self.images.set_property_atomic(ctx, image_id, LOCK, task_id, self._stale)
@@ -113,7 +145,7 @@ class Imports:
                       "backend": list(request.stores)}
         try:
             return self.tasks.create(ctx, SCRIPT, task_input, image_id=image_id,
-                                     task_id=task_id)
+                                     task_id=task_id, authorize=False)
         except BaseException:
             self.images.delete_property_atomic(image_id, LOCK, task_id)
             raise
@@ -129,6 +161,11 @@ class Imports:
 
 def _check_image(image: models.Image, method: str) -> None:
     """Glance's import preconditions (409)."""
+    if method == COPY_IMAGE:
+        if image.status != states.ACTIVE:
+            raise errors.Conflict(f"Image needs to be in 'active' state to use '{method}' "
+                                  "method")
+        return
     if image.status == states.ACTIVE:
         raise errors.Conflict("Image with status active cannot be target for import")
     needed = NEEDED_STATUS[method]

@@ -1,7 +1,8 @@
 """Sharing an image with other projects: the members of a ``shared`` image (Glance's rules).
 
-Only ``shared`` images have members (Forbidden otherwise). The owner (or an admin) adds and
-removes members; each member alone (or an admin) sets its own status: ``pending`` until it
+Only ``shared`` images have members (Forbidden otherwise). The policy (:mod:`glint.policy`)
+says who does what; by default the owner's members (or an admin) add and remove members, and
+each member project alone (or an admin) sets its own status: ``pending`` until it
 ``accepted`` or ``rejected`` the image. A member sees only its own membership, the owner sees
 all. Accepted shared images appear in the member's image list by default; any membership makes
 the image visible to ``GET /v2/images/{id}`` (see :func:`glint.db.images.visible`).
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from sqlalchemy import orm
 
 from glint import errors
+from glint import policy as policies
 from glint.context import RequestContext
 from glint.db import engine, models
 from glint.db import images as image_rows
@@ -28,7 +30,8 @@ MAX_MEMBER_LENGTH = 255
 
 class MemberService:
     def __init__(self, db: engine.Database, notifier: notifiers.Notifier,
-                 settings: Settings) -> None:
+                 settings: Settings, policy: policies.Policy | None = None) -> None:
+        self.policy = policy if policy is not None else policies.Policy.from_settings(settings)
         self.db = db
         self.notifier = notifier
         self.settings = settings
@@ -38,8 +41,11 @@ class MemberService:
         with self.db.reader() as session:
             image = _shared(session, ctx, image_id, f"Not allowed to list members for image "
                                                     f"{image_id}: ")
-            return [row for row in member_rows.list_(session, image.id)
-                    if _may_see(ctx, image, row)]
+            rows = member_rows.list_(session, image.id)
+            mine = [row.member for row in rows if row.member == ctx.project_id]
+            self.policy.enforce_image(ctx, "get_members",
+                                      policies.image_target(image, mine[0] if mine else None))
+            return [row for row in rows if _may_see(ctx, image, row)]
 
     def get(self, ctx: RequestContext, image_id: str, member_id: str) -> models.ImageMember:
         """One membership; every refusal is NotFound here, as Glance hides them all."""
@@ -48,14 +54,17 @@ class MemberService:
                 image = _shared(session, ctx, image_id, "")
             except errors.Forbidden as exc:
                 raise errors.NotFound(exc.message) from None
-            return _member(session, ctx, image, member_id)
+            row = _member(session, ctx, image, member_id)
+            if not self.policy.check(ctx, "get_member", policies.image_target(image, row.member)):
+                raise _not_found(image, member_id)
+            return row
 
     def create(self, ctx: RequestContext, image_id: str, member_id: str) -> models.ImageMember:
         """Share the image with project ``member_id`` (status ``pending``)."""
         with self.db.session() as session:
             image = _shared(session, ctx, image_id, "", for_update=True)
-            if not ctx.is_admin and image.owner != ctx.owner:
-                raise errors.Forbidden(f"Not allowed to create members for image {image_id}.")
+            self.policy.enforce_image(ctx, "add_member", policies.image_target(image, _mine(
+                session, ctx, image)))
             row = member_rows.get(session, image.id, member_id, include_deleted=True)
             if row is not None and not row.deleted:
                 raise errors.Conflict(f"Member {member_id} is duplicated for image {image_id}")
@@ -78,8 +87,8 @@ class MemberService:
         with self.db.session() as session:
             image = _shared(session, ctx, image_id, "")
             row = _member(session, ctx, image, member_id)
-            if not ctx.is_admin and row.member != ctx.owner:
-                raise errors.Forbidden(f"Not allowed to update members for image {image_id}.")
+            self.policy.enforce_image(ctx, "modify_member",
+                                      policies.image_target(image, row.member))
             if status not in STATUSES:
                 raise errors.BadRequest('Incorrect request: Status must be "pending", '
                                         '"accepted" or "rejected".')
@@ -93,8 +102,8 @@ class MemberService:
         with self.db.session() as session:
             image = _shared(session, ctx, image_id, "")
             row = _member(session, ctx, image, member_id)
-            if not ctx.is_admin and image.owner != ctx.owner:
-                raise errors.Forbidden(f"Not allowed to delete members for image {image_id}.")
+            self.policy.enforce_image(ctx, "delete_member", policies.image_target(image, _mine(
+                session, ctx, image)))
             row.deleted = True
             row.deleted_at = models.utcnow()
         self._notify("image.member.delete", row)
@@ -133,9 +142,20 @@ def _member(session: orm.Session, ctx: RequestContext, image: models.Image,
     valid = 0 < len(member_id) <= MAX_MEMBER_LENGTH and member_id.isprintable()
     row = member_rows.get(session, image.id, member_id) if valid else None
     if row is None or not _may_see(ctx, image, row):
-        raise errors.NotFound(f"{member_id[:255]} not found in the member list of the image "
-                              f"{image.id}.")
+        raise _not_found(image, member_id)
     return row
+
+
+def _mine(session: orm.Session, ctx: RequestContext, image: models.Image) -> str | None:
+    """The caller's project when the image is shared with it (the target's ``member_id``)."""
+    if ctx.project_id is None or member_rows.get(session, image.id, ctx.project_id) is None:
+        return None
+    return ctx.project_id
+
+
+def _not_found(image: models.Image, member_id: str) -> errors.NotFound:
+    return errors.NotFound(f"{member_id[:255]} not found in the member list of the image "
+                           f"{image.id}.")
 
 
 def _revive(row: models.ImageMember) -> models.ImageMember:

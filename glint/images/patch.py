@@ -175,8 +175,6 @@ def _remove(image: models.Image, name: str) -> None:
 def _set(image: models.Image, name: str, value: Any, ctx: RequestContext) -> None:
     if name == "owner" and not ctx.is_admin:
         raise errors.Forbidden("Owner can't be updated by non admin.")
-    if name == "visibility":
-        attributes.check_visibility(ctx, value)
     attributes.check_formats_mutable(image, name)
     if name == "tags":
         kept = {t.value: t for t in image.tags}

@@ -15,12 +15,15 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from glint import errors
+from glint import policy as policies
 from glint.context import RequestContext
 from glint.db import engine, models
 from glint.db import images as image_rows
-from glint.images import attributes, patch, staging, states, views
+from glint.db import members as member_rows
+from glint.images import attributes, locations, patch, staging, states, views
 from glint.notifiers import base as notifiers
 from glint.settings import Settings
+from glint.stores import multi
 from glint.stores.base import Store
 
 LOG = logging.getLogger(__name__)
@@ -38,49 +41,75 @@ class ImageData:
     os_hash_value: str
     disk_format: str | None = None  # set when the write changed it (a conversion)
     virtual_size: int | None = None  # when known (the format inspector's)
+    store: str | None = None  # the backend written to (multi-store); None: the default
+    # Further (store, location) copies written before activation (an import to several stores).
+    copies: tuple[tuple[str, str], ...] = ()
 
 
 class ImageService:
     def __init__(self, db: engine.Database, store: Store, notifier: notifiers.Notifier,
-                 settings: Settings, staging_area: Store | None = None) -> None:
+                 settings: Settings, staging_area: Store | None = None,
+                 policy: policies.Policy | None = None) -> None:
         self.db = db
         self.store = store
+        self.backends = multi.of(store)  # the stores by id (one, without multi-store)
         self.notifier = notifier
         self.settings = settings
+        self.policy = policy if policy is not None else policies.Policy.from_settings(settings)
         # Where glance-direct data waits for its import (glint.images.staging).
         self.staging = staging_area if staging_area is not None else staging.area(settings)
 
     # -- reads ---------------------------------------------------------------------------
 
     def get(self, ctx: RequestContext, image_id: str) -> models.Image:
+        return self.check(ctx, image_id, "get_image")
+
+    def check(self, ctx: RequestContext, image_id: str, action: str) -> models.Image:
+        """The image if ``ctx`` may do ``action`` (a policy rule) on it.
+
+        NotFound when ``ctx`` cannot see it (the database's rule, or ``get_image``),
+        Forbidden when it can but the rule refuses.
+        """
         with self.db.reader() as session:
-            return image_rows.get(session, ctx, image_id)
+            image = image_rows.get(session, ctx, image_id)
+            self._authorize(session, ctx, image, action)
+            return image
+
+    def view(self, image: models.Image) -> dict[str, Any]:
+        """The image as the API shows it (with ``stores`` on a multi-store glint)."""
+        return views.api(image, locations.store_ids(image, self.backends))
 
     def list(self, ctx: RequestContext, query: image_rows.ImageQuery) -> Sequence[models.Image]:
         """One page of the images ``ctx`` may list (``GET /v2/images``)."""
+        self.policy.enforce(ctx, "get_images", policies.project_target(ctx))
         with self.db.reader() as session:
             return image_rows.list_(session, ctx, query)
 
     def open_data(self, ctx: RequestContext, image_id: str, offset: int = 0,
                   length: int | None = None) -> tuple[models.Image, Iterator[bytes] | None]:
         """The image and a stream of its bytes (None when it has no data)."""
-        image = self.get(ctx, image_id)
-        if image.status == states.DEACTIVATED and not ctx.is_admin:
+        image = self.check(ctx, image_id, "download_image")
+        if image.status == states.DEACTIVATED and not self.policy.is_admin(ctx):
             raise errors.Forbidden("The requested image has been deactivated. "
                                    "Image data download is forbidden.")
-        if image.location is None:
+        source = locations.pick(image, self.backends)
+        if source is None:
             return image, None
-        return image, self.store.read(image.location, offset, length)
+        store, location = source
+        return image, store.read(location, offset, length)
 
     # -- writes --------------------------------------------------------------------------
 
     def create(self, ctx: RequestContext, values: Mapping[str, Any],
                status: str = states.QUEUED) -> models.Image:
         """Create an image from API-style ``values`` (base attributes and extra properties)."""
-        base, extra, tags = attributes.split(values, self.settings, ctx)
+        base, extra, tags = attributes.split(values, self.settings)
+        owner = base.pop("owner", None) or ctx.owner
+        target = policies.project_target(ctx) | ({"owner": owner} if owner is not None else {})
+        self.policy.enforce(ctx, "add_image", target)
+        self._check_visibility(ctx, base.get("visibility"), target)
         image = models.Image(
-            id=base.pop("id", None) or str(uuid.uuid4()), status=status,
-            owner=base.pop("owner", None) or ctx.owner,
+            id=base.pop("id", None) or str(uuid.uuid4()), status=status, owner=owner,
             properties=[models.ImageProperty(name=k, value=v) for k, v in extra.items()],
             tags=[models.ImageTag(value=t) for t in sorted(set(tags))], **base)
         duplicate = errors.Conflict(f"Image with identifier {image.id} already exists!")
@@ -129,31 +158,33 @@ class ImageService:
         left without an image.
         """
         optional = {"disk_format": data.disk_format, "virtual_size": data.virtual_size}
+        held = locations.rows(self.backends, data)
         try:
             return self.set_status(ctx, image_id, states.ACTIVE, expected=from_status,
                                    guard=guard, location=data.location, size=data.size,
                                    checksum=data.checksum, os_hash_algo=data.os_hash_algo,
-                                   os_hash_value=data.os_hash_value,
+                                   os_hash_value=data.os_hash_value, locations=held,
                                    **{k: v for k, v in optional.items() if v is not None})
         except (errors.Conflict, errors.NotFound, errors.InvalidTransition):
-            self.store.delete(data.location)
+            self._delete_bytes([(row.store, row.location) for row in held])
             raise
 
     def delete(self, ctx: RequestContext, image_id: str) -> None:
         with self.db.session() as session:
-            image = image_rows.get(session, ctx, image_id, for_update=True)
-            if not ctx.is_admin and image.owner != ctx.owner:
-                raise errors.Forbidden("You are not permitted to delete this image.")
+            image = self._locked(session, ctx, image_id, "delete_image")
             if image.protected:
                 raise errors.Forbidden(f"Image {image_id} is protected and cannot be deleted.")
-            location = _mark_deleted(image)
-        self._remove_data(image, location)
+            held = _mark_deleted(image)
+        self._remove_data(image, held)
 
     def update(self, ctx: RequestContext, image_id: str,
                changes: Sequence[patch.Change]) -> models.Image:
         """Apply parsed ``PATCH`` changes, all or nothing; only the owner (or an admin) may."""
         with self.db.session() as session:
-            image = self._owned(session, ctx, image_id, "modify")
+            image = self._locked(session, ctx, image_id, "modify_image")
+            for change in changes:
+                if change.name == "visibility" and change.op != "remove":
+                    self._check_visibility(ctx, change.value, policies.image_target(image))
             properties_before = attributes.property_count(image)
             patch.apply(image, changes, ctx, self.settings)
             properties = attributes.property_count(image)
@@ -167,7 +198,7 @@ class ImageService:
         """``PUT /v2/images/{id}/tags/{tag}``: idempotent, counted against ``image_tag_quota``."""
         tag = attributes.tag(tag)
         with self.db.session() as session:
-            image = self._owned(session, ctx, image_id, "update tags for")
+            image = self._locked(session, ctx, image_id, "modify_image")
             if tag in {t.value for t in image.tags}:
                 return
             image.tags.append(models.ImageTag(value=tag))
@@ -177,7 +208,7 @@ class ImageService:
 
     def remove_tag(self, ctx: RequestContext, image_id: str, tag: str) -> None:
         with self.db.session() as session:
-            image = self._owned(session, ctx, image_id, "delete tags for")
+            image = self._locked(session, ctx, image_id, "modify_image")
             if tag not in {t.value for t in image.tags}:
                 raise errors.NotFound(f"Tag {tag[:64]!r} not found on image {image_id}.")
             image.tags[:] = [t for t in image.tags if t.value != tag]
@@ -194,7 +225,7 @@ class ImageService:
     def _switch(self, ctx: RequestContext, image_id: str, source: str, target: str,
                 action: str) -> None:
         with self.db.session() as session:
-            image = self._owned(session, ctx, image_id, action)
+            image = self._locked(session, ctx, image_id, action)
             if image.status == target:
                 return
             if image.status != source:
@@ -204,14 +235,28 @@ class ImageService:
             image.status = target
         self._notify("image.update", image)
 
-    @staticmethod
-    def _owned(session: orm.Session, ctx: RequestContext, image_id: str, action: str) -> models.Image:
-        """The image locked for a write: NotFound if ``ctx`` cannot see it, Forbidden unless
-        ``ctx`` owns it or is an admin (Glance's ``modify_image`` policy)."""
+    def _locked(self, session: orm.Session, ctx: RequestContext, image_id: str,
+                action: str) -> models.Image:
+        """The image locked for a write, if the policy lets ``ctx`` do ``action`` on it."""
         image = image_rows.get(session, ctx, image_id, for_update=True)
-        if not ctx.is_admin and image.owner != ctx.owner:
-            raise errors.Forbidden(f"You are not permitted to {action} image {image_id}.")
+        self._authorize(session, ctx, image, action)
         return image
+
+    def _authorize(self, session: orm.Session, ctx: RequestContext, image: models.Image,
+                   action: str) -> None:
+        """Enforce ``action`` on ``image``; ``member_id`` says whether it is shared with ctx."""
+        shared = (ctx.project_id is not None and ctx.project_id != image.owner
+                  and member_rows.get(session, image.id, ctx.project_id) is not None)
+        target = policies.image_target(image, ctx.project_id if shared else None)
+        self.policy.enforce_image(ctx, action, target)
+
+    def _check_visibility(self, ctx: RequestContext, visibility: object,
+                          target: policies.Target) -> None:
+        """Making an image public or community is an action of its own (Glance's)."""
+        action = {"public": "publicize_image", "community": "communitize_image"}.get(
+            str(visibility))
+        if action is not None:
+            self.policy.enforce(ctx, action, target)
 
     def discard(self, ctx: RequestContext, image_id: str) -> None:
         """Remove an image a failed task created, bytes and all, whatever its status."""
@@ -219,8 +264,8 @@ class ImageService:
             image = image_rows.get_any(session, image_id)
             if image is None or image.deleted:
                 return
-            location = _mark_deleted(image)
-        self._remove_data(image, location)
+            held = _mark_deleted(image)
+        self._remove_data(image, held)
 
     def set_property_atomic(self, ctx: RequestContext, image_id: str, name: str, value: str,
                             replaceable: Callable[[str], bool]) -> None:
@@ -244,12 +289,21 @@ class ImageService:
             image.updated_at = models.utcnow()
         return True
 
-    def _remove_data(self, image: models.Image, location: str | None) -> None:
-        """After the commit that deleted ``image``: its bytes, staged data, the event."""
-        if location is not None:
-            self.store.delete(location)
+    def _remove_data(self, image: models.Image,
+                     held: Sequence[tuple[str | None, str]]) -> None:
+        """After the commit that deleted ``image``: its bytes (in every store), staged data,
+        the event."""
+        self._delete_bytes(held)
         self.staging.delete(image.id)
         self._notify("image.delete", image)
+
+    def _delete_bytes(self, held: Sequence[tuple[str | None, str]]) -> None:
+        for store_id, location in held:
+            try:
+                self.backends.backend(store_id).delete(location)
+            except LookupError:  # a store no longer configured
+                LOG.warning("image data %s is in store %s, which is not configured; "
+                            "left there", location, store_id)
 
     def _notify(self, event_type: str, image: models.Image) -> None:
         self.notifier.notify(notifiers.Event(event_type, views.notification(image)))
@@ -266,11 +320,12 @@ def _check_transition(image: models.Image, target: str) -> None:
                                 "prior to saving data.")
 
 
-def _mark_deleted(image: models.Image) -> str | None:
-    """Soft-delete ``image`` in its session; return the store location it had."""
-    location = image.location
+def _mark_deleted(image: models.Image) -> list[tuple[str | None, str]]:
+    """Soft-delete ``image`` in its session; return the (store, location) pairs it had."""
+    held = locations.held(image)
     image.status = states.DELETED
     image.deleted = True
     image.deleted_at = models.utcnow()
     image.location = None
-    return location
+    image.locations.clear()
+    return held

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from glint.db import models
@@ -10,8 +11,9 @@ from glint.timefmt import isotime
 HIDDEN_PROPERTIES = frozenset({"os_glance_stage_host", "os_glance_hash_op_host"})
 
 
-def api(image: models.Image) -> dict[str, Any]:
-    """The image as ``GET /v2/images/{id}`` returns it (Glance's base attributes, flattened)."""
+def api(image: models.Image, stores: Sequence[str] | None = None) -> dict[str, Any]:
+    """The image as ``GET /v2/images/{id}`` returns it (Glance's base attributes, flattened),
+    with ``stores`` ("a,b") when given: multi-store glints name the stores holding the data."""
     body: dict[str, Any] = {
         name: value for name, value in image.extra_properties.items()
         if name not in HIDDEN_PROPERTIES
@@ -40,6 +42,8 @@ def api(image: models.Image) -> dict[str, Any]:
         "file": f"/v2/images/{image.id}/file",
         "schema": "/v2/schemas/image",
     })
+    if stores is not None:
+        body["stores"] = ",".join(stores)
     return body
 
 

@@ -19,6 +19,12 @@ On the way the data is checked as Glance's conversion plugin checks it
 inspector. The settings ``import_decompress`` (not for container format ``compressed``) and
 ``import_conversion_format`` apply here too; a conversion changes the image's ``disk_format``.
 
+With multi-store (``enabled_backends``) the input's ``backend`` names the stores: the data
+goes to the first and is copied, md5-checked, to the others; ``os_glance_importing_to_stores``
+and ``os_glance_failed_import`` follow the progress, and ``all_stores_must_succeed`` says
+whether one store failing fails the import (:func:`_import`). ``copy-image`` copies an active
+image's bytes to more stores, skipping those that hold them (:func:`_copy_image`).
+
 On failure the image goes back to ``queued`` (Glance's revert), its staged data and any partly
 written bytes are removed, and the task fails saying why. The lock is released in every case.
 """
@@ -34,10 +40,11 @@ from glint.images import imports, staging
 from glint.images import states as image_states
 from glint.scripts import contract, db_api, fetch, intake
 from glint.settings import Settings
+from glint.stores import multi
 from glint.stores.base import StoreWriter
 
-DESCRIPTION = ("Import data into an existing image: glance-direct (staged data) or "
-               "web-download (POST /v2/images/{id}/import).")
+DESCRIPTION = ("Import data into an existing image: glance-direct (staged data), "
+               "web-download or copy-image (POST /v2/images/{id}/import).")
 
 INPUT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -64,18 +71,44 @@ def validate(task_input: Mapping[str, Any], settings: Settings) -> None:
 def main(ctx: contract.ScriptContext) -> contract.JsonObject:
     image_id = ctx.task_input["image_id"]
     method = ctx.task_input["import_req"]["method"]
+    targets = _targets(ctx)
     try:
-        _begin(ctx, image_id, method["name"])
+        _begin(ctx, image_id, method["name"], targets)
         try:
-            _import(ctx, image_id, method)
+            if method["name"] == imports.COPY_IMAGE:
+                _copy_image(ctx, image_id, targets)
+            else:
+                _import(ctx, image_id, method, targets)
         except BaseException as exc:
-            _revert(ctx, image_id)
+            if method["name"] != imports.COPY_IMAGE:
+                _revert(ctx, image_id)
+            if _backends(ctx).multi:  # the stores left to do failed with the import
+                _quietly(ctx, "record the failed stores of", image_id, lambda i: (
+                    ctx.db_api.import_progress(i, failed=ctx.db_api.importing_stores(i))))
             if not isinstance(exc, Exception):
                 raise
             raise _failure(ctx, image_id, method, exc) from exc
     finally:
         _quietly(ctx, "release the import lock of", image_id, ctx.db_api.release_import_lock)
     return {"image_id": image_id}
+
+
+def _backends(ctx: contract.ScriptContext) -> multi.MultiStore:
+    return multi.of(ctx.store_api)
+
+
+def _targets(ctx: contract.ScriptContext) -> list[str | None]:
+    """The stores to import to (the task's ``backend``); [None], the one store, without
+    multi-store."""
+    backends = _backends(ctx)
+    if not backends.multi:
+        return [None]
+    named = ctx.task_input.get("backend") or [None]
+    return list(dict.fromkeys(backends.resolve(s) for s in named))
+
+
+def _must_succeed(ctx: contract.ScriptContext) -> bool:
+    return bool(ctx.task_input["import_req"].get("all_stores_must_succeed", True))
 
 
 def cleanup(ctx: contract.ScriptContext) -> None:
@@ -97,14 +130,20 @@ def cleanup(ctx: contract.ScriptContext) -> None:
         return
     if image.get(imports.LOCK) != ctx.task_id:
         return  # another import owns the image now
+    backends = _backends(ctx)
+    held = {backends.resolve(s) for s, _location in ctx.db_api.get_image_locations(image_id)}
+    for store_id in _targets(ctx):  # the stores keep an image's bytes under its id
+        if backends.resolve(store_id) not in held or image["status"] != image_states.ACTIVE:
+            backends.backend(store_id).delete(image_id)
     if image["status"] != image_states.ACTIVE:
-        ctx.store_api.delete(image_id)  # the stores keep an image's bytes under its id
         _revert(ctx, image_id)
     _quietly(ctx, "release the import lock of", image_id, ctx.db_api.release_import_lock)
 
 
-def _begin(ctx: contract.ScriptContext, image_id: str, method: str) -> None:
-    """Check this task holds the lock; move the image to importing."""
+def _begin(ctx: contract.ScriptContext, image_id: str, method: str,
+           targets: list[str | None]) -> None:
+    """Check this task holds the lock; record the stores to do; move the image to importing
+    (not for copy-image: the image stays active)."""
     try:
         image = ctx.db_api.get_image(image_id)
     except errors.NotFound:
@@ -113,6 +152,12 @@ def _begin(ctx: contract.ScriptContext, image_id: str, method: str) -> None:
         raise errors.ScriptError(
             f"Image {image_id} is not locked for this task: imports start with "
             f"POST /v2/images/{image_id}/import")
+    if _backends(ctx).multi:
+        ctx.db_api.import_progress(image_id, start=[str(t) for t in targets])
+    if method == imports.COPY_IMAGE:
+        if image["status"] != image_states.ACTIVE:
+            raise errors.ScriptError(f"Cannot copy image {image_id}: it is {image['status']}")
+        return
     if image["status"] == image_states.IMPORTING:
         return  # an earlier run of this task got this far
     try:
@@ -122,24 +167,120 @@ def _begin(ctx: contract.ScriptContext, image_id: str, method: str) -> None:
         raise errors.ScriptError(f"Cannot import into image {image_id}: {exc.message}") from exc
 
 
-def _import(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any]) -> None:
+def _import(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any],
+            targets: list[str | None]) -> None:
+    """Write the data to the first store, copy it to the others. With
+    ``all_stores_must_succeed`` (the default) the image is active once every store has it,
+    and any failure undoes all; without, it is active after the first store, and a store
+    that fails is listed in ``os_glance_failed_import``."""
+    backends = _backends(ctx)
     plan = _plan(ctx, image_id)
-    with ctx.store_api.writer(image_id) as writer:
-        outcome = _copy(ctx, image_id, method, plan, writer)
-        location = writer.commit()
+    must_succeed = _must_succeed(ctx) or not backends.multi
+    written: list[tuple[str | None, str]] = []
+    outcome: intake.Outcome | None = None
+    last_error: Exception | None = None
+    for store_id in targets:
+        try:
+            location, outcome = _write(ctx, image_id, method, plan, store_id, written, outcome)
+            written.append((store_id, location))
+            if not must_succeed:
+                _record(ctx, image_id, outcome, written, activate=len(written) == 1)
+        except Exception as exc:
+            if must_succeed:
+                _delete(backends, written)
+                raise
+            if written and written[-1][0] == store_id:  # _record removed its bytes
+                written.pop()
+            outcome = outcome if written else None  # the next store re-reads the source
+            ctx.logger.warning("import of image %s to store %s failed: %s", image_id,
+                               store_id, exc)
+            ctx.db_api.import_progress(image_id, failed=[str(store_id)])
+            last_error = exc
+            continue
+        if backends.multi:
+            ctx.db_api.import_progress(image_id, done=str(store_id))
+    if must_succeed:
+        assert outcome is not None
+        _record(ctx, image_id, outcome, written, activate=True)
+    elif not written:
+        assert last_error is not None
+        raise last_error
+    _quietly(ctx, "remove the staged data of", image_id, staging.area(ctx.settings).delete)
+
+
+def _write(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any],
+           plan: intake.Plan, store_id: str | None, written: list[tuple[str | None, str]],
+           outcome: intake.Outcome | None) -> tuple[str, intake.Outcome]:
+    """The data into ``store_id``: from the source into the first store, then copied from
+    the first store (checked against its md5); the location and the source's outcome."""
+    backends = _backends(ctx)
+    if outcome is None or not written:
+        with backends.backend(store_id).writer(image_id) as writer:
+            outcome = _copy(ctx, image_id, method, plan, writer)
+            return writer.commit(), outcome
+    first_store, first_location = written[0]
+    return multi.copy_between(backends.backend(first_store), first_location,
+                              backends.backend(store_id), image_id, outcome.digest.checksum,
+                              ctx.should_cancel), outcome
+
+
+def _record(ctx: contract.ScriptContext, image_id: str, outcome: intake.Outcome,
+            written: list[tuple[str | None, str]], activate: bool) -> None:
+    """Activate the image with what ``written`` holds, or add the last store's copy."""
+    if not activate:
+        store_id, location = written[-1]
+        ctx.db_api.add_image_location(image_id, str(store_id), location)
+        return
     digest = outcome.digest
+    (store, location), *copies = written
     data = db_api.ImageData(location=location, size=digest.size, checksum=digest.checksum,
                             os_hash_algo=digest.hash_algo, os_hash_value=digest.hash_value,
-                            disk_format=outcome.disk_format, virtual_size=outcome.virtual_size)
+                            disk_format=outcome.disk_format, virtual_size=outcome.virtual_size,
+                            store=store, copies=tuple((str(s), loc) for s, loc in copies))
     try:
         ctx.db_api.set_image_data(image_id, data, from_status=image_states.IMPORTING)
     except BaseException as exc:
-        ctx.store_api.delete(location)  # set_image_data removes it too, on the errors it expects
-        if isinstance(exc, errors.NotFound):
+        _delete(_backends(ctx), written)  # set_image_data removes them too, on the errors
+        if isinstance(exc, errors.NotFound):  # it expects
             raise errors.ScriptError(f"Image {image_id} was deleted during the import; "
                                      "its data was removed") from exc
         raise
-    _quietly(ctx, "remove the staged data of", image_id, staging.area(ctx.settings).delete)
+
+
+def _copy_image(ctx: contract.ScriptContext, image_id: str,
+                targets: list[str | None]) -> None:
+    """copy-image: the active image's bytes to more stores, each copy checked against the
+    image's checksum; stores that hold it already are skipped."""
+    backends = _backends(ctx)
+    checksum = ctx.db_api.get_image(image_id).get("checksum")
+    held = {backends.resolve(s): loc for s, loc in ctx.db_api.get_image_locations(image_id)}
+    source = next(((s, loc) for s, loc in held.items() if s in backends.backends), None)
+    if source is None:
+        raise errors.ScriptError(f"Image {image_id} has no data in a configured store")
+    copied: list[str] = []
+    for store_id in [str(t) for t in targets]:
+        if store_id not in held:
+            try:
+                location = multi.copy_between(backends.backend(source[0]), source[1],
+                                              backends.backend(store_id), image_id, checksum,
+                                              ctx.should_cancel)
+                ctx.db_api.add_image_location(image_id, store_id, location)
+            except Exception as exc:
+                if _must_succeed(ctx):
+                    for done in copied:
+                        ctx.db_api.remove_image_location(image_id, done)
+                    raise
+                ctx.logger.warning("copy of image %s to store %s failed: %s", image_id,
+                                   store_id, exc)
+                ctx.db_api.import_progress(image_id, failed=[store_id])
+                continue
+            copied.append(store_id)
+        ctx.db_api.import_progress(image_id, done=store_id)
+
+
+def _delete(backends: multi.MultiStore, written: list[tuple[str | None, str]]) -> None:
+    for store_id, location in written:
+        backends.backend(store_id).delete(location)
 
 
 def _plan(ctx: contract.ScriptContext, image_id: str) -> intake.Plan:

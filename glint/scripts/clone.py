@@ -19,7 +19,8 @@ Data that does not match fails the task: the source's stored bytes are not what 
 says, and a clone would spread the damage.
 
 The image goes ``queued → importing → active``; the result is ``{"image_id": ...}``. On any
-failure the new image and its bytes are removed.
+failure the new image and its bytes are removed; a run that could not do so itself (its worker
+was killed) is cleaned up by ``cleanup`` before the task runs again or is given up.
 """
 
 from __future__ import annotations
@@ -92,6 +93,21 @@ def main(ctx: contract.ScriptContext) -> contract.JsonObject:
         raise _failure(ctx, exc) from exc
     ctx.logger.info("cloned image %s as %s", source["id"], image_id)
     return {"image_id": image_id}
+
+
+def cleanup(ctx: contract.ScriptContext) -> None:
+    """Before a re-run (a lost worker, a retry) or after a cancel: discard the clone an earlier
+    run created, with its bytes (committed or half-written), so no half-made clone stays and
+    the re-run makes exactly one. The source image is never touched: only the image this task
+    created is linked to it."""
+    image_id = ctx.db_api.task_image_id()
+    if image_id is None or image_id == ctx.task_input["image_id"]:
+        return
+    ctx.db_api.discard_image(image_id)
+    # A run killed after its copy committed but before the image recorded it left bytes no
+    # image points at; the shipped stores write a clone under its image's id (and delete
+    # removes unfinished writes of that key too).
+    ctx.store_api.delete(image_id)
 
 
 def clone_values(source: Mapping[str, Any], overrides: Mapping[str, Any],

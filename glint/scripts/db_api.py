@@ -18,6 +18,7 @@ from glint import errors
 from glint.context import RequestContext
 from glint.db import engine, leases
 from glint.db import tasks as task_rows
+from glint.images import locations as image_locations
 from glint.images import service as images
 from glint.images import states as image_states
 from glint.images import views as image_views
@@ -86,7 +87,7 @@ class ScriptDbApi:
             return None if task is None else task.image_id
 
     def get_image(self, image_id: str) -> dict[str, Any]:
-        return image_views.api(self._images.get(self._ctx, image_id))
+        return self._images.view(self._images.get(self._ctx, image_id))
 
     def get_active_image(self, image_id: str, action: str,
                          done: str) -> tuple[dict[str, Any], str]:
@@ -122,6 +123,28 @@ class ScriptDbApi:
     def discard_image(self, image_id: str) -> None:
         """Delete an image this task created, and its bytes (cleanup after a failure)."""
         self._images.discard(self._ctx, image_id)
+
+    def get_image_locations(self, image_id: str) -> list[tuple[str | None, str]]:
+        """The (store, location) pairs holding the image's bytes (store None: the default)."""
+        return image_locations.held(self._images.get(self._ctx, image_id))
+
+    def add_image_location(self, image_id: str, store: str, location: str) -> None:
+        """Record a copy of the active image's bytes in ``store`` (removed again on refusal)."""
+        image_locations.Locations(self._images).add(self._ctx, image_id, store, location,
+                                                    guard=self._guard)
+
+    def remove_image_location(self, image_id: str, store: str) -> None:
+        """Forget and remove the copy in ``store`` (never the last one)."""
+        image_locations.Locations(self._images).drop(image_id, store, guard=self._guard)
+
+    def import_progress(self, image_id: str, *, start: list[str] | None = None,
+                        done: str | None = None, failed: list[str] | None = None) -> None:
+        """Update ``os_glance_importing_to_stores`` / ``os_glance_failed_import``."""
+        image_locations.Locations(self._images).progress(
+            image_id, start=start, done=done, failed=failed or (), guard=self._guard)
+
+    def importing_stores(self, image_id: str) -> list[str]:
+        return image_locations.Locations(self._images).importing(image_id)
 
     def release_import_lock(self, image_id: str) -> bool:
         """Drop the image's import lock if this task holds it (``os_glance_import_task``)."""

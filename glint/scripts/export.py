@@ -17,6 +17,10 @@ With ``export_format`` other than the image's ``disk_format``, the data is conve
 The result says where the data went and describes the bytes written: ``size``, the md5
 ``checksum`` and the ``os_hash_value`` multihash (``os_hash_algo``: the ``hashing_algorithm``
 setting), so the receiver can check what it got.
+
+Re-runs (a lost worker) and cancellation go through ``cleanup``: it removes the temporary file
+and scratch directory an earlier run of the task left, and the target file if that run had
+published it (a file anyone else wrote is left alone).
 """
 
 from __future__ import annotations
@@ -124,3 +128,16 @@ def _file_chunks(path: pathlib.Path) -> Iterator[bytes]:
     with path.open("rb", buffering=0) as handle:
         while chunk := handle.read(READ_SIZE):
             yield chunk
+
+
+def cleanup(ctx: contract.ScriptContext) -> None:
+    """Before a re-run or after a cancel: remove what earlier runs of this task left, the
+    partial (or published but unrecorded) target file and the conversion's scratch space."""
+    removed = export_targets.remove_partial(ctx.task_input["export_to"], ctx.settings,
+                                            ctx.task_id)
+    if removed:
+        ctx.logger.info("removed %d file(s) an earlier run of task %s left", removed, ctx.task_id)
+    root = ctx.settings.effective_work_dir
+    if root.is_dir():
+        for scratch in root.glob(f"export-{ctx.task_id}-*"):
+            shutil.rmtree(scratch, ignore_errors=True)

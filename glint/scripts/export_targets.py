@@ -4,7 +4,10 @@
 under one of ``export_allowed_dirs``; with none set, file exports are refused. glint never
 overwrites: a name that exists (even a dangling symlink) is refused, and the bytes are written
 to a hidden temporary file in the same directory, fsynced, then linked to the final name in one
-step that fails if the name appeared meanwhile. A failed export leaves nothing behind.
+step that fails if the name appeared meanwhile. A failed export leaves nothing behind. The
+temporary file's name carries the task's id, and a published file is marked with it (the
+extended attribute ``user.glint.export_task``, where the filesystem has them), so that
+:func:`remove_partial` can clear what a killed run of that task left, and nothing else.
 
 ``http(s)://`` targets pass the import URL filter (:mod:`glint.urlfilter`: schemes, hosts) and
 get the bytes as the body of one streamed PUT; an answer other than 2xx fails the export.
@@ -21,6 +24,7 @@ import hashlib
 import os
 import pathlib
 import posixpath
+import stat
 import urllib.parse
 import uuid
 from collections.abc import Iterable, Iterator
@@ -35,6 +39,7 @@ from glint.stores import base as stores
 
 USER_AGENT = "glint-export"
 TMP_SUFFIX = ".glint-export.tmp"
+TASK_XATTR = "user.glint.export_task"
 
 
 class Target(Protocol):
@@ -68,6 +73,15 @@ class FileTarget:
 
     @classmethod
     def parse(cls, url: str, allowed_dirs: Iterable[pathlib.Path]) -> FileTarget:
+        target = cls.locate(url, allowed_dirs)
+        if os.path.lexists(target.path):
+            raise errors.BadRequest(f"export_to {url}: {target.path} already exists, and "
+                                    "exports never overwrite")
+        return target
+
+    @classmethod
+    def locate(cls, url: str, allowed_dirs: Iterable[pathlib.Path]) -> FileTarget:
+        """The target, checked as ``parse`` does except that its file may already exist."""
         roots = tuple(os.path.realpath(d) for d in allowed_dirs)
         if not roots:
             raise errors.BadRequest("Exports to files are turned off here (the "
@@ -82,15 +96,11 @@ class FileTarget:
                                     f"write to ({', '.join(roots)})")
         if not os.path.isdir(directory):
             raise errors.BadRequest(f"export_to {url}: directory {directory} does not exist")
-        path = pathlib.Path(directory, name)
-        if os.path.lexists(path):
-            raise errors.BadRequest(f"export_to {url}: {path} already exists, and exports "
-                                    "never overwrite")
-        return cls(url=url, path=path, roots=roots)
+        return cls(url=url, path=pathlib.Path(directory, name), roots=roots)
 
     def send(self, ctx: contract.ScriptContext, chunks: Iterable[bytes],
              length: int | None) -> datapath.Digest:
-        with FileWriter(self.path, self.roots) as writer:
+        with FileWriter(self.path, self.roots, ctx.task_id) as writer:
             digest = datapath.copy(
                 chunks, writer, size_cap=ctx.settings.image_size_cap,
                 hash_algo=ctx.settings.hashing_algorithm, expected_size=length,
@@ -102,15 +112,18 @@ class FileTarget:
 
 class FileWriter(stores.WriterBase):
     """Writes a new file through a descriptor of its directory, so a swapped path cannot
-    redirect it; the final name appears only in ``commit``, and never replaces a file."""
+    redirect it; the final name appears only in ``commit``, and never replaces a file.
 
-    def __init__(self, path: pathlib.Path, roots: tuple[str, ...]) -> None:
+    ``task_id`` (the exporting task's) goes into the temporary file's name and onto the
+    published file, for :func:`remove_partial`."""
+
+    def __init__(self, path: pathlib.Path, roots: tuple[str, ...], task_id: str = "") -> None:
         self.path = path
-        self._dir: int | None = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        self._tmp = f".{path.name[:200]}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}"
+        self.task_id = task_id
+        self._dir: int | None = _open_directory(path, roots)
+        self._tmp = f"{_tmp_prefix(path.name, task_id)}{uuid.uuid4().hex[:12]}{TMP_SUFFIX}"
         self._fd: int | None = None
         try:
-            _check_opened_directory(self._dir, path, roots)
             self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                                | os.O_CLOEXEC, 0o644, dir_fd=self._dir)
         except BaseException:
@@ -125,6 +138,9 @@ class FileWriter(stores.WriterBase):
 
     def commit(self) -> str:
         assert self._fd is not None and self._dir is not None, "commit after commit/abort"
+        if self.task_id:
+            with contextlib.suppress(OSError):  # no extended attributes here: no mark
+                os.setxattr(self._fd, TASK_XATTR, self.task_id.encode())
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = None
@@ -147,6 +163,65 @@ class FileWriter(stores.WriterBase):
         if self._dir is not None:
             os.close(self._dir)
             self._dir = None
+
+
+def remove_partial(url: str, settings: Settings, task_id: str) -> int:
+    """Remove what runs of task ``task_id`` left at the file target ``url``; return how many.
+
+    That is the temporary files named for the task, and the target itself if it was
+    published by the task (marked with its id): a run killed after publishing, before its
+    success was recorded. A file anyone else wrote is never touched. URLs, targets outside
+    ``export_allowed_dirs`` and missing directories have nothing to remove.
+    """
+    if urllib.parse.urlsplit(url).scheme.lower() != "file":
+        return 0  # a receiver discards a PUT whose body was cut short
+    try:
+        target = FileTarget.locate(url, settings.export_allowed_dirs)
+        directory = _open_directory(target.path, target.roots)
+    except (errors.GlintError, OSError):
+        return 0
+    try:
+        prefix, removed = _tmp_prefix(target.path.name, task_id), 0
+        names = [n for n in os.listdir(directory) if n.startswith(prefix) and n.endswith(TMP_SUFFIX)]
+        if _marked_by(directory, target.path.name, task_id):
+            names.append(target.path.name)
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=directory)
+                removed += 1
+        return removed
+    finally:
+        os.close(directory)
+
+
+def _marked_by(directory: int, name: str, task_id: str) -> bool:
+    """Whether ``name`` is a regular file published by task ``task_id``."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=directory)
+    except OSError:  # missing, or a symlink
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode) and os.getxattr(fd, TASK_XATTR) == task_id.encode()
+    except OSError:  # not marked, or no extended attributes on this filesystem
+        return False
+    finally:
+        os.close(fd)
+
+
+def _tmp_prefix(name: str, task_id: str) -> str:
+    return f".{name[:150]}.{task_id}." if task_id else f".{name[:200]}."
+
+
+def _open_directory(path: pathlib.Path, roots: tuple[str, ...]) -> int:
+    """A descriptor of ``path``'s directory, which must (still) be inside a root."""
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _check_opened_directory(directory, path, roots)
+    except BaseException:
+        os.close(directory)
+        raise
+    return directory
 
 
 def _file_path(url: str) -> str:

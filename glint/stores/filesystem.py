@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import pathlib
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -145,11 +146,24 @@ class FilesystemStore:
             if entry.is_file() and not entry.name.startswith(TMP_PREFIX):
                 yield entry.name
 
-    def remove_temporary_files(self) -> int:
-        """Delete writes left unfinished by a crashed process; return how many."""
+    def remove_temporary_files(self, older_than: float | None = None) -> int:
+        """Delete writes left unfinished by a crashed process; return how many.
+
+        With ``older_than`` (seconds), only those not written to for that long: the periodic
+        sweep of a store that other processes, on other nodes too, are writing to. A live
+        writer touches its file with every write; one stalled for longer has outlived its
+        task's time limit. Any number of sweeps may run at once: a file another one removed
+        first is skipped.
+        """
+        cutoff = None if older_than is None else time.time() - older_than
         count = 0
         for entry in self.path.glob(f"{TMP_PREFIX}*"):
-            entry.unlink(missing_ok=True)
+            try:
+                if cutoff is not None and entry.stat().st_mtime >= cutoff:
+                    continue
+                entry.unlink()
+            except FileNotFoundError:  # committed, aborted or swept meanwhile
+                continue
             count += 1
         return count
 

@@ -4,12 +4,17 @@ It runs on a thread inside ``glint serve`` and ``glint worker``, every ``reaper_
 seconds, on as many nodes as there are: each pass locks the rows it handles (``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL), so two reapers never handle the same task. The moves themselves are the
 runner's (:meth:`glint.tasks.runner.Runner.reap`); the reaper publishes what they hand back.
+
+Each pass also sweeps the image store (at most every ``SWEEP_INTERVAL`` seconds) of unfinished
+writes older than ``store_tmp_max_age``: runs killed mid-write leave them, and on a store shared
+by several nodes no one process can tell which of the others' writes are still alive.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from glint import errors
 from glint.settings import Settings
@@ -17,6 +22,7 @@ from glint.tasks import routing
 from glint.tasks.runner import Requeued, Runner
 
 LOG = logging.getLogger(__name__)
+SWEEP_INTERVAL = 300.0  # seconds between sweeps of the store's unfinished writes
 
 
 class Reaper:
@@ -26,6 +32,7 @@ class Reaper:
         self.settings = settings
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_sweep = float("-inf")
 
     @property
     def republishes(self) -> bool:
@@ -39,7 +46,26 @@ class Reaper:
             items += self.runner.stale_pending(self.settings.task_republish_after)
         for item in items:
             self._publish(item)
+        self.sweep_store()
         return len(items)
+
+    def sweep_store(self, clock: float | None = None) -> int:
+        """Remove the store's unfinished writes older than ``store_tmp_max_age``, if it is
+        time to (the first pass, then every SWEEP_INTERVAL); returns how many went."""
+        now = time.monotonic() if clock is None else clock
+        sweep = getattr(self.runner.store, "remove_temporary_files", None)
+        if sweep is None or now - self._last_sweep < SWEEP_INTERVAL:
+            return 0
+        self._last_sweep = now
+        try:
+            removed: int = sweep(older_than=self.settings.store_tmp_max_age)
+        except OSError as exc:  # a shared mount that went away; the next sweep tries again
+            LOG.warning("could not sweep the store's unfinished writes: %s", exc)
+            return 0
+        if removed:
+            LOG.info("removed %d unfinished store writes older than %g s", removed,
+                     self.settings.store_tmp_max_age)
+        return removed
 
     def start(self) -> None:
         if self.settings.reaper_interval <= 0 or self._thread is not None:

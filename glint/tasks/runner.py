@@ -321,7 +321,8 @@ class Runner:
     def _fail_interrupted(self, task_id: str, message: str) -> None:
         with self.db.session() as session:
             row = task_rows.get_any(session, task_id)
-            if row is None or row.status != states.PROCESSING:
+            # This runner's own tasks are alive: recovery runs late when the database was down.
+            if row is None or row.status != states.PROCESSING or row.lease_owner == self.owner:
                 return
             row.lease_token += 1
             self._end(session, row, states.FAILURE, message=message)

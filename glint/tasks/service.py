@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from glint import errors
+from glint import policy as policies
 from glint.context import RequestContext
 from glint.db import engine, models
 from glint.db import tasks as task_rows
@@ -19,7 +20,10 @@ from glint.tasks.runner import Runner
 
 class TaskService:
     def __init__(self, db: engine.Database, registry: Registry, router: routing.Router,
-                 notifier: notifiers.Notifier, settings: Settings, runner: Runner) -> None:
+                 notifier: notifiers.Notifier, settings: Settings, runner: Runner,
+                 policy: policies.Policy | None = None) -> None:
+        self.policy = policy if policy is not None else policies.Policy.from_settings(
+            settings, registry.types)
         self.db = db
         self.registry = registry
         self.router = router
@@ -28,11 +32,18 @@ class TaskService:
         self.runner = runner
 
     def create(self, ctx: RequestContext, task_type: str, task_input: Any,
-               image_id: str | None = None, task_id: str | None = None) -> models.Task:
-        """Validate, write, commit, notify, *then* hand the id to the executor its type routes to.
+               image_id: str | None = None, task_id: str | None = None,
+               authorize: bool = True) -> models.Task:
+        """Authorize, validate, write, commit, notify, *then* hand the id to the executor its
+        type routes to.
 
-        ``task_id`` is for callers that must name the task before it exists (the import lock).
+        The policy rule is ``add_task:<type>`` (``add_task`` for a type without one).
+        ``authorize=False`` is for tasks glint starts for an action already authorized (an
+        image import); ``task_id`` for callers that must name the task before it exists.
         """
+        if authorize:
+            target = {**policies.project_target(ctx), "type": task_type}
+            self.policy.enforce(ctx, self.policy.task_rule(task_type), target)
         if task_type not in self.registry:
             raise errors.BadRequest(f"Task type '{task_type}' is not one of the installed "
                                     f"task types: {', '.join(self.registry.types)}")
@@ -59,8 +70,9 @@ class TaskService:
         return task
 
     def cancel(self, ctx: RequestContext, task_id: str) -> models.Task:
-        """Ask for an unfinished task to stop (owner or admin); Conflict when it is final."""
+        """Ask for an unfinished task to stop (``cancel_task``); Conflict when it is final."""
         task = self.get(ctx, task_id)
+        self.policy.enforce(ctx, "cancel_task", policies.task_target(task))
         if task.status in states.FINAL:
             raise errors.Conflict(f"Task {task_id} is already {task.status} and cannot be "
                                   "cancelled")
@@ -68,10 +80,15 @@ class TaskService:
         return self.get(ctx, task_id)
 
     def get(self, ctx: RequestContext, task_id: str) -> models.Task:
+        """The task: NotFound unless ``ctx`` can see it (its project's, or an admin), then
+        the ``get_task`` rule."""
         with self.db.reader() as session:
-            return task_rows.get(session, ctx, task_id)
+            task = task_rows.get(session, ctx, task_id)
+        self.policy.enforce(ctx, "get_task", policies.task_target(task))
+        return task
 
     def list(self, ctx: RequestContext, query: task_rows.TaskQuery) -> Sequence[models.Task]:
+        self.policy.enforce(ctx, "get_tasks", policies.project_target(ctx))
         with self.db.reader() as session:
             return task_rows.list_(session, ctx, query)
 

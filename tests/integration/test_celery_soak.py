@@ -1,4 +1,5 @@
-"""Soak: `glint serve` (celery executor) and two `glint worker`s on RabbitMQ and PostgreSQL.
+"""Soak: `glint serve` (celery executor) and two `glint worker`s on PostgreSQL, once with
+RabbitMQ as the broker and once with Redis (its visibility timeout set as the docs say).
 
 50 imports are submitted through the HTTP API from a loopback HTTP server that pauses in the
 middle of each body, and workers are SIGKILLed mid-import (and restarted) several times. Every
@@ -6,11 +7,16 @@ task must end in success or in failure with a message within a bounded wait; eve
 image's bytes, downloaded through the API, must match its checksums (md5 and sha512) and its
 source; there is exactly one image per successful task and none other; the store directory holds
 no file that no image points at.
+
+Each run has a queue of its own; on Redis it also uses a database number no other test uses
+(redis_soak_url), and the messages a killed worker left unacknowledged there are removed at the
+end, so that nothing is delivered into a dead queue an hour later.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pathlib
 import secrets
@@ -41,29 +47,51 @@ IMAGES = 50
 SIZE = 2 * 1024 * 1024
 KILLS = 4
 DELAY = 1.0  # seconds each source pauses half-way through its body: kills land mid-import
+SOAK_BROKERS = {"rabbitmq": BROKERS["rabbitmq"], "redis": "redis://127.0.0.1:6379/8"}
+# As docs/how-to/two-node.md says: above the longest task (these take a few seconds). A killed
+# worker's reserved messages stay invisible that long; the reaper re-publishes their tasks
+# after task_republish_after (LEASE) instead.
+VISIBILITY_TIMEOUT = "3600"
 
 
-@pytest.fixture
-def rabbitmq() -> Iterator[tuple[str, str]]:
-    """(RabbitMQ URL, a queue of this test's own), the queue deleted afterwards."""
+@pytest.fixture(params=sorted(SOAK_BROKERS))
+def soak_broker(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """(broker URL, a queue of this test's own), the queue deleted afterwards."""
     import kombu
 
-    url = BROKERS["rabbitmq"]
+    url = SOAK_BROKERS[request.param]
     _reachable(url)
     queue = f"glint-soak-{secrets.token_hex(4)}"
     yield url, queue
     with kombu.Connection(url, connect_timeout=3) as connection:
         kombu.Queue(queue, kombu.Exchange(queue, type="direct"), routing_key=queue)(
             connection.default_channel).delete()
+    if url.startswith("redis://"):
+        _drop_unacked(url, queue)
+
+
+def _drop_unacked(url: str, queue: str) -> None:
+    """Remove the Redis transport's unacknowledged messages bound for ``queue``."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        for tag, raw in client.hscan_iter("unacked"):
+            if json.loads(raw)[2] == queue:  # [message, exchange, routing key]
+                client.hdel("unacked", tag)
+                client.zrem("unacked_index", tag)
+    finally:
+        client.close()
 
 
 @pytest.fixture
 def serve(tmp_path: pathlib.Path, database_url: str,  # noqa: F811
-          rabbitmq: tuple[str, str]) -> Iterator[Server]:
-    url, queue = rabbitmq
+          soak_broker: tuple[str, str]) -> Iterator[Server]:
+    url, queue = soak_broker
     server = start_glint(
         tmp_path, database_url=database_url, executor="celery", broker_url=url,
-        task_default_queue=queue, store="filesystem", store_path=str(tmp_path / "images"),
+        broker_visibility_timeout=VISIBILITY_TIMEOUT, task_default_queue=queue,
+        store="filesystem", store_path=str(tmp_path / "images"),
         **{k: str(v) for k, v in LEASE.items()})
     yield server
     server.stop()
@@ -77,13 +105,14 @@ def _processing_owners(engine: sa.Engine) -> set[int]:
 
 
 def test_fifty_imports_through_the_api_survive_workers_killed_mid_import(
-        serve: Server, database_url: str, rabbitmq: tuple[str, str],  # noqa: F811
+        serve: Server, database_url: str, soak_broker: tuple[str, str],  # noqa: F811
         tmp_path: pathlib.Path) -> None:
-    url, queue = rabbitmq
+    url, queue = soak_broker
     store_path = tmp_path / "images"
     workers = Workers(tmp_path, database_url, url, queue)
     workers.env.update({"GLINT_STORE": "filesystem", "GLINT_STORE_PATH": str(store_path),
-                        "GLINT_IMPORT_ALLOWED_HOSTS": '["127.0.0.1"]'})
+                        "GLINT_IMPORT_ALLOWED_HOSTS": '["127.0.0.1"]',
+                        "GLINT_BROKER_VISIBILITY_TIMEOUT": VISIBILITY_TIMEOUT})
     engine = sa.create_engine(database_url, poolclass=sa.NullPool)
     sources = {f"/image-{i}": secrets.token_bytes(SIZE) for i in range(IMAGES)}
     api = httpx.Client(base_url=serve.url, headers=PROJECT_A, timeout=30)

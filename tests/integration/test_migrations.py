@@ -34,7 +34,7 @@ def _schema(url: str) -> str:
 
 def test_a_fresh_database_has_no_revision(database_url: str) -> None:
     assert migrate.current(database_url) is None
-    assert migrate.head() == "0002"
+    assert migrate.head() == "0004_metadefs"
 
 
 def test_upgrade_builds_what_the_models_declare(database_url: str) -> None:
@@ -69,9 +69,11 @@ def test_upgrading_twice_changes_nothing(database_url: str) -> None:
 def test_upgrade_to_an_explicit_revision(database_url: str) -> None:
     migrate.upgrade(database_url, "0001")
     assert migrate.current(database_url) == "0001"
-    assert {d[0] for d in _differences(database_url)} == {"add_column", "add_index"}  # 0002's
+    # 0002's columns and index, and what later revisions add
+    assert {"add_column", "add_index"} <= {d[0] for d in _differences(database_url)}
     migrate.upgrade(database_url, "0002")
     assert migrate.current(database_url) == "0002"
+    migrate.upgrade(database_url)
     assert _differences(database_url) == []
 
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
 import pathlib
+import time
 
+import pydantic
 import pytest
 
 from glint import errors
-from glint.stores.filesystem import FilesystemStore
+from glint import settings as settings_mod
+from glint.stores.filesystem import TMP_PREFIX, FilesystemStore
 from glint.stores.memory import MemoryStore
+from glint.tasks import reaper
+from tests.conftest import MakeGlint
 
 
 @pytest.fixture(params=["filesystem", "memory"])
@@ -96,3 +103,67 @@ def test_filesystem_delete_removes_unfinished_writes_of_that_key(tmp_path: pathl
     store.delete("img-1")
     remaining = [p.name for p in tmp_path.iterdir()]
     assert len(remaining) == 1 and remaining[0].startswith(".tmp-img-10-")
+
+
+def _age(path: pathlib.Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_filesystem_sweep_removes_only_unfinished_writes_older_than_the_limit(
+        tmp_path: pathlib.Path) -> None:
+    store = FilesystemStore(tmp_path)
+    old = store.writer("img-old")
+    old.write(b"left by a run killed an hour ago")
+    live = store.writer("img-live")
+    live.write(b"another node is still writing this")
+    location = _write(store, "img-done", b"committed long ago")
+    _age(tmp_path / location, 7200)
+    for entry in tmp_path.glob(f"{TMP_PREFIX}img-old-*"):
+        _age(entry, 3601)
+    assert store.remove_temporary_files(older_than=3600) == 1
+    assert store.remove_temporary_files(older_than=3600) == 0  # a second sweep finds nothing
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names[0].startswith(f"{TMP_PREFIX}img-live-") and names[1:] == ["img-done"]
+    live.write(b" and it finishes")
+    live.commit()
+    assert b"".join(store.read("img-live")).endswith(b"it finishes")
+
+
+def test_filesystem_sweeps_on_many_nodes_at_once_remove_each_file_once(
+        tmp_path: pathlib.Path) -> None:
+    store = FilesystemStore(tmp_path)
+    nodes = [FilesystemStore(tmp_path) for _ in range(4)]
+    for i in range(40):
+        store.writer(f"img-{i}").write(b"x")
+    for entry in tmp_path.iterdir():
+        _age(entry, 100)
+    with concurrent.futures.ThreadPoolExecutor(len(nodes)) as pool:
+        counts = list(pool.map(lambda node: node.remove_temporary_files(older_than=10), nodes))
+    assert sum(counts) == 40 and list(tmp_path.iterdir()) == []
+
+
+def test_reaper_pass_sweeps_old_unfinished_writes(make_glint: MakeGlint,
+                                                  tmp_path: pathlib.Path) -> None:
+    store = FilesystemStore(tmp_path / "shared")
+    glint = make_glint(store=store, store_tmp_max_age=600,
+                       task_time_limit=300, task_time_limit_grace=10)
+    assert glint.reaper is not None
+    store.writer("img-killed").write(b"a killed worker's write")
+    store.writer("img-running").write(b"a running worker's write")
+    (killed,) = (tmp_path / "shared").glob(f"{TMP_PREFIX}img-killed-*")
+    _age(killed, 601)
+    glint.reaper.run_once()
+    left = [p.name for p in (tmp_path / "shared").iterdir()]
+    assert len(left) == 1 and left[0].startswith(f"{TMP_PREFIX}img-running-")
+    for entry in (tmp_path / "shared").iterdir():
+        _age(entry, 601)
+    glint.reaper.run_once()  # within SWEEP_INTERVAL of the last sweep: nothing happens
+    assert len(list((tmp_path / "shared").iterdir())) == 1
+    glint.reaper.sweep_store(clock=time.monotonic() + reaper.SWEEP_INTERVAL)
+    assert list((tmp_path / "shared").iterdir()) == []
+
+
+def test_store_tmp_max_age_must_outlast_the_task_time_limit() -> None:
+    with pytest.raises(pydantic.ValidationError, match="store_tmp_max_age"):
+        settings_mod.Settings(store_tmp_max_age=3600, task_time_limit=3600)

@@ -230,7 +230,7 @@ def test_delete_protected_image_is_403(client: TestClient, glint: app.Glint) -> 
 def test_image_tasks(client: TestClient, glint: app.Glint) -> None:
     image = add_image(glint, CTX_A)
     task = glint.tasks.create(RequestContext(user_id="user-a", project_id="project-a",
-                                             request_id="req-t"),
+                                             roles=("member",), request_id="req-t"),
                               "echo", {"n": 1}, image_id=image.id)
     add_image(glint, CTX_A)  # another image's (empty) task list
     response = client.get(f"/v2/images/{image.id}/tasks", headers=PROJECT_A)

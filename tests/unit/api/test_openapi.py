@@ -15,7 +15,7 @@ from glint.api import openapi
 from glint.api.app import create_app
 from glint.scripts import api_image_import
 from glint.scripts.registry import Registry
-from tests.unit.api import openapi_support
+from tests.unit.api import metadefs_support, openapi_support
 from tests.unit.api.data_support import OCTET
 from tests.unit.api.support import (
     ADMIN,
@@ -176,8 +176,11 @@ def test_representative_responses_conform(client: TestClient, glint: app.Glint,
 
     call("GET", "/v2/info/import")
     call("GET", "/v2/info/stores")
+    call("GET", "/v2/info/stores/detail", headers=ADMIN)
+    call("DELETE", f"/v2/stores/memory/{image_id}", headers=ADMIN)  # 404: one store
     call("GET", "/v2/info/usage")
     protected = add_image(glint, CTX_A, protected=True)
     call("DELETE", f"/v2/images/{protected.id}")
     call("DELETE", f"/v2/images/{image_id}", headers=ADMIN)
+    metadefs_support.tour(call, glint)
     assert openapi_support.documented(doc) - toured == set()

@@ -240,8 +240,8 @@ def test_an_override_the_caller_may_not_set_fails_the_task(make_glint: MakeGlint
     source = active_image(glint, ctx, DATA)
     task = _clone(glint, ctx, source.id, visibility="public")
     assert (task.status, task.message) == (
-        "failure", f"Could not create the clone of image {source.id}: Policy doesn't allow "
-                   "publicize_image to be performed.")
+        "failure", f"Could not create the clone of image {source.id}: You are not "
+                   "authorized to complete publicize_image action.")
     assert [i.id for i in live_images(glint)] == [source.id]
 
 
