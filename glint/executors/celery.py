@@ -10,6 +10,15 @@ dropped. Task state never goes to a Celery result backend.
 Queues: ``task_default_queue`` plus every queue named in ``task_queues`` (task type → queue).
 On RabbitMQ they are quorum queues (``broker_quorum_queues``), with ``x-consumer-timeout`` when
 ``broker_consumer_timeout`` is set (RabbitMQ 3.12 or newer; quorum queues only).
+
+A failed acknowledgement must not cost a Redis worker its prefetch slot. kombu's virtual
+transports (Redis) count a worker's unacknowledged messages in the worker and forget one only
+once Redis confirmed its ack. When Redis dies while every slot is taken, the acks fail, the
+slots stay taken, and the worker never reads from Redis again: it never notices the lost
+connection and consumes nothing after Redis is back. :func:`forget_failed_acks` settles such a
+message locally; the consumer then reads its dead connection, sees it closed and reconnects.
+Nothing is lost: the task's outcome is in the database, and a copy Redis delivers again is
+dropped by the claim.
 """
 
 from __future__ import annotations
@@ -43,6 +52,59 @@ def is_amqp(url: str) -> bool:
 
 def queue_names(settings: Settings) -> list[str]:
     return sorted({settings.task_default_queue, *settings.task_queues.values()})
+
+
+def forget_failed_acks(qos: Any) -> None:
+    """Make a kombu virtual-transport QoS forget a message whose ack or reject fails.
+
+    The Redis QoS removes a message from its local count of unacknowledged ones (the prefetch
+    window) only after Redis confirmed the ack; when the connection is gone the ack raises first
+    and the message holds its slot for the life of the channel. Here a failed ack or reject still
+    settles the message locally, then raises as before (Celery logs it).
+    """
+    from kombu.transport import virtual
+
+    ack, reject = qos.ack, qos.reject
+    settle_locally: Any = virtual.QoS.ack  # the bookkeeping of the base class only (thread-safe)
+
+    def forget(delivery_tag: str, exc: BaseException) -> None:
+        settle_locally(qos, delivery_tag)
+        LOG.warning("message %s could not be settled with the broker (%s); it no longer holds "
+                    "a prefetch slot (its task's outcome is in the database, and a copy "
+                    "delivered again is dropped)", delivery_tag, exc)
+
+    def ack_or_forget(delivery_tag: str) -> None:
+        try:
+            ack(delivery_tag)
+        except BaseException as exc:
+            forget(delivery_tag, exc)
+            raise
+
+    def reject_or_forget(delivery_tag: str, requeue: bool = False) -> None:
+        try:
+            reject(delivery_tag, requeue=requeue)
+        except BaseException as exc:
+            forget(delivery_tag, exc)
+            raise
+
+    qos.ack, qos.reject = ack_or_forget, reject_or_forget
+
+
+def _consumer_step() -> Any:
+    """A worker consumer step that applies :func:`forget_failed_acks` to each new task channel
+    (the consumer makes one at start and at every reconnection)."""
+    from celery import bootsteps
+    from kombu.transport import virtual
+
+    class ForgetFailedAcks(bootsteps.StartStopStep):  # type: ignore[misc]
+        requires = ("celery.worker.consumer.tasks:Tasks",)
+
+        def start(self, c: Any) -> None:
+            qos = getattr(getattr(c.task_consumer, "channel", None), "qos", None)
+            if isinstance(qos, virtual.QoS):  # Redis; RabbitMQ counts unacked messages itself
+                forget_failed_acks(qos)
+
+    return ForgetFailedAcks
 
 
 def make_app(settings: Settings, run: base.RunTask) -> Any:
@@ -93,6 +155,7 @@ def make_app(settings: Settings, run: base.RunTask) -> Any:
 
     app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True,
              ignore_result=True)(run_task)
+    app.steps["consumer"].add(_consumer_step())
     return app
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from glint import app
 from glint.db import models
@@ -27,6 +28,7 @@ from glint.scripts.registry import Registry
 from glint.tasks import runner as runner_mod
 from tests.conftest import MakeGlint
 from tests.integration.conftest import _in_ci, _reset_schema
+from tests.integration.tcpproxy import TcpProxy
 
 BIN = pathlib.Path(sys.executable).parent
 FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "entrypoints"
@@ -96,15 +98,18 @@ class Workers:
             **{f"GLINT_{k.upper()}": str(v) for k, v in LEASE.items()}})
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self, concurrency: int = 1) -> subprocess.Popen[bytes]:
+    def start(self, concurrency: int = 1, pool: str = "threads",
+              ready: bool = True) -> subprocess.Popen[bytes]:
+        """Start a worker and (``ready``) wait until it consumes."""
         log = self.tmp / f"worker-{len(self.processes)}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [str(BIN / "glint"), "worker", "--concurrency", str(concurrency)],
+                [str(BIN / "glint"), "worker", "--concurrency", str(concurrency),
+                 "--pool", pool],
                 env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.processes.append(process)
         deadline = time.monotonic() + 30
-        while b"ready." not in log.read_bytes():
+        while ready and b"ready." not in log.read_bytes():
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, f"worker not ready in 30 s:\n{log.read_text()}"
             time.sleep(0.1)
@@ -243,3 +248,31 @@ def test_cancel_a_running_task_through_the_api(api: app.Glint, workers: Workers,
         shown = client.get(f"/v2/tasks/{task_id}", headers=PROJECT_A).json()
     assert (shown["status"], shown["message"]) == ("failure", runner_mod.CANCELLED)
     assert _lines(tmp_path / f"{task_id}.done") == []
+
+
+@pytest.mark.parametrize("broker", ["redis"], indirect=True)
+def test_a_worker_started_without_its_database_waits_for_it(
+        api: app.Glint, database_url: str, broker: tuple[str, str], ctx: Any,
+        tmp_path: pathlib.Path) -> None:
+    """The worker reaches PostgreSQL through a proxy that hangs up until it is turned on."""
+    url = sa.make_url(database_url)
+    with TcpProxy((url.host or "127.0.0.1", url.port or 5432), enabled=False) as proxy:
+        proxied = url.set(host="127.0.0.1", port=proxy.port)
+        workers = Workers(tmp_path, proxied.render_as_string(hide_password=False), *broker)
+        try:
+            worker = workers.start(ready=False)
+
+            def logged(text: str) -> bool:
+                assert worker.poll() is None, workers.log(worker)  # it must not give up
+                return text in workers.log(worker)
+
+            _wait(lambda: logged("waiting for it before taking tasks"), 30, "a warning")
+            time.sleep(2.5)  # a retry fails meanwhile
+            assert not logged("ready.")
+            proxy.enable()
+            _wait(lambda: logged("ready."), 30, "the worker to take tasks")
+            task_id = _create(api, ctx, tmp_path, 0.1)
+            _wait(lambda: _final(api, task_id), 30, "the task")
+            assert _task(api, task_id).status == "success"
+        finally:
+            workers.stop()
