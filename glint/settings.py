@@ -101,8 +101,13 @@ class Settings(BaseSettings):
     image_member_quota: int = 128
     # Advertised in the ``OpenStack-image-import-methods`` header of ``POST /v2/images``.
     # copy-image (copy an active image's data to more stores) needs enabled_backends.
-    enabled_import_methods: tuple[Literal["glance-direct", "web-download", "copy-image"], ...] = (
+    enabled_import_methods: tuple[Literal["glance-direct", "web-download", "copy-image",
+                                          "glance-download"], ...] = (
         "glance-direct", "web-download")
+    # glance-download: the source image's properties with these prefixes are copied (Glance's
+    # [glance_download_properties] extra_properties).
+    glance_download_properties: tuple[str, ...] = (
+        "hw_", "trait:", "os_distro", "os_secure_boot", "os_type")
     # Where ``PUT /v2/images/{id}/stage`` keeps data until its import (default: data_dir/staging).
     staging_path: pathlib.Path | None = None
 

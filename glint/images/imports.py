@@ -22,6 +22,7 @@ from glint.images import locations, states
 from glint.images.service import ImageService
 from glint.settings import Settings
 from glint.stores.multi import MultiStore
+from glint.tasks import handoff
 from glint.tasks import states as task_states
 from glint.tasks.service import TaskService
 
@@ -30,9 +31,10 @@ LOCK = "os_glance_import_task"
 GLANCE_DIRECT = "glance-direct"
 WEB_DOWNLOAD = "web-download"
 COPY_IMAGE = "copy-image"  # an active image's data to more stores (multi-store only)
+GLANCE_DOWNLOAD = "glance-download"  # from another Glance region, as the caller
 # The methods glint runs, and the status each needs the image in.
 NEEDED_STATUS = {GLANCE_DIRECT: states.UPLOADING, WEB_DOWNLOAD: states.QUEUED,
-                 COPY_IMAGE: states.ACTIVE}
+                 COPY_IMAGE: states.ACTIVE, GLANCE_DOWNLOAD: states.QUEUED}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +91,23 @@ def check_method(body: Mapping[str, Any], settings: Settings) -> None:
         except errors.BadRequest as exc:
             raise errors.BadRequest(f"URI for web-download does not pass filtering: "
                                     f"{exc.message}") from None
+    if name == GLANCE_DOWNLOAD:
+        _check_glance_download(method)
+
+
+def _check_glance_download(method: Mapping[str, Any]) -> None:
+    """Glance's checks (400): a UUID image id, a region, an interface name."""
+    image_id = method.get("glance_image_id")
+    try:
+        uuid.UUID(str(image_id))
+    except ValueError:
+        raise errors.BadRequest(f"Requested image id does not look like a UUID: "
+                                f"{str(image_id)[:64]!r}") from None
+    region = method.get("glance_region")
+    if not isinstance(region, str) or not region:
+        raise errors.BadRequest("The glance-download method requires a 'glance_region'")
+    if not isinstance(method.get("glance_service_interface", "public"), str):
+        raise errors.BadRequest("'glance_service_interface' must be a string")
 
 
 def _stores(body: Mapping[str, Any], header: str | None, store_name: str) -> tuple[str, ...]:
@@ -136,6 +155,8 @@ class Imports:
                 request, stores=tuple(s for s in request.stores if s not in present))
             if not request.stores:
                 return None
+        if request.method == GLANCE_DOWNLOAD:
+            self._check_handoff(ctx)
         task_id = str(uuid.uuid4())
         try:
             self.images.set_property_atomic(ctx, image_id, LOCK, task_id, self._stale)
@@ -143,12 +164,28 @@ class Imports:
             raise errors.Conflict(f"Image {image_id} has an active import task") from None
         task_input = {"image_id": image_id, "import_req": dict(request.body),
                       "backend": list(request.stores)}
+        if request.method == GLANCE_DOWNLOAD:
+            assert ctx.auth_token is not None  # _check_handoff
+            handoff.HANDOFF.put(task_id, handoff.Credentials(ctx.auth_token,
+                                                             ctx.service_catalog))
         try:
             return self.tasks.create(ctx, SCRIPT, task_input, image_id=image_id,
                                      task_id=task_id, authorize=False)
         except BaseException:
+            handoff.HANDOFF.discard(task_id)
             self.images.delete_property_atomic(image_id, LOCK, task_id)
             raise
+
+    def _check_handoff(self, ctx: RequestContext) -> None:
+        """glance-download reads the source as the caller: it needs the caller's token, and
+        the task must run in this process, which holds it (glint.tasks.handoff)."""
+        if not ctx.auth_token:
+            raise errors.BadRequest("The glance-download method reads the source image with "
+                                    "the caller's Keystone token: it needs auth_mode keystone")
+        if getattr(self.tasks.router.executor_for(SCRIPT), "remote", False):
+            raise errors.BadRequest(f"The glance-download method needs {SCRIPT} tasks to run "
+                                    "in the API process (the caller's token is never sent to "
+                                    "workers), but they are routed to a remote executor")
 
     def _stale(self, holder: str) -> bool:
         """A lock may be taken over once the task holding it has ended or gone."""

@@ -149,6 +149,25 @@ class ImageService:
             self._notify("image.activate", image)
         return image
 
+    def set_attributes(self, ctx: RequestContext, image_id: str, fields: Mapping[str, Any],
+                       properties: Mapping[str, str | None],
+                       guard: Guard | None = None) -> models.Image:
+        """Set columns and extra properties (None removes one) in one write, whatever the
+        status: for a task that fills an image it holds the import lock of."""
+        with self.db.session() as session:
+            if guard is not None:
+                guard(session)
+            image = image_rows.get(session, ctx, image_id, for_update=True)
+            for key, value in fields.items():
+                setattr(image, key, value)
+            for name, prop in properties.items():
+                if prop is None:
+                    image.remove_property(name)
+                else:
+                    image.set_property(name, prop)
+        self._notify("image.update", image)
+        return image
+
     def set_data(self, ctx: RequestContext, image_id: str, data: ImageData,
                  from_status: str, guard: Guard | None = None) -> models.Image:
         """Record stored bytes on the image and make it active in one commit.

@@ -8,10 +8,12 @@ image's import lock for this task first. Input, as Glance's::
      "backend": ["filesystem"]}
 
 ``glance-direct`` copies the data staged by ``PUT /v2/images/{id}/stage`` (the image is
-``uploading``); ``web-download`` fetches the URI (the image is ``queued``), through the same
-URL filter and fetching code as the ``import`` script (:mod:`glint.scripts.fetch`), straight
-into the store. Either way the image goes ``importing → active``, with md5 and the multihash
-computed in the one pass that writes the store.
+``uploading``); ``glance-download`` reads an image of another Glance region as the caller
+(:mod:`glint.scripts.glance_download`); ``web-download`` fetches the URI (the image is
+``queued``), through the same URL filter and fetching code as the ``import`` script
+(:mod:`glint.scripts.fetch`), straight into the store. Either way the image goes
+``importing → active``, with md5 and the multihash computed in the one pass that writes the
+store.
 
 On the way the data is checked as Glance's conversion plugin checks it
 (:mod:`glint.scripts.intake`): it must be in the image's ``disk_format`` (for container format
@@ -38,13 +40,14 @@ from typing import Any
 from glint import errors
 from glint.images import imports, staging
 from glint.images import states as image_states
-from glint.scripts import contract, db_api, fetch, intake
+from glint.scripts import contract, db_api, fetch, glance_download, intake
 from glint.settings import Settings
 from glint.stores import multi
 from glint.stores.base import StoreWriter
 
 DESCRIPTION = ("Import data into an existing image: glance-direct (staged data), "
-               "web-download or copy-image (POST /v2/images/{id}/import).")
+               "web-download, glance-download or copy-image "
+               "(POST /v2/images/{id}/import).")
 
 INPUT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -72,16 +75,22 @@ def main(ctx: contract.ScriptContext) -> contract.JsonObject:
     image_id = ctx.task_input["image_id"]
     method = ctx.task_input["import_req"]["method"]
     targets = _targets(ctx)
+    source: glance_download.Source | None = None
     try:
         _begin(ctx, image_id, method["name"], targets)
         try:
             if method["name"] == imports.COPY_IMAGE:
                 _copy_image(ctx, image_id, targets)
             else:
-                _import(ctx, image_id, method, targets)
+                if method["name"] == imports.GLANCE_DOWNLOAD:
+                    source = glance_download.prepare(ctx, image_id, method)
+                _import(ctx, image_id, method, targets, source)
         except BaseException as exc:
             if method["name"] != imports.COPY_IMAGE:
                 _revert(ctx, image_id)
+            if source is not None:
+                _quietly(ctx, "restore the formats and properties of", image_id,
+                         lambda i: glance_download.restore(ctx, i, source))
             if _backends(ctx).multi:  # the stores left to do failed with the import
                 _quietly(ctx, "record the failed stores of", image_id, lambda i: (
                     ctx.db_api.import_progress(i, failed=ctx.db_api.importing_stores(i))))
@@ -168,7 +177,7 @@ def _begin(ctx: contract.ScriptContext, image_id: str, method: str,
 
 
 def _import(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any],
-            targets: list[str | None]) -> None:
+            targets: list[str | None], source: glance_download.Source | None = None) -> None:
     """Write the data to the first store, copy it to the others. With
     ``all_stores_must_succeed`` (the default) the image is active once every store has it,
     and any failure undoes all; without, it is active after the first store, and a store
@@ -181,7 +190,8 @@ def _import(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any
     last_error: Exception | None = None
     for store_id in targets:
         try:
-            location, outcome = _write(ctx, image_id, method, plan, store_id, written, outcome)
+            location, outcome = _write(ctx, image_id, method, plan, store_id, written, outcome,
+                                       source)
             written.append((store_id, location))
             if not must_succeed:
                 _record(ctx, image_id, outcome, written, activate=len(written) == 1)
@@ -210,13 +220,14 @@ def _import(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any
 
 def _write(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any],
            plan: intake.Plan, store_id: str | None, written: list[tuple[str | None, str]],
-           outcome: intake.Outcome | None) -> tuple[str, intake.Outcome]:
+           outcome: intake.Outcome | None,
+           source: glance_download.Source | None = None) -> tuple[str, intake.Outcome]:
     """The data into ``store_id``: from the source into the first store, then copied from
     the first store (checked against its md5); the location and the source's outcome."""
     backends = _backends(ctx)
     if outcome is None or not written:
         with backends.backend(store_id).writer(image_id) as writer:
-            outcome = _copy(ctx, image_id, method, plan, writer)
+            outcome = _copy(ctx, image_id, method, plan, writer, source)
             return writer.commit(), outcome
     first_store, first_location = written[0]
     return multi.copy_between(backends.backend(first_store), first_location,
@@ -294,7 +305,14 @@ def _plan(ctx: contract.ScriptContext, image_id: str) -> intake.Plan:
 
 
 def _copy(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any],
-          plan: intake.Plan, writer: StoreWriter) -> intake.Outcome:
+          plan: intake.Plan, writer: StoreWriter,
+          source: glance_download.Source | None = None) -> intake.Outcome:
+    if source is not None:
+        with glance_download.body(ctx, source) as (chunks, length):
+            outcome = intake.take(ctx, plan, chunks, length, writer)
+        if not plan.decompress and plan.conversion_format is None:
+            glance_download.check_data(source, outcome.digest.checksum)
+        return outcome
     if method["name"] == imports.WEB_DOWNLOAD:
         with fetch.body(ctx, method["uri"]) as (chunks, length):
             return intake.take(ctx, plan, chunks, length, writer)

@@ -115,6 +115,12 @@ class ScriptDbApi:
         return image_views.api(self._images.set_status(self._ctx, image_id, status, expected,
                                                        guard=self._guard, **fields))
 
+    def set_image_attributes(self, image_id: str, fields: Mapping[str, Any],
+                             properties: Mapping[str, str | None]) -> dict[str, Any]:
+        """Set columns (``disk_format``, ...) and extra properties (None removes one)."""
+        return image_views.api(self._images.set_attributes(self._ctx, image_id, fields,
+                                                           properties, guard=self._guard))
+
     def set_image_data(self, image_id: str, data: ImageData, from_status: str) -> dict[str, Any]:
         """Record stored bytes and activate the image, or remove the bytes and raise."""
         return image_views.api(self._images.set_data(self._ctx, image_id, data, from_status,
