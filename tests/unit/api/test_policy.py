@@ -143,12 +143,11 @@ MEMBER_CALLS: dict[str, tuple[Call, dict[str, int]]] = {
 MEMBER_PERSONAS = {**PERSONAS, "other reader": OTHER_READER}
 
 
-@pytest.mark.parametrize("persona", list(MEMBER_PERSONAS))
-@pytest.mark.parametrize("action", list(MEMBER_CALLS))
+@pytest.mark.parametrize(("action", "persona"),
+                         [(action, persona) for action, (_, codes) in MEMBER_CALLS.items()
+                          for persona in MEMBER_PERSONAS if persona in codes])
 def test_members(glint: app.Glint, action: str, persona: str) -> None:
     call, codes = MEMBER_CALLS[action]
-    if persona not in codes:
-        pytest.skip("not a case of this action")
     image_id = add_image(glint, CTX_A, data=DATA, visibility="shared").id
     glint.members.create(CTX_A, image_id, "project-b")
     response = _call(_client(glint), call, MEMBER_PERSONAS[persona], id=image_id)
