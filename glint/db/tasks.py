@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,21 +30,43 @@ class TaskQuery:
     filters: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-def _visible(ctx: RequestContext, now: datetime.datetime) -> list[sa.ColumnElement[bool]]:
+def _visible(admin: bool) -> list[sa.ColumnElement[bool]]:
+    """What a caller may see; the values are bound at execution (:func:`_visible_params`)."""
     clauses: list[sa.ColumnElement[bool]] = [
         models.Task.deleted.is_(False),
-        sa.or_(models.Task.expires_at.is_(None), models.Task.expires_at > now),
+        sa.or_(models.Task.expires_at.is_(None),
+               models.Task.expires_at > sa.bindparam("visible_now")),
     ]
-    if not ctx.is_admin:
-        clauses.append(models.Task.owner == ctx.owner)
+    if not admin:
+        clauses.append(models.Task.owner == sa.bindparam("visible_owner"))
     return clauses
+
+
+def _visible_params(ctx: RequestContext, now: datetime.datetime) -> dict[str, Any]:
+    return {"visible_now": now, "visible_owner": ctx.owner}
+
+
+# The API's statements are built once per shape and executed with bound values: building and
+# compiling-cache-keying a statement costs as much CPU as SQLite spends running it.
+@functools.cache
+def _one(admin: bool) -> sa.Select[models.Task]:
+    return sa.select(models.Task).where(models.Task.id == sa.bindparam("task_id"),
+                                        *_visible(admin))
+
+
+@functools.lru_cache(maxsize=256)
+def _page(admin: bool, filter_keys: tuple[str, ...], sort_key: str,
+          sort_dir: str) -> sa.Select[models.Task]:
+    clauses = _visible(admin) + [getattr(models.Task, key) == sa.bindparam(f"filter_{key}")
+                                 for key in filter_keys]
+    return (sa.select(models.Task).where(*clauses).order_by(*_order(sort_key, sort_dir))
+            .limit(sa.bindparam("page_limit", type_=sa.Integer)).options(*_SUMMARY))
 
 
 def get(session: orm.Session, ctx: RequestContext, task_id: str) -> models.Task:
     """The task, if ``ctx`` may see it and it has not expired; NotFound otherwise."""
-    stmt = sa.select(models.Task).where(models.Task.id == task_id,
-                                        *_visible(ctx, models.utcnow()))
-    task = session.scalars(stmt).one_or_none()
+    task = session.scalars(_one(ctx.is_admin), {
+        "task_id": task_id, **_visible_params(ctx, models.utcnow())}).one_or_none()
     if task is None:
         raise errors.NotFound(f"Task with identifier {task_id} not found")
     return task
@@ -55,16 +78,22 @@ def get_any(session: orm.Session, task_id: str) -> models.Task | None:
 
 
 def list_(session: orm.Session, ctx: RequestContext, query: TaskQuery) -> Sequence[models.Task]:
+    """A page of tasks, as the list shows them: without ``input``, ``result`` and ``context``.
+
+    Those JSON columns are most of a row's bytes and of its decoding time, and a list item
+    (``views.stub``) shows none of them; reading one on a listed task raises.
+    """
     now = models.utcnow()
-    clauses = _visible(ctx, now)
-    for key, value in query.filters.items():
-        clauses.append(getattr(models.Task, key) == value)
-    order = _order(query.sort_key, query.sort_dir)
-    stmt = sa.select(models.Task).where(*clauses)
+    params = {**_visible_params(ctx, now), "page_limit": query.limit,
+              **{f"filter_{key}": value for key, value in query.filters.items()}}
+    stmt = _page(ctx.is_admin, tuple(query.filters), query.sort_key, query.sort_dir)
     if query.marker is not None:
         stmt = stmt.where(_after_marker(session, ctx, query, now))
-    stmt = stmt.order_by(*order).limit(query.limit)
-    return session.scalars(stmt).all()
+    return session.scalars(stmt, params).all()
+
+
+_SUMMARY = tuple(orm.defer(column, raiseload=True) for column in (
+    models.Task.input, models.Task.result, models.Task.context))
 
 
 def _order(sort_key: str, sort_dir: str) -> list[sa.UnaryExpression[Any]]:
@@ -77,8 +106,8 @@ def _order(sort_key: str, sort_dir: str) -> list[sa.UnaryExpression[Any]]:
 
 def _after_marker(session: orm.Session, ctx: RequestContext, query: TaskQuery,
                   now: datetime.datetime) -> sa.ColumnElement[bool]:
-    marker = session.scalars(sa.select(models.Task).where(
-        models.Task.id == query.marker, *_visible(ctx, now))).one_or_none()
+    marker = session.scalars(_one(ctx.is_admin), {
+        "task_id": query.marker, **_visible_params(ctx, now)}).one_or_none()
     if marker is None:
         raise errors.BadRequest(f"Invalid marker: task {query.marker} could not be found")
     keys = [query.sort_key] + [k for k in ("created_at", "id") if k != query.sort_key]

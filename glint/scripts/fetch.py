@@ -14,10 +14,12 @@ image on a live connection takes as long as it takes.
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import h11
 import httpcore
 import httpx
 
@@ -39,7 +41,68 @@ def body(ctx: contract.ScriptContext, url: str) -> Iterator[tuple[Iterator[bytes
         if length is not None and length > settings.image_size_cap:
             raise errors.TooLarge(f"Image data of {length} bytes exceeds the size cap of "
                                   f"{settings.image_size_cap} bytes")
-        yield response.iter_raw(), length
+        yield _raw_body(response, length, settings.import_timeout), length
+
+
+def _raw_body(response: httpx.Response, length: int | None,
+              timeout: float | None) -> Iterator[bytes]:
+    """The body's bytes as sent: straight from the socket when that is safe, else through h11.
+
+    With a Content-Length on a plain 200 response the body is read with ``recv`` on the socket
+    (after the part h11 already buffered with the headers): no parsing and no copies in Python
+    per read, which at 1 MiB reads was most of the CPU an import spent outside hashing. Errors
+    are httpx's, as h11's path raises them. Anything else (chunked, an unknown length, a
+    connection whose internals are not what this expects) goes through ``iter_raw``.
+    """
+    if length is None or response.status_code != 200:
+        return response.iter_raw()
+    sock, pending = _unread_body(response)
+    if sock is None or pending is None:
+        return response.iter_raw()
+    return _socket_body(sock, pending, length, response.request, timeout)
+
+
+def _unread_body(response: httpx.Response) -> tuple[socket.socket | None, bytes | None]:
+    """The response's socket, and the body bytes h11 read with the headers (None: unknown).
+
+    Private attributes of httpx and httpcore (response stream → httpcore connection → h11):
+    if an upgrade renames one, this finds nothing and the body goes through h11 as before.
+    """
+    state: Any = response.stream
+    for name in ("_stream", "_httpcore_stream", "_stream", "_connection", "_h11_state"):
+        state = getattr(state, name, None)
+    network_stream = response.extensions.get("network_stream")
+    if not isinstance(state, h11.Connection) or state.their_state is not h11.SEND_BODY \
+            or not isinstance(network_stream, httpcore.NetworkStream):
+        return None, None
+    sock = network_stream.get_extra_info("socket")
+    pending, closed = state.trailing_data
+    if not isinstance(sock, socket.socket) or closed:
+        return None, None
+    return sock, bytes(pending)
+
+
+def _socket_body(sock: socket.socket, pending: bytes, length: int, request: httpx.Request,
+                 timeout: float | None) -> Iterator[bytes]:
+    """``length`` bytes: ``pending`` first, then the socket's, in reads of up to READ_SIZE."""
+    left = length
+    if pending:
+        left -= len(pending[:left])
+        yield pending[:length]
+    sock.settimeout(timeout)
+    while left > 0:
+        try:
+            data = sock.recv(min(left, READ_SIZE))
+        except TimeoutError as exc:  # socket.timeout
+            raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
+        except OSError as exc:
+            raise httpx.ReadError(str(exc), request=request) from exc
+        if not data:  # what h11 says of a body cut short
+            raise httpx.RemoteProtocolError(
+                f"peer closed connection without sending complete message body: received "
+                f"{length - left} bytes, expected {length}", request=request)
+        left -= len(data)
+        yield data
 
 
 def client(settings: Settings) -> httpx.Client:
