@@ -44,6 +44,7 @@ from glint.scripts import contract, db_api, fetch, glance_download, intake
 from glint.settings import Settings
 from glint.stores import multi
 from glint.stores.base import StoreWriter
+from glint.tasks import handoff
 
 DESCRIPTION = ("Import data into an existing image: glance-direct (staged data), "
                "web-download, glance-download or copy-image "
@@ -99,6 +100,7 @@ def main(ctx: contract.ScriptContext) -> contract.JsonObject:
             raise _failure(ctx, image_id, method, exc) from exc
     finally:
         _quietly(ctx, "release the import lock of", image_id, ctx.db_api.release_import_lock)
+        handoff.HANDOFF.discard(ctx.task_id)  # glance-download's caller token, if any
     return {"image_id": image_id}
 
 

@@ -61,7 +61,7 @@ def endpoint(catalog: tuple[Mapping[str, Any], ...], region: str, interface: str
 
 def prepare(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any]) -> Source:
     """Read the source image's record and copy its formats and boot properties to the target."""
-    credentials = handoff.HANDOFF.take(ctx.task_id)
+    credentials = handoff.HANDOFF.get(ctx.task_id)
     if credentials is None:
         raise errors.ScriptError(
             "The caller's credentials for glance-download are gone (glint restarted, or the "

@@ -3,7 +3,8 @@
 A ``glance-download`` import reads an image from another Glance region *as the caller*: with
 the caller's Keystone token, at the image endpoint the token's service catalog names (as Glance
 does). glint never writes tokens to its database or its broker, so the API leaves them here, in
-the memory of the process that took the request, and the script takes them when it starts.
+the memory of the process that took the request, and the script reads them when it starts and
+drops them when it ends.
 That is why such tasks must run in that process (the ``thread`` or ``inline`` executor): the
 import API refuses ``glance-download`` when ``api_image_import`` is routed elsewhere, and a
 script that finds nothing here (glint restarted in between, or the hand-off expired) fails
@@ -27,7 +28,7 @@ class Credentials:
 
 
 class Handoff:
-    """Task id → credentials, each taken once, forgotten after ``ttl`` seconds."""
+    """Task id → credentials, until the task ends (:meth:`discard`) or ``ttl`` seconds pass."""
 
     def __init__(self, ttl: float = DEFAULT_TTL) -> None:
         self.ttl = ttl
@@ -41,9 +42,10 @@ class Handoff:
                              if entry[0] > now}
             self._entries[task_id] = (now + self.ttl, credentials)
 
-    def take(self, task_id: str) -> Credentials | None:
+    def get(self, task_id: str) -> Credentials | None:
+        """The task's credentials; kept for a re-run of the task until :meth:`discard`."""
         with self._lock:
-            entry = self._entries.pop(task_id, None)
+            entry = self._entries.get(task_id)
         if entry is None or entry[0] <= time.monotonic():
             return None
         return entry[1]

@@ -177,18 +177,27 @@ def test_lost_credentials_fail_the_task_with_the_image_queued(glint: app.Glint,
                                                              monkeypatch: pytest.MonkeyPatch
                                                              ) -> None:
     serve_source(remote)
-    monkeypatch.setattr(handoff.HANDOFF, "take", lambda task_id: None)
+    monkeypatch.setattr(handoff.HANDOFF, "get", lambda task_id: None)
     image_id = target(glint)
     task = start(glint, caller(remote), image_id)
     assert task.status == "failure" and "import the image again" in task.message
     assert glint.images.get(CTX_A, image_id).status == states.QUEUED
 
 
-def test_handoff_entries_are_taken_once_and_expire() -> None:
+def test_handoff_entries_last_until_discarded_or_expired() -> None:
     box = handoff.Handoff(ttl=60)
     box.put("t", handoff.Credentials("tok", ()))
-    assert box.take("t") == handoff.Credentials("tok", ())
-    assert box.take("t") is None
+    assert box.get("t") == handoff.Credentials("tok", ())
+    assert box.get("t") == handoff.Credentials("tok", ())  # a re-run reads them again
+    box.discard("t")
+    assert box.get("t") is None
     expired = handoff.Handoff(ttl=-1)
     expired.put("t", handoff.Credentials("tok", ()))
-    assert expired.take("t") is None
+    assert expired.get("t") is None
+
+
+def test_the_import_drops_the_token_when_it_ends(glint: app.Glint, remote: LocalServer) -> None:
+    serve_source(remote)
+    task = start(glint, caller(remote), target(glint))
+    assert task.status == "success"
+    assert handoff.HANDOFF.get(task.id) is None
