@@ -173,14 +173,12 @@ class Runner:
 
     def _claim(self, task_id: str) -> tuple[models.Task, leases.Lease] | None:
         with self.db.session() as session:
-            lease = leases.claim(session, task_id, self.owner, self.settings.task_lease,
-                                 models.utcnow())
-            task = task_rows.get_any(session, task_id) if lease is not None else None
-            if task is not None:
-                session.refresh(task)
-        if task is None or lease is None:
+            claimed = leases.claim_row(session, task_id, self.owner, self.settings.task_lease,
+                                       models.utcnow())
+        if claimed is None:
             LOG.debug("task %s was not pending (or its lease is held); not running it", task_id)
             return None
+        lease, task = claimed
         self._notify("task.processing", task)
         return task, lease
 
