@@ -24,6 +24,7 @@ from glint.notifiers.memory import MemoryNotifier
 from glint.scripts.registry import Registry
 from glint.stores.memory import MemoryStore
 from tests.conftest import MakeGlint
+from tests.tools import in_ci
 
 SERVER_ENV = "GLINT_TEST_POSTGRES_URL"
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -34,10 +35,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in pathlib.Path(str(item.path)).parents:
             item.add_marker(pytest.mark.integration)
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
 def _admin_engine(server: sa.URL) -> sa.Engine:
@@ -53,7 +50,7 @@ def _admin_engine(server: sa.URL) -> sa.Engine:
             problems.append(str(exc.orig).strip().splitlines()[0])
             engine.dispose()
     message = f"PostgreSQL at {server.render_as_string()} is unreachable: {'; '.join(problems)}"
-    if _in_ci():
+    if in_ci():
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
 

@@ -8,6 +8,7 @@ so that a killed worker's task is reaped within seconds.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import pathlib
@@ -16,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -27,8 +28,9 @@ from glint.db import models
 from glint.scripts.registry import Registry
 from glint.tasks import runner as runner_mod
 from tests.conftest import MakeGlint
-from tests.integration.conftest import _in_ci, _reset_schema
+from tests.integration.conftest import _reset_schema
 from tests.integration.tcpproxy import TcpProxy
+from tests.tools import in_ci
 
 BIN = pathlib.Path(sys.executable).parent
 FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "entrypoints"
@@ -66,7 +68,7 @@ def _reachable(url: str) -> None:
             connection.ensure_connection(max_retries=1)
     except Exception as exc:
         message = f"broker {url} is unreachable: {exc}"
-        if _in_ci():
+        if in_ci():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
 
@@ -74,12 +76,18 @@ def _reachable(url: str) -> None:
 @pytest.fixture(params=sorted(BROKERS))
 def broker(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     """(broker URL, a queue of this test's own), the queue deleted afterwards."""
+    with own_queue(BROKERS[request.param], "glint-it") as queue:
+        yield BROKERS[request.param], queue
+
+
+@contextlib.contextmanager
+def own_queue(url: str, prefix: str) -> Iterator[str]:
+    """A queue name of this test's own on the reachable broker ``url``, deleted afterwards."""
     import kombu
 
-    url = BROKERS[request.param]
     _reachable(url)
-    queue = f"glint-it-{secrets.token_hex(4)}"
-    yield url, queue
+    queue = f"{prefix}-{secrets.token_hex(4)}"
+    yield queue
     with kombu.Connection(url, connect_timeout=3) as connection:
         kombu.Queue(queue, kombu.Exchange(queue, type="direct"), routing_key=queue)(
             connection.default_channel).delete()
@@ -160,6 +168,25 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
+
+
+def wait_all_final(api: Any, tasks: Iterable[str], timeout: float,
+                   what: str) -> dict[str, dict[str, Any]]:
+    """Wait until every task shows success or failure through the API client ``api``; their
+    bodies, as last shown."""
+    shown: dict[str, dict[str, Any]] = {}
+
+    def all_final() -> bool:
+        for task_id in tasks:
+            if task_id not in shown:
+                task = api.get(f"/v2/tasks/{task_id}").json()
+                if task["status"] not in ("success", "failure"):
+                    return False
+                shown[task_id] = task
+        return True
+
+    _wait(all_final, timeout, what)
+    return shown
 
 
 def _lines(path: pathlib.Path) -> list[str]:

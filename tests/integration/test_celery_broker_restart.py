@@ -27,20 +27,20 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.acceptance.conftest import Server, free_port, start_glint
 from tests.httpserver import LocalServer
-from tests.integration.conftest import _in_ci
 from tests.integration.test_celery import (  # noqa: F401  (database_url is a fixture)
     LEASE,
     Workers,
     _wait,
     database_url,
+    wait_all_final,
 )
+from tests.tools import in_ci
 from tests.unit.api.support import PROJECT_A
 
 IMAGES = 12
@@ -57,7 +57,7 @@ class PrivateRedis:
         binary = shutil.which("redis-server")
         if binary is None:
             message = "redis-server is not installed"
-            if _in_ci():
+            if in_ci():
                 pytest.fail(message, pytrace=False)
             pytest.skip(message)
         self.binary = binary
@@ -154,20 +154,10 @@ def test_no_task_is_lost_when_the_broker_restarts_empty(
             time.sleep(1)
             redis_broker.start()  # empty: queued and unacknowledged messages are gone
 
-            shown: dict[str, dict[str, Any]] = {}
-
-            def all_final() -> bool:
-                for task_id in tasks:
-                    if task_id not in shown:
-                        task = api.get(f"/v2/tasks/{task_id}").json()
-                        if task["status"] not in ("success", "failure"):
-                            return False
-                        shown[task_id] = task
-                return True
-
             # The worker reconnects within about 2 s and the reaper publishes the lost messages
             # again after task_republish_after (5 s): a stuck worker shows as a timeout here.
-            _wait(all_final, 30, "every task to end after the broker came back (none stuck)")
+            shown = wait_all_final(api, tasks, 30,
+                                   "every task to end after the broker came back (none stuck)")
     except BaseException:
         api.close()
         raise

@@ -23,7 +23,6 @@ import secrets
 import signal
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -37,9 +36,10 @@ from tests.integration.test_celery import (  # noqa: F401  (database_url is a fi
     BROKERS,
     LEASE,
     Workers,
-    _reachable,
     _wait,
     database_url,
+    own_queue,
+    wait_all_final,
 )
 from tests.unit.api.support import PROJECT_A
 
@@ -57,15 +57,9 @@ VISIBILITY_TIMEOUT = "3600"
 @pytest.fixture(params=sorted(SOAK_BROKERS))
 def soak_broker(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     """(broker URL, a queue of this test's own), the queue deleted afterwards."""
-    import kombu
-
     url = SOAK_BROKERS[request.param]
-    _reachable(url)
-    queue = f"glint-soak-{secrets.token_hex(4)}"
-    yield url, queue
-    with kombu.Connection(url, connect_timeout=3) as connection:
-        kombu.Queue(queue, kombu.Exchange(queue, type="direct"), routing_key=queue)(
-            connection.default_channel).delete()
+    with own_queue(url, "glint-soak") as queue:
+        yield url, queue
     if url.startswith("redis://"):
         _drop_unacked(url, queue)
 
@@ -144,18 +138,7 @@ def test_fifty_imports_through_the_api_survive_workers_killed_mid_import(
                 time.sleep(0.2)
             assert kills == KILLS, f"only {kills} kills landed"
 
-            shown: dict[str, dict[str, Any]] = {}
-
-            def all_final() -> bool:
-                for task_id in tasks:
-                    if task_id not in shown:
-                        task = api.get(f"/v2/tasks/{task_id}").json()
-                        if task["status"] not in ("success", "failure"):
-                            return False
-                        shown[task_id] = task
-                return True
-
-            _wait(all_final, 60, "every task to end (none stuck)")
+            shown = wait_all_final(api, tasks, 60, "every task to end (none stuck)")
     finally:
         workers.stop()
 
