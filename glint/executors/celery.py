@@ -129,7 +129,13 @@ def make_app(settings: Settings, run: base.RunTask) -> Any:
         broker_heartbeat=60 if amqp else 0,
         broker_transport_options=(
             {"confirm_publish": True} if amqp
-            else {"visibility_timeout": settings.broker_visibility_timeout}),
+            # Without a socket timeout a publish on a half-open connection (a broker whose host
+            # vanished, a NAT entry dropped) waits forever; kombu's health checks cover the
+            # worker's BRPOP connection, which only reads when the socket is readable.
+            else {"visibility_timeout": settings.broker_visibility_timeout,
+                  "socket_timeout": settings.broker_publish_timeout,
+                  "socket_connect_timeout": settings.broker_publish_timeout,
+                  "socket_keepalive": True}),
         task_queues=[queue(name, exchange(name, type="direct"), routing_key=name,
                            queue_arguments=arguments or None)
                      for name in queue_names(settings)],
@@ -187,8 +193,11 @@ class CeleryExecutor:
             LOG.info("executor is shutting down; task %s stays pending", task_id)
             return
         try:
+            # The timeouts bound a publish on a half-open connection (RabbitMQ's confirm and
+            # the socket write); on Redis the transport's socket_timeout does (make_app).
             self.app.send_task(TASK_NAME, args=[task_id], queue=self.queue_for(task_type),
-                               retry=True, retry_policy={
+                               timeout=self.publish_timeout,
+                               confirm_timeout=self.publish_timeout, retry=True, retry_policy={
                                    "max_retries": 2, "interval_start": 0, "interval_step": 0.5,
                                    "interval_max": 1})
         except Exception as exc:  # kombu's OperationalError, a socket error, a timeout

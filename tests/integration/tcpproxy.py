@@ -1,7 +1,9 @@
 """A loopback TCP proxy a test can turn on and off, to make a shared service "go down".
 
 While off, it accepts connections and closes them at once (the client sees the server hang up)
-and cuts every connection it was forwarding; while on, it forwards to the target.
+and cuts every connection it was forwarding; while on, it forwards to the target. Frozen, it
+keeps every connection open and drops what it reads: a peer that vanished without a word (a
+half-open connection, as after a host dies or a network partition).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ class TcpProxy:
     def __init__(self, target: tuple[str, int], enabled: bool = True) -> None:
         self.target = target
         self.enabled = enabled
+        self.frozen = False
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._open: set[socket.socket] = set()
@@ -25,6 +28,10 @@ class TcpProxy:
 
     def enable(self) -> None:
         self.enabled = True
+
+    def freeze(self) -> None:
+        """Keep connections open but forward nothing more, either way."""
+        self.frozen = True
 
     def disable(self) -> None:
         """Refuse new connections and cut the ones open."""
@@ -71,7 +78,8 @@ class TcpProxy:
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
-                dst.sendall(data)
+                if not self.frozen:
+                    dst.sendall(data)
         except OSError:
             pass
         finally:
