@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import sqlalchemy as sa
 
 from glint import plugins
 from glint import policy as policies
+from glint import settings as settings_mod
 from glint.db import engine
 from glint.db import tasks as task_rows
 from glint.executors.base import Executor
@@ -28,6 +30,7 @@ from glint.settings import Settings
 from glint.stores import multi
 from glint.stores.base import Store
 from glint.tasks import routing
+from glint.tasks import runner as runners
 from glint.tasks.reaper import Reaper
 from glint.tasks.runner import Runner
 from glint.tasks.service import TaskService
@@ -36,6 +39,8 @@ LOG = logging.getLogger(__name__)
 CANCEL_GRACE = 10.0  # seconds a cancelled script gets to clean up at shutdown
 RECOVERY_RETRY = 2.0  # seconds between start-up recovery attempts while the database is down
 DATABASE_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError)
+# Set by the supervisor of `glint serve --workers N` for its API workers: its serve id.
+SERVE_ID_ENV = "GLINT_SERVE_ID"
 
 
 @dataclasses.dataclass
@@ -53,6 +58,8 @@ class Glint:
     policy: policies.Policy
 
     reaper: Reaper | None = None
+    # An API worker of `glint serve --workers N`: its supervisor did the start-up recovery.
+    api_worker: bool = False
     _recovering: threading.Thread | None = dataclasses.field(default=None, repr=False)
     _closing: threading.Event = dataclasses.field(default_factory=threading.Event, repr=False)
 
@@ -63,19 +70,28 @@ class Glint:
         in-process and a crash cut off, and resubmits pending ones. Tasks of remote executors
         are the reaper's, on whichever node gets there first. With the database down, start
         anyway (requests that need it answer 503) and recover on a thread once it is back.
+
+        An API worker of ``glint serve --workers N`` only resubmits pending tasks: its
+        supervisor did the rest (:meth:`recover`) before starting any, and one that is started
+        again, after another died, must not touch its live siblings' tasks and writes. Those
+        of the one that died are the reaper's (expired leases) and the sweep's (old writes).
         """
-        if recover:
+        if recover and not self.api_worker:
             self._remove_unfinished_writes()
-            try:
-                self._recover()
-            except DATABASE_DOWN as exc:
-                LOG.warning("the database is unreachable (%s); start-up recovery will run "
-                            "when it is back", _first_line(exc))
-                self._recovering = threading.Thread(target=self._recover_when_back,
-                                                    name="glint-recovery", daemon=True)
-                self._recovering.start()
+        if recover:
+            self._once_database_is_up(self._resume if self.api_worker else self._recover)
         if self.reaper is not None:
             self.reaper.start()
+
+    def recover(self) -> None:
+        """The start-up recovery of ``glint serve --workers N``, in its supervisor before it
+        starts the API workers: no write or task of this node is running, so unfinished writes
+        go and ``processing`` in-process tasks fail. Pending tasks are left to the API workers.
+        With the database down, the tasks are dealt with on a thread once it is back; they
+        spare the API workers' tasks by their lease owner's serve id (``runner.serve_id``).
+        """
+        self._remove_unfinished_writes()
+        self._once_database_is_up(self._fail_interrupted)
 
     def _remove_unfinished_writes(self) -> None:
         """Before serving, no write of this process is running: its temporary files can go."""
@@ -87,14 +103,35 @@ class Glint:
                 LOG.info("removed %d unfinished writes from the %s store", removed, store.name)
 
     def _recover(self) -> None:
+        self._submit(self._fail_interrupted())
+
+    def _fail_interrupted(self) -> list[str]:
+        """Remove staging residue and fail interrupted tasks; returns the pending ones."""
         staging.remove_residue(self.db, cast(Store, _Settled(self.images.staging)))
-        for task_id in self.runner.recover(self._runs_locally):
+        return self.runner.recover(self._runs_locally)
+
+    def _resume(self) -> None:
+        self._submit(self.runner.pending(self._runs_locally))
+
+    def _submit(self, task_ids: list[str]) -> None:
+        for task_id in task_ids:
             self.router.submit(task_id, self._task_type(task_id))
 
-    def _recover_when_back(self) -> None:
+    def _once_database_is_up(self, step: Callable[[], object]) -> None:
+        """Run ``step`` now, or on a thread once the database answers."""
+        try:
+            step()
+        except DATABASE_DOWN as exc:
+            LOG.warning("the database is unreachable (%s); start-up recovery will run "
+                        "when it is back", _first_line(exc))
+            self._recovering = threading.Thread(target=self._recover_when_back, args=(step,),
+                                                name="glint-recovery", daemon=True)
+            self._recovering.start()
+
+    def _recover_when_back(self, step: Callable[[], object]) -> None:
         while not self._closing.wait(RECOVERY_RETRY):
             try:
-                self._recover()
+                step()
             except DATABASE_DOWN:
                 continue
             except Exception:
@@ -137,11 +174,12 @@ class Glint:
 
 def build(settings: Settings, *, store: Store | None = None,
           notifier: notifiers.Notifier | None = None, registry: Registry | None = None,
-          executor: str | None = None) -> Glint:
+          executor: str | None = None, supervisor: str | None = None) -> Glint:
     """Build glint from ``settings``; the keyword arguments replace a part (tests, embedding).
 
     ``executor`` replaces the default executor's name (the ``executor`` setting); task types
-    in ``executor_routes`` still run on the executors named there.
+    in ``executor_routes`` still run on the executors named there. ``supervisor`` (a serve
+    id) builds an API worker of that ``glint serve --workers N`` supervisor.
     """
     db = engine.Database(settings.effective_database_url)
     if store is None and settings.enabled_backends:
@@ -155,7 +193,8 @@ def build(settings: Settings, *, store: Store | None = None,
         registry = Registry.load()
     policy = policies.Policy.from_settings(settings, registry.types)
     images = ImageService(db, store, notifier, settings, policy=policy)
-    runner = Runner(db, registry, images, store, notifier, settings)
+    runner = Runner(db, registry, images, store, notifier, settings,
+                    owner=runners.lease_owner(supervisor))
     router = routing.build(runner.run, default=executor or settings.executor,
                            routes=settings.executor_routes, threads=settings.executor_threads,
                            task_types=registry.types, settings=settings)
@@ -164,7 +203,19 @@ def build(settings: Settings, *, store: Store | None = None,
                  router=router, runner=runner, images=images,
                  members=MemberService(db, notifier, settings, policy=policy), tasks=tasks,
                  policy=policy,
-                 reaper=Reaper(runner, router, settings))
+                 reaper=Reaper(runner, router, settings, api_worker=supervisor is not None),
+                 api_worker=supervisor is not None)
+
+
+def build_api_worker() -> Glint:
+    """The glint of one API worker of ``glint serve --workers N``, in a process its
+    supervisor started (uvicorn's app factory, :func:`glint.api.app.create_api_worker`).
+
+    Its settings come from the same places as the supervisor's, ``$GLINT_CONFIG`` and the
+    ``GLINT_*`` variables (the supervisor put its command-line overrides there), and its
+    leases carry the supervisor's serve id (``$GLINT_SERVE_ID``).
+    """
+    return build(settings_mod.load(), supervisor=os.environ[SERVE_ID_ENV])
 
 
 class _Settled:

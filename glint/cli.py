@@ -23,6 +23,8 @@ import pydantic_settings
 import sqlalchemy as sa
 import uvicorn
 from alembic import util as alembic_util
+from uvicorn import config as uvicorn_config
+from uvicorn.supervisors import multiprocess
 
 from glint import app, errors
 from glint import settings as settings_mod
@@ -31,6 +33,8 @@ from glint.scripts.registry import Registry
 
 LOG = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+LOG_FORMAT_PROCESSES = "%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s"
+API_WORKER_APP = "glint.api.app:create_api_worker"  # the factory each API worker calls
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -57,19 +61,24 @@ def main() -> None:
 @main.command()
 @click.option("--host", help="Address to listen on [default: the bind_host setting].")
 @click.option("--port", type=int, help="Port to listen on [default: the bind_port setting].")
+@click.option("--workers", type=click.IntRange(1, 64),
+              help="Processes to serve the API from [default: the api_workers setting].")
 @click.option("--migrate/--no-migrate", default=False, show_default=True,
               help="Apply database migrations before serving.")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="Log one line per HTTP request.")
-def serve(host: str | None, port: int | None, migrate: bool, log_level: str,
-          access_log: bool) -> None:
+def serve(host: str | None, port: int | None, workers: int | None, migrate: bool,
+          log_level: str, access_log: bool) -> None:
     """Serve the Glance v2 API until SIGTERM or SIGINT.
 
     On shutdown glint stops taking tasks and waits (up to 30 s) for running ones. A database
     that cannot be reached does not stop it: requests that need it answer 503 until it is back.
+    With --workers N, N processes (API workers) serve the API and run the in-process tasks;
+    this one supervises them, and starts one again that dies.
     """
-    overrides = {k: v for k, v in {"bind_host": host, "bind_port": port}.items() if v is not None}
+    overrides = {k: v for k, v in {"bind_host": host, "bind_port": port,
+                                   "api_workers": workers}.items() if v is not None}
     settings = _settings(**overrides)
     _configure_logging(log_level)
     url = settings.effective_database_url
@@ -79,10 +88,45 @@ def serve(host: str | None, port: int | None, migrate: bool, log_level: str,
     from glint.api.app import create_app
 
     glint = _build(settings)
-    config = uvicorn.Config(create_app(glint), host=settings.bind_host, port=settings.bind_port,
-                            lifespan="on", log_config=None, log_level=log_level,
-                            access_log=access_log, server_header=False)
+    if settings.api_workers > 1:
+        config = _uvicorn_config(API_WORKER_APP, settings, log_level, access_log)
+        _supervise(glint, config, overrides)
+        return
+    config = _uvicorn_config(create_app(glint), settings, log_level, access_log)
     _run_until_signalled(uvicorn.Server(config))
+
+
+def _uvicorn_config(asgi_app: Any, settings: settings_mod.Settings, log_level: str,
+                    access_log: bool) -> uvicorn.Config:
+    """How uvicorn serves ``asgi_app``: the app itself, or with several API workers the import
+    string of the factory each of their processes calls (spawned, so it configures logging
+    again from ``log_config``)."""
+    workers = settings.api_workers
+    return uvicorn.Config(asgi_app, host=settings.bind_host, port=settings.bind_port,
+                          workers=workers, factory=workers > 1, lifespan="on",
+                          log_config=_log_config(log_level) if workers > 1 else None,
+                          log_level=log_level, access_log=access_log, server_header=False)
+
+
+def _supervise(glint: app.Glint, config: uvicorn.Config, overrides: dict[str, Any]) -> None:
+    """Serve from ``config.workers`` API workers, with this process as their supervisor.
+
+    Start-up recovery runs here, once, before any API worker starts, when no write or task of
+    this node can be running; an API worker only resubmits pending tasks (``Glint.start``), so
+    one that uvicorn starts again after another died leaves its siblings' work alone. Each API
+    worker builds its glint from the same settings sources: the command-line overrides reach
+    it as GLINT_* variables. SIGTERM or SIGINT stops them all gracefully; the command exits 0.
+    """
+    os.environ.update({f"GLINT_{name.upper()}": str(value) for name, value in overrides.items()})
+    os.environ[app.SERVE_ID_ENV] = glint.runner.serve_id
+    glint.recover()
+    try:
+        supervisor = multiprocess.Multiprocess(config, sockets=[config.bind_socket()])
+        supervisor.run()
+    finally:
+        glint.close(timeout=0)
+    if any(p.exitcode == uvicorn_config.STARTUP_FAILURE for p in supervisor.processes):
+        raise click.ClickException("an API worker could not start; the log above says why")
 
 
 def _run_until_signalled(server: uvicorn.Server) -> None:
@@ -393,6 +437,15 @@ def _safe(url: str) -> str:
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # `glint db` commands say what it did
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """:func:`_configure_logging` as a ``logging.config`` dictionary, with process ids."""
+    return {"version": 1, "disable_existing_loggers": False,
+            "formatters": {"glint": {"format": LOG_FORMAT_PROCESSES}},
+            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "glint"}},
+            "root": {"level": level.upper(), "handlers": ["stderr"]},
+            "loggers": {"alembic": {"level": "WARNING"}}}
 
 
 @contextlib.contextmanager

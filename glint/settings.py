@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     bind_host: str = "127.0.0.1"
     bind_port: int = pydantic.Field(9292, ge=0, le=65535)
     public_endpoint: str | None = None
+    # Processes `glint serve` serves the API from (Glance's `workers`); --workers overrides.
+    api_workers: int = pydantic.Field(1, ge=1, le=64)
 
     # Where the embedded defaults keep their files.
     data_dir: pathlib.Path = pathlib.Path("data")
@@ -178,6 +180,16 @@ class Settings(BaseSettings):
         if self.store_tmp_max_age <= longest:
             raise ValueError(f"store_tmp_max_age ({self.store_tmp_max_age:g} s) must be longer "
                              f"than task_time_limit + task_time_limit_grace ({longest:g} s)")
+        return self
+
+    @pydantic.model_validator(mode="after")
+    def _api_workers_share(self) -> Settings:
+        stores = tuple(self.enabled_backends.values()) or (self.store,)
+        url = self.effective_database_url
+        if self.api_workers > 1 and ("memory" in stores or ":memory:" in url
+                                     or url.rstrip("/") == "sqlite:"):
+            raise ValueError("api_workers > 1 needs a database and a store the processes share, "
+                             "not an in-memory one")
         return self
 
     @pydantic.model_validator(mode="after")

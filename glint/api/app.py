@@ -9,6 +9,8 @@ the one table in :mod:`glint.api.errors`.
 from __future__ import annotations
 
 import contextlib
+import logging
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
@@ -17,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
+from uvicorn import config as uvicorn_config
 
 from glint import errors
 from glint.api import errors as api_errors
@@ -38,11 +41,13 @@ from glint.api import (
 from glint.api.authorization import AdminMiddleware
 from glint.api.identity import IdentityMiddleware
 from glint.api.request_id import RequestIdMiddleware
-from glint.app import Glint
+from glint.app import Glint, build_api_worker
 from glint.images.imports import Imports
 from glint.images.locations import Locations
 from glint.metadefs.service import MetadefService
 from glint.settings import Settings
+
+LOG = logging.getLogger(__name__)
 
 
 def create_app(glint: Glint, *, manage_lifecycle: bool = True) -> Starlette:
@@ -64,6 +69,20 @@ def create_app(glint: Glint, *, manage_lifecycle: bool = True) -> Starlette:
     # with an empty id); a redirect to the list would turn ``DELETE`` into a 405.
     app.router.redirect_slashes = False
     return app
+
+
+def create_api_worker() -> Starlette:
+    """The app of one API worker of ``glint serve --workers N``: uvicorn's app factory, which
+    it imports and calls in each process it starts (``glint.api.app:create_api_worker``).
+
+    A glint that cannot be built exits with uvicorn's start-up failure status, which stops
+    the supervisor instead of having it start the process again and again.
+    """
+    try:
+        return create_app(build_api_worker())
+    except Exception:
+        LOG.exception("this API worker could not start")
+        sys.exit(uvicorn_config.STARTUP_FAILURE)
 
 
 def _authentication(settings: Settings) -> list[Middleware]:

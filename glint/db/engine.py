@@ -66,6 +66,8 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         if url.database and url.database != ":memory:":
+            # Readers never block the writer, in this process or another (API workers share
+            # the file); writers wait for each other up to the busy timeout.
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")

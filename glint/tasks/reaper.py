@@ -3,11 +3,13 @@
 It runs on a thread inside ``glint serve`` and ``glint worker``, every ``reaper_interval``
 seconds, on as many nodes as there are: each pass locks the rows it handles (``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL), so two reapers never handle the same task. The moves themselves are the
-runner's (:meth:`glint.tasks.runner.Runner.reap`); the reaper publishes what they hand back.
+runner's (:meth:`glint.tasks.runner.Runner.reap`); the reaper publishes what they hand back:
+to the broker, or for an in-process executor to this process's own pool.
 
-Each pass also sweeps the image store (at most every ``SWEEP_INTERVAL`` seconds) of unfinished
-writes older than ``store_tmp_max_age``: runs killed mid-write leave them, and on a store shared
-by several nodes no one process can tell which of the others' writes are still alive.
+Each pass also sweeps the image store and the staging area (at most every ``SWEEP_INTERVAL``
+seconds) of unfinished writes older than ``store_tmp_max_age``: runs killed mid-write leave them,
+and on a store shared by several nodes, or by the API workers of ``glint serve --workers N``, no
+one process can tell which of the others' writes are still alive.
 """
 
 from __future__ import annotations
@@ -26,18 +28,23 @@ SWEEP_INTERVAL = 300.0  # seconds between sweeps of the store's unfinished write
 
 
 class Reaper:
-    def __init__(self, runner: Runner, router: routing.Router, settings: Settings) -> None:
+    def __init__(self, runner: Runner, router: routing.Router, settings: Settings,
+                 api_worker: bool = False) -> None:
         self.runner = runner
         self.router = router
         self.settings = settings
+        self.api_worker = api_worker
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_sweep = float("-inf")
 
     @property
     def republishes(self) -> bool:
-        """Only remote executors lose messages; a local queue is rebuilt at start-up."""
-        return any(getattr(e, "remote", False) for e in self.router.executors.values())
+        """Remote executors lose messages. A local queue is rebuilt at start-up, except that an
+        API worker of ``glint serve --workers N`` that stopped (or died while its supervisor
+        was stopping) leaves its queued tasks pending while its siblings serve on."""
+        return self.api_worker or any(getattr(e, "remote", False)
+                                      for e in self.router.executors.values())
 
     def run_once(self) -> int:
         """One pass; returns how many tasks were published again."""
@@ -50,20 +57,27 @@ class Reaper:
         return len(items)
 
     def sweep_store(self, clock: float | None = None) -> int:
-        """Remove the store's unfinished writes older than ``store_tmp_max_age``, if it is
-        time to (the first pass, then every SWEEP_INTERVAL); returns how many went."""
+        """Remove the unfinished writes older than ``store_tmp_max_age`` of the store and the
+        staging area, if it is time to (the first pass, then every SWEEP_INTERVAL); returns how
+        many went."""
         now = time.monotonic() if clock is None else clock
-        sweep = getattr(self.runner.store, "remove_temporary_files", None)
-        if sweep is None or now - self._last_sweep < SWEEP_INTERVAL:
+        if now - self._last_sweep < SWEEP_INTERVAL:
             return 0
         self._last_sweep = now
+        areas = {"store": self.runner.store, "staging area": self.runner.images.staging}
+        return sum(self._sweep(name, area) for name, area in areas.items())
+
+    def _sweep(self, name: str, area: object) -> int:
+        sweep = getattr(area, "remove_temporary_files", None)
+        if sweep is None:
+            return 0
         try:
             removed: int = sweep(older_than=self.settings.store_tmp_max_age)
         except OSError as exc:  # a shared mount that went away; the next sweep tries again
-            LOG.warning("could not sweep the store's unfinished writes: %s", exc)
+            LOG.warning("could not sweep the %s's unfinished writes: %s", name, exc)
             return 0
         if removed:
-            LOG.info("removed %d unfinished store writes older than %g s", removed,
+            LOG.info("removed %d unfinished %s writes older than %g s", removed, name,
                      self.settings.store_tmp_max_age)
         return removed
 

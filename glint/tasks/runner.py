@@ -61,6 +61,15 @@ class Requeued:
     task_type: str
 
 
+def lease_owner(serve_id: str | None = None) -> str:
+    """The name a runner takes leases under: ``host:pid:serve id``.
+
+    The serve id is random for each process, except that the API workers of one ``glint serve
+    --workers N`` share their supervisor's: its start-up recovery spares their tasks.
+    """
+    return f"{socket.gethostname()}:{os.getpid()}:{serve_id or uuid.uuid4().hex[:8]}"
+
+
 class Runner:
     def __init__(self, db: engine.Database, registry: Registry, images_service: images.ImageService,
                  store: Store, notifier: notifiers.Notifier, settings: Settings,
@@ -71,8 +80,13 @@ class Runner:
         self.store = store
         self.notifier = notifier
         self.settings = settings
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = owner or lease_owner()
         self.stopping = threading.Event()
+
+    @property
+    def serve_id(self) -> str:
+        """The last part of ``owner``: shared by the processes of one ``glint serve``."""
+        return self.owner.rpartition(":")[2]
 
     def run(self, task_id: str) -> None:
         """Run one task to its final status. Safe to call twice: the second call does nothing."""
@@ -110,19 +124,33 @@ class Runner:
     def recover(self, is_local: Callable[[str], bool] = lambda task_type: True) -> list[str]:
         """At start-up: fail tasks a dead process left ``processing``; return pending ids.
 
-        Only for task types this process runs in-process (``is_local``): it was their only
-        runner, so a processing one was cut off. Remote executors' tasks are the reaper's.
+        Only for task types this node runs in-process (``is_local``): its ``glint serve`` was
+        their only runner, so a processing one was cut off. Run it where no other process of
+        that ``glint serve`` is running: its one process, or the supervisor of ``--workers N``
+        before it starts them (tasks of this serve id are spared, see :func:`lease_owner`).
+        Remote executors' tasks, and those of a lost API worker, are the reaper's.
         Pending tasks never started, so they are simply submitted again. A processing task may
         have done part of its work: its image (if any, and not active) is discarded with its
         bytes, and the task fails with a message saying why.
         """
         with self.db.reader() as session:
             interrupted = task_rows.ids_with_status(session, states.PROCESSING)
-            pending = task_rows.ids_with_status(session, states.PENDING)
-            types = task_rows.types_of(session, interrupted + pending)
+            types = task_rows.types_of(session, interrupted)
         for task_id in interrupted:
             if is_local(types[task_id]):
                 self._fail_interrupted(task_id, INTERRUPTED)
+        return self.pending(is_local)
+
+    def pending(self, is_local: Callable[[str], bool] = lambda task_type: True) -> list[str]:
+        """The pending tasks of the types this process runs in-process (``is_local``).
+
+        For an API worker of ``glint serve --workers N`` at start-up, which leaves the failing
+        of interrupted tasks to its supervisor. Its siblings may have the same tasks queued: a
+        task handed to two of them runs once (the claim is atomic), in whichever gets there first.
+        """
+        with self.db.reader() as session:
+            pending = task_rows.ids_with_status(session, states.PENDING)
+            types = task_rows.types_of(session, pending)
         return [task_id for task_id in pending if is_local(types[task_id])]
 
     def reap(self, limit: int = 100) -> list[Requeued]:
@@ -319,13 +347,17 @@ class Runner:
     def _fail_interrupted(self, task_id: str, message: str) -> None:
         with self.db.session() as session:
             row = task_rows.get_any(session, task_id)
-            # This runner's own tasks are alive: recovery runs late when the database was down.
-            if row is None or row.status != states.PROCESSING or row.lease_owner == self.owner:
+            # Tasks of this glint serve (this runner's, its API workers') are alive: recovery
+            # runs late when the database was down.
+            if row is None or row.status != states.PROCESSING or self._same_serve(row.lease_owner):
                 return
             row.lease_token += 1
             self._end(session, row, states.FAILURE, message=message)
         self._discard_unfinished_image(row)
         self._notify("task.failure", row, notifiers.ERROR)
+
+    def _same_serve(self, owner: str | None) -> bool:
+        return owner is not None and owner.rpartition(":")[2] == self.serve_id
 
     def _discard_unfinished_image(self, task: models.Task) -> None:
         """Undo what a run that will never finish left behind (worker lost, interrupted).
