@@ -83,12 +83,14 @@ def glint_env(data_dir: pathlib.Path, **settings: str) -> dict[str, str]:
     return env
 
 
-def start_glint(procs: Processes, env: dict[str, str], port: int, log: pathlib.Path) -> Glint:
+def start_glint(procs: Processes, env: dict[str, str], port: int, log: pathlib.Path,
+                workers: int = 1) -> Glint:
     """``glint db upgrade`` then ``glint serve`` (warning logs, no access log); wait for it."""
     subprocess.run([str(BIN / "glint"), "db", "upgrade"], env=env, check=True,
                    capture_output=True)
     process = procs.start([str(BIN / "glint"), "serve", "--host", "127.0.0.1", "--port",
-                           str(port), "--log-level", "warning", "--no-access-log"], env, log)
+                           str(port), "--workers", str(workers), "--log-level", "warning",
+                           "--no-access-log"], env, log)
     glint = Glint(port, process, env, log)
     wait_http(f"{glint.url}/versions", process, log)
     return glint

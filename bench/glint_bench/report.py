@@ -52,10 +52,13 @@ def targets(results: Mapping[str, Any]) -> list[Target]:
                             f"< {RSS_MIB:.0f} MiB", f"{peak:.0f} MiB", peak < RSS_MIB))
     found += _dispatch_targets(results.get("dispatch") or {})
     levels = (results.get("api") or {}).get("levels") or []
-    if levels:
-        first, last = levels[0], levels[-1]
+    if levels:  # judged on the most API workers measured (a deployment uses them all)
+        most = max(level.get("workers", 1) for level in levels)
+        served = [level for level in levels if level.get("workers", 1) == most]
+        first, last = served[0], served[-1]
         p99 = last["list"]["p99_ms"]
-        found.append(Target(f"list page p99 at {last['tasks']} tasks, c={results['api']['concurrency']}",
+        found.append(Target(f"list page p99 at {last['tasks']} tasks, "
+                            f"c={results['api']['concurrency']}, {most} API worker(s)",
                             f"< {LIST_P99_MS:.0f} ms", f"{p99:.1f} ms", p99 < LIST_P99_MS))
         growth = p99 / first["list"]["p99_ms"]
         found.append(Target(f"list page p99 growth {first['tasks']} -> {last['tasks']} tasks",
@@ -124,9 +127,10 @@ def table(results: Mapping[str, Any]) -> str:
         for level in api["levels"]:
             for key, label in (("get", "GET /v2/tasks/{id}"), ("list", "GET /v2/tasks?limit=25")):
                 one, many = level[f"{key}_one"], level[key]
-                rows.append([level["tasks"], label, one["p50_ms"], one["p99_ms"], many["p50_ms"],
-                             many["p99_ms"], many["per_s"]])
-        out += _rows(["tasks", "request", "c=1 p50", "c=1 p99", "p50", "p99", "req/s"], rows)
+                rows.append([level["tasks"], level.get("workers", 1), label, one["p50_ms"],
+                             one["p99_ms"], many["p50_ms"], many["p99_ms"], many["per_s"]])
+        out += _rows(["tasks", "workers", "request", "c=1 p50", "c=1 p99", "p50", "p99",
+                      "req/s"], rows)
     out += ["", *_rows(["target", "wanted", "measured", "met"],
                        [[t.name, t.wanted, t.measured,
                          {True: "met", False: "NOT met", None: "-"}[t.met]]

@@ -61,9 +61,11 @@ class Run:
         assert process.stdout is not None
         return int(process.stdout.readline())
 
-    def glint(self, data_dir: pathlib.Path, name: str, **settings: str) -> procs.Glint:
+    def glint(self, data_dir: pathlib.Path, name: str, workers: int = 1,
+              **settings: str) -> procs.Glint:
         env = procs.glint_env(data_dir, **settings)
-        return procs.start_glint(self.procs, env, _free_port(), self.work / f"{name}.log")
+        return procs.start_glint(self.procs, env, _free_port(), self.work / f"{name}.log",
+                                 workers)
 
     # -- sections ------------------------------------------------------------------------
 
@@ -191,17 +193,20 @@ class Run:
                 services.delete_queue(self.cfg.broker_url, queue)
 
     def run_api(self) -> None:
+        """Each table size, served by each number of API worker processes in turn."""
         data_dir = self.work / "glint-api"
-        glint = self.glint(data_dir, "glint-api")
         levels = []
         for tasks in self.cfg.api_levels:
-            self.say(f"api: {tasks} tasks, concurrency {self.cfg.api_concurrency}")
-            level = api.measure(glint.port, _sqlite(data_dir), tasks, self.cfg.api_concurrency,
-                                self.cfg.api_seconds)
-            levels.append({"tasks": level.tasks, **{
-                key: report.latency_dict(getattr(level, key))
-                for key in ("get_one", "get", "list_one", "list")}})
-        self.procs.stop(glint.process)
+            for workers in self.cfg.api_workers:
+                self.say(f"api: {tasks} tasks, concurrency {self.cfg.api_concurrency}, "
+                         f"{workers} API worker(s)")
+                glint = self.glint(data_dir, f"glint-api-{workers}", workers)
+                level = api.measure(glint.port, _sqlite(data_dir), tasks,
+                                    self.cfg.api_concurrency, self.cfg.api_seconds)
+                self.procs.stop(glint.process)
+                levels.append({"tasks": level.tasks, "workers": workers, **{
+                    key: report.latency_dict(getattr(level, key))
+                    for key in ("get_one", "get", "list_one", "list")}})
         self.results["api"] = {"concurrency": self.cfg.api_concurrency, "database": "sqlite",
                                "levels": levels}
 
