@@ -7,7 +7,9 @@ It is built once per request by the identity middleware (trusted headers now, Ke
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
+from collections.abc import Callable
 
 # Keystone's default role hierarchy (``keystone-manage bootstrap``): a token for a role carries
 # the roles it implies too. Header mode gets the same, so a caller sending ``X-Roles: member``
@@ -29,19 +31,30 @@ class RequestContext:
     request_id: str = dataclasses.field(default_factory=new_request_id)
     # Roles of a service token sent with the user's (``X-Service-Roles``), for policy.
     service_roles: tuple[str, ...] = ()
-    # Whether the caller passes the ``context_is_admin`` policy rule; the API sets it from the
-    # policy (glint.policy). None: decided by the ``admin`` role alone.
+    # Whether the caller passes the ``context_is_admin`` policy rule, when already known (a
+    # task's recorded context). None: ``admin_rule`` decides, or else the ``admin`` role alone.
     policy_admin: bool | None = None
+    # The API's ``context_is_admin`` check (glint.policy), run when ``is_admin`` is first read:
+    # a request that never asks (a data transfer, say) does not pay for a policy check.
+    admin_rule: Callable[[RequestContext], bool] | None = dataclasses.field(
+        default=None, repr=False, compare=False)
     # Keystone mode: the caller's token and service catalog, for work that calls other
     # services as the caller (a glance-download import). Never stored (see to_dict).
     auth_token: str | None = dataclasses.field(default=None, repr=False, compare=False)
     service_catalog: tuple[dict[str, object], ...] = dataclasses.field(
         default=(), repr=False, compare=False)
 
-    @property
+    @functools.cached_property
     def is_admin(self) -> bool:
-        """Whether the caller is an admin: sees every project's images and tasks."""
-        return self.policy_admin if self.policy_admin is not None else "admin" in self.roles
+        """Whether the caller is an admin: sees every project's images and tasks.
+
+        Decided once per context, on first read.
+        """
+        if self.policy_admin is not None:
+            return self.policy_admin
+        if self.admin_rule is not None:
+            return self.admin_rule(self)
+        return "admin" in self.roles
 
     def to_policy_values(self) -> dict[str, object]:
         """The credentials oslo.policy checks rules against (oslo.context's names)."""

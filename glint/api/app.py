@@ -2,7 +2,7 @@
 
 Middleware, outermost first: request id (every response carries it), URL version negotiation
 (and the 300 versions document), in keystone mode the token check, identity (the request
-context), whether the caller is an admin (by policy). Errors become JSON through
+context, whose ``is_admin`` the policy decides when first read). Errors become JSON through
 the one table in :mod:`glint.api.errors`.
 """
 
@@ -38,7 +38,6 @@ from glint.api import (
     tasks,
     versions,
 )
-from glint.api.authorization import AdminMiddleware
 from glint.api.identity import IdentityMiddleware
 from glint.api.request_id import RequestIdMiddleware
 from glint.app import Glint, build_api_worker
@@ -56,8 +55,7 @@ def create_app(glint: Glint, *, manage_lifecycle: bool = True) -> Starlette:
         Middleware(RequestIdMiddleware),
         Middleware(versions.VersionNegotiationMiddleware, settings=glint.settings),
         *_authentication(glint.settings),
-        Middleware(IdentityMiddleware, settings=glint.settings),
-        Middleware(AdminMiddleware, policy=glint.policy),
+        Middleware(IdentityMiddleware, settings=glint.settings, policy=glint.policy),
     ]
     handlers = {errors.GlintError: api_errors.glint_error, HTTPException: api_errors.http_error,
                 **dict.fromkeys(api_errors.DATABASE_ERRORS, api_errors.database_error),
@@ -99,7 +97,7 @@ def routes(glint: Glint) -> list[BaseRoute]:
         *versions.routes(glint.settings),
         *openapi.routes(glint.settings, glint.registry),
         *schemas.routes(glint.registry, glint.settings),
-        *tasks.routes(glint.tasks, glint.registry, glint.settings),
+        *tasks.routes(glint.tasks, glint.registry, glint.settings, inline_reads=glint.db.is_sqlite),
         *images.routes(glint.images, glint.tasks, glint.settings),
         *image_data.routes(glint.images),
         *image_tags.routes(glint.images),

@@ -97,10 +97,14 @@ class TasksApi:
         return JSONResponse(views.full(task), status_code=202)
 
 
-def routes(service: TaskService, registry: Registry, settings: Settings) -> list[BaseRoute]:
+def routes(service: TaskService, registry: Registry, settings: Settings,
+           inline_reads: bool = False) -> list[BaseRoute]:
+    """The routes; with ``inline_reads`` (a local database) lists and shows run on the event
+    loop (see :class:`glint.api.routing.Resource`)."""
     api = TasksApi(service, registry, settings)
+    reads = ("GET",) if inline_reads else ()
     return [
-        resource("/v2/tasks", {"GET": api.index, "POST": api.create}),
-        resource("/v2/tasks/{task_id}", {"GET": api.show, "DELETE": api.delete}),
+        resource("/v2/tasks", {"GET": api.index, "POST": api.create}, inline=reads),
+        resource("/v2/tasks/{task_id}", {"GET": api.show, "DELETE": api.delete}, inline=reads),
         resource("/v2/tasks/{task_id}/actions/cancel", {"POST": api.cancel}),
     ]

@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import sqlalchemy as sa
+
 from glint import errors
 from glint import policy as policies
 from glint.context import RequestContext
@@ -87,7 +89,7 @@ class TaskService:
         self.policy.enforce(ctx, "get_task", policies.task_target(task))
         return task
 
-    def list(self, ctx: RequestContext, query: task_rows.TaskQuery) -> Sequence[models.Task]:
+    def list(self, ctx: RequestContext, query: task_rows.TaskQuery) -> Sequence[sa.Row[Any]]:
         self.policy.enforce(ctx, "get_tasks", policies.project_target(ctx))
         with self.db.reader() as session:
             return task_rows.list_(session, ctx, query)

@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime
+from typing import Any, Protocol
 
 from glint.db import models
 from glint.timefmt import isotime, rawtime
+
+
+class Summary(Protocol):
+    """What a list item shows: a task, or a row of a list page (``glint.db.tasks.list_``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def owner(self) -> str: ...
+    @property
+    def created_at(self) -> datetime.datetime: ...
+    @property
+    def updated_at(self) -> datetime.datetime: ...
+    @property
+    def expires_at(self) -> datetime.datetime | None: ...
 
 
 def full(task: models.Task) -> dict[str, Any]:
@@ -19,7 +39,7 @@ def full(task: models.Task) -> dict[str, Any]:
     return body
 
 
-def stub(task: models.Task) -> dict[str, Any]:
+def stub(task: Summary) -> dict[str, Any]:
     """An item of ``GET /v2/tasks``."""
     body: dict[str, Any] = {
         "id": task.id,

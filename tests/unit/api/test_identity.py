@@ -6,9 +6,11 @@ from collections.abc import Callable
 
 import pytest
 
-from glint import errors
+from glint import app, errors
 from glint import settings as settings_mod
 from glint.api import identity
+from glint.api.app import create_app
+from glint.context import RequestContext
 from tests.unit.api.support import TestClient, error_of
 
 
@@ -72,3 +74,35 @@ def test_default_identity_owns_what_it_creates(client: TestClient) -> None:
     task = client.post("/v2/tasks", json={"type": "echo", "input": {}}).json()
     assert task["owner"] == "demo"
     assert task["user_id"] == "demo"
+
+
+def test_the_admin_rule_decides_once_on_first_read(settings: settings_mod.Settings) -> None:
+    calls: list[str] = []
+
+    def rule(ctx: RequestContext) -> bool:
+        calls.append(ctx.request_id)
+        return True
+
+    ctx = identity.from_headers({"x-project-id": "p1", "x-roles": "member"}, settings, "req-1",
+                                rule)
+    assert calls == []
+    assert ctx.is_admin and ctx.is_admin
+    assert calls == ["req-1"]
+    assert ctx.to_dict()["is_admin"] is True  # what a task records of its creator
+
+
+def test_the_policy_runs_only_for_requests_that_ask_who_is_admin(
+        glint: app.Glint, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[RequestContext] = []
+    is_admin = glint.policy.is_admin
+
+    def counting(ctx: RequestContext) -> bool:
+        asked.append(ctx)
+        return is_admin(ctx)
+
+    monkeypatch.setattr(glint.policy, "is_admin", counting)
+    with TestClient(create_app(glint)) as client:
+        assert client.get("/v2/schemas/task").status_code == 200
+        assert asked == []
+        assert client.get("/v2/tasks").status_code == 200  # visibility reads it, once
+        assert len(asked) == 1
