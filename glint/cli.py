@@ -35,6 +35,8 @@ LOG = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 LOG_FORMAT_PROCESSES = "%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s"
 API_WORKER_APP = "glint.api.app:create_api_worker"  # the factory each API worker calls
+# uvicorn's httptools protocol with zero-copy downloads (sendfile(2)): glint/api/sendfile.py.
+HTTP_PROTOCOL = "glint.api.sendfile:SendfileProtocol"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -105,7 +107,8 @@ def _uvicorn_config(asgi_app: Any, settings: settings_mod.Settings, log_level: s
     return uvicorn.Config(asgi_app, host=settings.bind_host, port=settings.bind_port,
                           workers=workers, factory=workers > 1, lifespan="on",
                           log_config=_log_config(log_level) if workers > 1 else None,
-                          log_level=log_level, access_log=access_log, server_header=False)
+                          log_level=log_level, access_log=access_log, server_header=False,
+                          http=HTTP_PROTOCOL)
 
 
 def _supervise(glint: app.Glint, config: uvicorn.Config, overrides: dict[str, Any]) -> None:

@@ -1,25 +1,31 @@
-"""``GET /v2/images/{id}/file``: image bytes streamed from the store, whole or one byte range.
+"""``GET /v2/images/{id}/file``: image bytes from the store, whole or one byte range.
 
 (Data in, ``PUT .../file`` and ``PUT .../stage``, is :mod:`glint.api.image_upload`.)
 
-The store is read chunk by chunk in the thread pool (Starlette iterates a sync iterator there),
-so an image is never held in memory.
+From a store with files (the filesystem store) the server sends the bytes by ``sendfile(2)``
+when it offers ASGI's ``zerocopysend`` (``glint serve`` does, :mod:`glint.api.sendfile`): they
+never pass through Python. Otherwise the store is read chunk by chunk in the thread pool
+(Starlette iterates a sync iterator there), so an image is never held in memory.
 """
 
 from __future__ import annotations
 
+import pathlib
 import re
+from typing import BinaryIO
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute
 
 from glint import errors
-from glint.api import identity, image_upload
+from glint.api import identity, image_upload, sendfile
 from glint.api.images import image_id
 from glint.api.routing import resource
+from glint.db import models
 from glint.images.service import ImageService
 from glint.images.uploads import Uploads
+from glint.stores.base import Store
 
 OCTET_STREAM = "application/octet-stream"
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d{0,19})\s*-\s*(\d{0,19})\s*$", re.IGNORECASE)
@@ -57,33 +63,51 @@ class ImageDataApi:
     def download(self, request: Request) -> Response:
         ctx = identity.context(request)
         wanted = image_id(request)
-        header = request.headers.get("range")
-        if header:
+        span, size = None, None
+        if header := request.headers.get("range"):
             size = self.images.get(ctx, wanted).size
             span = byte_range(header, size) if size is not None else None
-            if span is not None:
-                return self._partial(request, wanted, span, size or 0)
-        image, stream = self.images.open_data(ctx, wanted)
-        if stream is None:
+        image, source = self.images.data_source(ctx, wanted)
+        if source is None:
             return Response(status_code=204)
-        headers = {}
-        if image.size is not None:
-            headers["Content-Length"] = str(image.size)
-        if image.checksum:
-            headers["Content-MD5"] = image.checksum
-        return StreamingResponse(stream, media_type=OCTET_STREAM, headers=headers)
-
-    def _partial(self, request: Request, wanted: str, span: tuple[int, int],
-                 size: int) -> Response:
+        if span is None:
+            return _body(request, source, 0, image.size, 200, _whole_image_headers(image))
         first, last = span
-        length = last - first + 1
-        _image, stream = self.images.open_data(identity.context(request), wanted, first, length)
-        if stream is None:
-            return Response(status_code=204)
         # No Content-MD5 here: it would describe the whole image, not this body.
-        headers = {"Content-Length": str(length), "Content-Range": f"bytes {first}-{last}/{size}"}
-        return StreamingResponse(stream, status_code=206, media_type=OCTET_STREAM,
-                                 headers=headers)
+        headers = {"Content-Length": str(last - first + 1),
+                   "Content-Range": f"bytes {first}-{last}/{size}"}
+        return _body(request, source, first, last - first + 1, 206, headers)
+
+
+def _whole_image_headers(image: models.Image) -> dict[str, str]:
+    headers = {}
+    if image.size is not None:
+        headers["Content-Length"] = str(image.size)
+    if image.checksum:
+        headers["Content-MD5"] = image.checksum
+    return headers
+
+
+def _body(request: Request, source: tuple[Store, str], offset: int, length: int | None,
+          status: int, headers: dict[str, str]) -> Response:
+    """``length`` bytes from ``offset``: by sendfile from the store's own file when the server
+    takes one, else streamed from the store."""
+    store, location = source
+    path = store.local_path(location) if sendfile.offered(request.scope) else None
+    if path is None or length is None:  # (no length: an image with no recorded size)
+        return StreamingResponse(store.read(location, offset, length), status_code=status,
+                                 media_type=OCTET_STREAM, headers=headers)
+    return sendfile.SendfileResponse(_open(path, location), offset, length, status, headers,
+                                     OCTET_STREAM)
+
+
+def _open(path: pathlib.Path, location: str) -> BinaryIO:
+    # Opened now, just after the checks, as a stream's file is: the bytes of an image deleted
+    # from here on are still sent whole; those of one deleted already are missing (500).
+    try:
+        return open(path, "rb", buffering=0)  # the response closes it
+    except FileNotFoundError:
+        raise errors.StoreError(f"image data {location!r} is missing from the store") from None
 
 
 def routes(images: ImageService) -> list[BaseRoute]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -85,18 +85,15 @@ class ImageService:
         with self.db.reader() as session:
             return image_rows.list_(session, ctx, query)
 
-    def open_data(self, ctx: RequestContext, image_id: str, offset: int = 0,
-                  length: int | None = None) -> tuple[models.Image, Iterator[bytes] | None]:
-        """The image and a stream of its bytes (None when it has no data)."""
+    def data_source(self, ctx: RequestContext,
+                    image_id: str) -> tuple[models.Image, tuple[Store, str] | None]:
+        """The image and the store and location to read its bytes from (None when it has no
+        data), if ``ctx`` may download them."""
         image = self.check(ctx, image_id, "download_image")
         if image.status == states.DEACTIVATED and not self.policy.is_admin(ctx):
             raise errors.Forbidden("The requested image has been deactivated. "
                                    "Image data download is forbidden.")
-        source = locations.pick(image, self.backends)
-        if source is None:
-            return image, None
-        store, location = source
-        return image, store.read(location, offset, length)
+        return image, locations.pick(image, self.backends)
 
     # -- writes --------------------------------------------------------------------------
 

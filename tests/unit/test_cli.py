@@ -245,3 +245,15 @@ def test_scripts_lists_the_built_in_import_script() -> None:
     assert rows["import"][1] == "glint"
     if importlib.util.find_spec("glint.scripts.web_import") is not None:
         assert rows["import"][3] == "ok"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_sends_downloads_with_sendfile_with_one_api_worker_or_several(workers: int) -> None:
+    from uvicorn.importer import import_from_string
+
+    from glint.api.sendfile import SendfileProtocol
+    from glint.settings import Settings
+
+    config = cli._uvicorn_config("app:factory", Settings(api_workers=workers), "info", False)
+    assert import_from_string(config.http) is SendfileProtocol
+    assert config.workers == workers
