@@ -465,3 +465,36 @@ def test_pipelined_requests_are_answered_in_order(fs_glint: app.Glint, port: int
             bodies = [read_response(reader) for _ in range(3)]
     assert bodies == [(200, DATA), (206, DATA[3:6]), (200, DATA)]
     assert total(sent, 2 * len(DATA) + 3) == 2 * len(DATA) + 3
+
+
+def test_every_connection_sends_small_writes_at_once() -> None:
+    """TCP_NODELAY, also on a listening socket that does not say it is TCP (protocol number 0,
+    as uvicorn binds for several API workers), where asyncio would not set it."""
+    async def ok(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    assert listener.proto == 0
+    config = uvicorn.Config(ok, http=SendfileProtocol, loop="asyncio", lifespan="off",
+                            log_config=None)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]})
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.01)
+        conn = http.client.HTTPConnection("127.0.0.1", listener.getsockname()[1], timeout=10)
+        conn.request("GET", "/")
+        assert conn.getresponse().status == 204
+        [protocol] = server.server_state.connections
+        sock = protocol.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        conn.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        listener.close()
