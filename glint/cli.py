@@ -13,9 +13,11 @@ import os
 import pathlib
 import re
 import signal
+import socket
+import sys
 import tomllib
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import click
 import pydantic
@@ -124,12 +126,62 @@ def _supervise(glint: app.Glint, config: uvicorn.Config, overrides: dict[str, An
     os.environ[app.SERVE_ID_ENV] = glint.runner.serve_id
     glint.recover()
     try:
-        supervisor = multiprocess.Multiprocess(config, sockets=[config.bind_socket()])
+        supervisor = multiprocess.Multiprocess(config, sockets=_listening_sockets(config))
         supervisor.run()
     finally:
         glint.close(timeout=0)
     if any(p.exitcode == uvicorn_config.STARTUP_FAILURE for p in supervisor.processes):
         raise click.ClickException("an API worker could not start; the log above says why")
+
+
+def _listening_sockets(config: uvicorn.Config) -> list[socket.socket]:
+    """What each API worker listens on: a socket of its own, bound in its process with
+    SO_REUSEPORT, so that the kernel spreads new connections over the API workers.
+
+    One socket shared by all of them (uvicorn's way) leaves them to race for each connection,
+    and the process that wakes first accepts every one waiting: a burst of keep-alive clients
+    (a load balancer's pool, say) lands on a single API worker while the others idle. Where
+    SO_REUSEPORT is missing, the shared socket it is. The port is checked here, bound without
+    SO_REUSEPORT, so a port in use (or one another glint serve's API workers hold) stops this
+    command instead of being shared.
+    """
+    if not hasattr(socket, "SO_REUSEPORT"):
+        return [config.bind_socket()]
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((config.host, config.port))
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {config.host}:{config.port}: "
+                                       f"{exc.strerror or exc}") from exc
+        port = probe.getsockname()[1]  # a free one, for --port 0
+    return cast(list[socket.socket], [_OwnSocket(family, config.host, port)])
+
+
+class _OwnSocket:
+    """Stands for a listening socket in the list uvicorn hands each API worker: it is pickled
+    into the worker's process (spawned) as the recipe, and unpickled there as the socket."""
+
+    def __init__(self, family: int, host: str, port: int) -> None:
+        self.family, self.host, self.port = family, host, port
+
+    def __reduce__(self) -> tuple[Any, tuple[int, str, int]]:
+        return _bind_reusing_port, (self.family, self.host, self.port)
+
+
+def _bind_reusing_port(family: int, host: str, port: int) -> socket.socket:
+    """In an API worker as it starts: its listening socket (uvicorn calls ``listen``)."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError as exc:  # logging is not set up yet: stderr; the supervisor then stops
+        sock.close()
+        print(f"an API worker cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        sys.exit(uvicorn_config.STARTUP_FAILURE)
+    return sock
 
 
 def _run_until_signalled(server: uvicorn.Server) -> None:

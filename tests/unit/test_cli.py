@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 from stevedore import extension
@@ -257,3 +258,40 @@ def test_serve_sends_downloads_with_sendfile_with_one_api_worker_or_several(work
     config = cli._uvicorn_config("app:factory", Settings(api_workers=workers), "info", False)
     assert import_from_string(config.http) is SendfileProtocol
     assert config.workers == workers
+
+
+def test_api_workers_do_not_share_a_port_in_use() -> None:
+    """Each API worker binds with SO_REUSEPORT, which would join any other socket bound so:
+    the port is checked without it first."""
+    import socket
+
+    from glint.settings import Settings
+
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = cli._uvicorn_config("app:factory", Settings(api_workers=2, bind_port=port),
+                                     "info", False)
+        with pytest.raises(click.ClickException, match=f"cannot listen on 127.0.0.1:{port}"):
+            cli._listening_sockets(config)
+
+
+def test_each_api_worker_gets_a_socket_of_its_own_bound_in_its_process() -> None:
+    import pickle
+    import socket
+
+    from glint.settings import Settings
+
+    config = cli._uvicorn_config("app:factory", Settings(api_workers=2, bind_port=0), "info",
+                                 False)
+    [recipe] = cli._listening_sockets(config)
+    assert not isinstance(recipe, socket.socket)  # the supervisor holds no listening socket
+    first, second = pickle.loads(pickle.dumps(recipe)), pickle.loads(pickle.dumps(recipe))
+    try:
+        assert first.getsockname() == second.getsockname() != ("127.0.0.1", 0)
+        assert first.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT)
+    finally:
+        first.close()
+        second.close()
