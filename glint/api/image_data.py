@@ -10,8 +10,10 @@ never pass through Python. Otherwise the store is read chunk by chunk in the thr
 
 from __future__ import annotations
 
+import logging
 import pathlib
 import re
+from collections.abc import Sequence
 from typing import BinaryIO
 
 from starlette.requests import Request
@@ -27,6 +29,7 @@ from glint.images.service import ImageService
 from glint.images.uploads import Uploads
 from glint.stores.base import Store
 
+LOG = logging.getLogger(__name__)
 OCTET_STREAM = "application/octet-stream"
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d{0,19})\s*-\s*(\d{0,19})\s*$", re.IGNORECASE)
 
@@ -67,16 +70,16 @@ class ImageDataApi:
         if header := request.headers.get("range"):
             size = self.images.get(ctx, wanted).size
             span = byte_range(header, size) if size is not None else None
-        image, source = self.images.data_source(ctx, wanted)
-        if source is None:
+        image, sources = self.images.data_sources(ctx, wanted)
+        if not sources:
             return Response(status_code=204)
         if span is None:
-            return _body(request, source, 0, image.size, 200, _whole_image_headers(image))
+            return _body(request, sources, 0, image.size, 200, _whole_image_headers(image))
         first, last = span
         # No Content-MD5 here: it would describe the whole image, not this body.
         headers = {"Content-Length": str(last - first + 1),
                    "Content-Range": f"bytes {first}-{last}/{size}"}
-        return _body(request, source, first, last - first + 1, 206, headers)
+        return _body(request, sources, first, last - first + 1, 206, headers)
 
 
 def _whole_image_headers(image: models.Image) -> dict[str, str]:
@@ -88,11 +91,24 @@ def _whole_image_headers(image: models.Image) -> dict[str, str]:
     return headers
 
 
-def _body(request: Request, source: tuple[Store, str], offset: int, length: int | None,
+def _body(request: Request, sources: Sequence[tuple[str, Store, str]], offset: int,
+          length: int | None, status: int, headers: dict[str, str]) -> Response:
+    """``length`` bytes from ``offset`` of the first copy that opens, as Glance moves on to an
+    image's next location: a store that lost its copy (or cannot be reached) does not make
+    the image unreadable while another store holds it."""
+    *others, (_last_id, store, location) = sources
+    for store_id, other, other_location in others:
+        try:
+            return _from(request, other, other_location, offset, length, status, headers)
+        except (errors.StoreError, OSError) as exc:
+            LOG.warning("cannot read image data %s from store %s (%s); reading another copy",
+                        other_location, store_id, exc)
+    return _from(request, store, location, offset, length, status, headers)
+
+
+def _from(request: Request, store: Store, location: str, offset: int, length: int | None,
           status: int, headers: dict[str, str]) -> Response:
-    """``length`` bytes from ``offset``: by sendfile from the store's own file when the server
-    takes one, else streamed from the store."""
-    store, location = source
+    """By sendfile from the store's own file when the server takes one, else streamed."""
     path = store.local_path(location) if sendfile.offered(request.scope) else None
     if path is None or length is None:  # (no length: an image with no recorded size)
         return StreamingResponse(store.read(location, offset, length), status_code=status,

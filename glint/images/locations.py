@@ -52,15 +52,16 @@ def store_ids(image: models.Image, backends: MultiStore) -> list[str] | None:
     return sorted({backends.resolve(store_id) for store_id, _location in pairs})
 
 
-def pick(image: models.Image, backends: MultiStore,
-         prefer: Iterable[str] = ()) -> tuple[Store, str] | None:
-    """A store to read the bytes from and their location there: the first of ``prefer``
-    holding them, else the default store, else the first configured one that does."""
+def sources(image: models.Image, backends: MultiStore,
+            prefer: Iterable[str] = ()) -> list[tuple[str, Store, str]]:
+    """Where to read the bytes from, best first, as (store id, store, location): the stores
+    of ``prefer`` holding them, then the default store, then the other configured ones that
+    do, first written first. A reader moves down the list when a copy cannot be read."""
     found = {backends.resolve(store_id): location for store_id, location in held(image)}
-    for store_id in [*prefer, backends.default, *found]:
-        if store_id in found and store_id in backends.backends:
-            return backends.backends[store_id], found[store_id]
-    return None
+    order = dict.fromkeys(store_id for store_id in [*prefer, backends.default, *found]
+                          if store_id in found and store_id in backends.backends)
+    return [(store_id, backends.backends[store_id], found[store_id]) for store_id in order]
+
 
 
 def rows(backends: MultiStore, data: ImageData) -> list[models.ImageLocation]:

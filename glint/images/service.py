@@ -85,15 +85,15 @@ class ImageService:
         with self.db.reader() as session:
             return image_rows.list_(session, ctx, query)
 
-    def data_source(self, ctx: RequestContext,
-                    image_id: str) -> tuple[models.Image, tuple[Store, str] | None]:
-        """The image and the store and location to read its bytes from (None when it has no
-        data), if ``ctx`` may download them."""
+    def data_sources(self, ctx: RequestContext,
+                     image_id: str) -> tuple[models.Image, Sequence[tuple[str, Store, str]]]:
+        """The image and where its bytes can be read from, best first, as (store id, store,
+        location) (none when it has no data), if ``ctx`` may download them."""
         image = self.check(ctx, image_id, "download_image")
         if image.status == states.DEACTIVATED and not self.policy.is_admin(ctx):
             raise errors.Forbidden("The requested image has been deactivated. "
                                    "Image data download is forbidden.")
-        return image, locations.pick(image, self.backends)
+        return image, locations.sources(image, self.backends)
 
     # -- writes --------------------------------------------------------------------------
 

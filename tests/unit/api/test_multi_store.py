@@ -10,7 +10,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from glint import app, settings
+from glint import app, errors, settings
 from glint.api.app import create_app
 from glint.images import imports, locations, states
 from glint.scripts import api_image_import
@@ -273,6 +273,40 @@ def test_the_first_store_failing_moves_on_to_the_next(make_multi: MakeClient) ->
     assert (image["status"], image["stores"], image[locations.FAILED]) == (
         "active", "cheap,slow", "fast")
     assert client.get(f"/v2/images/{image_id}/file", headers=PROJECT_A).content == DATA
+
+
+# -- download --------------------------------------------------------------------------------
+
+def _in_all_stores(client: TestClient) -> str:
+    image_id = staged(client)
+    assert import_(client, image_id, {"method": {"name": "glance-direct"},
+                                      "all_stores": True}).status_code == 202
+    assert show(client, image_id)["stores"] == "cheap,fast,slow"
+    return image_id
+
+
+def test_a_download_reads_another_copy_when_a_store_lost_its_own(
+        multi: Any, caplog: pytest.LogCaptureFixture) -> None:
+    client, stores = multi
+    image_id = _in_all_stores(client)
+    del stores["fast"].blobs[image_id]  # the default store, read first
+    response = client.get(f"/v2/images/{image_id}/file", headers=PROJECT_A)
+    assert (response.status_code, response.content == DATA) == (200, True)
+    assert "from store fast" in caplog.text and "reading another copy" in caplog.text
+    del stores["cheap"].blobs[image_id]
+    response = client.get(f"/v2/images/{image_id}/file",
+                          headers={**PROJECT_A, "Range": "bytes=10-19"})
+    assert (response.status_code, response.content) == (206, DATA[10:20])
+
+
+def test_a_download_with_no_readable_copy_is_an_error(multi: Any) -> None:
+    client, stores = multi
+    image_id = _in_all_stores(client)
+    for store in stores.values():
+        del store.blobs[image_id]
+    # The last store's error, as with one store (the API answers 500: test_sendfile.py).
+    with pytest.raises(errors.StoreError, match="missing from the store"):
+        client.get(f"/v2/images/{image_id}/file", headers=PROJECT_A)
 
 
 # -- copy-image ------------------------------------------------------------------------------

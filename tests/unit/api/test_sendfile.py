@@ -300,14 +300,14 @@ def test_a_file_shorter_than_the_image_closes_the_connection(
 def test_an_image_deleted_before_its_file_opens_is_an_error(
         fs_glint: app.Glint, port: int, monkeypatch: pytest.MonkeyPatch) -> None:
     image = add_image(fs_glint, CTX_A, DATA)
-    real = fs_glint.images.data_source
+    real = fs_glint.images.data_sources
 
     def then_delete(*args: Any) -> Any:
         found = real(*args)
         fs_glint.images.delete(CTX_A, image.id)
         return found
 
-    monkeypatch.setattr(fs_glint.images, "data_source", then_delete)
+    monkeypatch.setattr(fs_glint.images, "data_sources", then_delete)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     response, body = get(conn, f"/v2/images/{image.id}/file")
     conn.close()
