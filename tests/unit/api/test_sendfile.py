@@ -76,7 +76,14 @@ def fs_glint(make_glint: Callable[..., app.Glint], tmp_path: pathlib.Path) -> ap
 @contextlib.contextmanager
 def serving(asgi_app: Any, protocol: Any = SendfileProtocol) -> Iterator[int]:
     """Serve ``asgi_app`` with uvicorn on 127.0.0.1; yield the port."""
-    listener = socket.create_server(("127.0.0.1", 0))
+    with uvicorn_on(socket.create_server(("127.0.0.1", 0)), asgi_app, protocol) as server:
+        yield server.servers[0].sockets[0].getsockname()[1]
+
+
+@contextlib.contextmanager
+def uvicorn_on(listener: socket.socket, asgi_app: Any,
+               protocol: Any = SendfileProtocol) -> Iterator[uvicorn.Server]:
+    """Serve ``asgi_app`` with uvicorn on ``listener`` (bound, closed afterwards)."""
     config = uvicorn.Config(asgi_app, http=protocol, loop="asyncio", lifespan="off",
                             log_config=None)
     server = uvicorn.Server(config)
@@ -87,7 +94,7 @@ def serving(asgi_app: Any, protocol: Any = SendfileProtocol) -> Iterator[int]:
         while not server.started:
             assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
             time.sleep(0.01)
-        yield listener.getsockname()[1]
+        yield server
     finally:
         server.should_exit = True
         thread.join(10)
@@ -477,24 +484,13 @@ def test_every_connection_sends_small_writes_at_once() -> None:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     assert listener.proto == 0
-    config = uvicorn.Config(ok, http=SendfileProtocol, loop="asyncio", lifespan="off",
-                            log_config=None)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]})
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.01)
+    with uvicorn_on(listener, ok) as server:
         conn = http.client.HTTPConnection("127.0.0.1", listener.getsockname()[1], timeout=10)
-        conn.request("GET", "/")
-        assert conn.getresponse().status == 204
-        [protocol] = server.server_state.connections
-        sock = protocol.transport.get_extra_info("socket")
-        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
-        conn.close()
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        listener.close()
+        try:
+            conn.request("GET", "/")
+            assert conn.getresponse().status == 204
+            [protocol] = server.server_state.connections
+            sock = protocol.transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        finally:
+            conn.close()
