@@ -89,6 +89,9 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
     if migrate:
         _upgrade(url, "head")
     _require_migrated(url, unreachable_ok=True)
+    # Before start-up recovery: on a port in use, another glint serve of this node may be
+    # running, and recovery would fail its tasks and delete its uploads.
+    _free_port(settings.bind_host, settings.bind_port)
     from glint.api.app import create_app
 
     glint = _build(settings)
@@ -124,9 +127,10 @@ def _supervise(glint: app.Glint, config: uvicorn.Config, overrides: dict[str, An
     """
     os.environ.update({f"GLINT_{name.upper()}": str(value) for name, value in overrides.items()})
     os.environ[app.SERVE_ID_ENV] = glint.runner.serve_id
+    sockets = _listening_sockets(config)
     glint.recover()
     try:
-        supervisor = multiprocess.Multiprocess(config, sockets=_listening_sockets(config))
+        supervisor = multiprocess.Multiprocess(config, sockets=sockets)
         supervisor.run()
     finally:
         glint.close(timeout=0)
@@ -141,22 +145,31 @@ def _listening_sockets(config: uvicorn.Config) -> list[socket.socket]:
     One socket shared by all of them (uvicorn's way) leaves them to race for each connection,
     and the process that wakes first accepts every one waiting: a burst of keep-alive clients
     (a load balancer's pool, say) lands on a single API worker while the others idle. Where
-    SO_REUSEPORT is missing, the shared socket it is. The port is checked here, bound without
+    SO_REUSEPORT is missing, the shared socket it is. The port is checked first, bound without
     SO_REUSEPORT, so a port in use (or one another glint serve's API workers hold) stops this
     command instead of being shared.
     """
     if not hasattr(socket, "SO_REUSEPORT"):
         return [config.bind_socket()]
-    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
+    port = _free_port(config.host, config.port)
+    return cast(list[socket.socket], [_OwnSocket(_family(config.host), config.host, port)])
+
+
+def _free_port(host: str, port: int) -> int:
+    """``port`` (a free one for 0) if ``host:port`` can be listened on; ClickException if not."""
+    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((config.host, config.port))
+            probe.bind((host, port))
         except OSError as exc:
-            raise click.ClickException(f"cannot listen on {config.host}:{config.port}: "
+            raise click.ClickException(f"cannot listen on {host}:{port}: "
                                        f"{exc.strerror or exc}") from exc
-        port = probe.getsockname()[1]  # a free one, for --port 0
-    return cast(list[socket.socket], [_OwnSocket(family, config.host, port)])
+        bound: int = probe.getsockname()[1]
+        return bound
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 class _OwnSocket:

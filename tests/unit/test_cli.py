@@ -295,3 +295,25 @@ def test_each_api_worker_gets_a_socket_of_its_own_bound_in_its_process() -> None
     finally:
         first.close()
         second.close()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_port_in_use_stops_before_recovery_touches_anything(
+        workdir: pathlib.Path, workers: str) -> None:
+    """Another glint serve of this node may hold the port: its running tasks are not failed."""
+    import socket
+
+    assert run("db", "upgrade").exit_code == 0
+    db = engine.Database(database(workdir))
+    task_id = str(uuid.uuid4())
+    with db.session() as session:
+        session.add(models.Task(id=task_id, type="echo", status="processing", owner="p",
+                                message="", context={}, lease_owner="node:1:other"))
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run("serve", "--port", str(port), "--workers", workers)
+    assert result.exit_code == 1, result.output
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    with db.reader() as session:
+        assert session.get(models.Task, task_id).status == "processing"
+    db.dispose()
