@@ -91,13 +91,13 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
     _require_migrated(url, unreachable_ok=True)
     # Before start-up recovery: on a port in use, another glint serve of this node may be
     # running, and recovery would fail its tasks and delete its uploads.
-    _free_port(settings.bind_host, settings.bind_port)
+    bind_port = _free_port(settings.bind_host, settings.bind_port)
     from glint.api.app import create_app
 
     glint = _build(settings)
     if settings.api_workers > 1:
         config = _uvicorn_config(API_WORKER_APP, settings, log_level, access_log)
-        _supervise(glint, config, overrides)
+        _supervise(glint, config, overrides, bind_port)
         return
     config = _uvicorn_config(create_app(glint), settings, log_level, access_log)
     _run_until_signalled(uvicorn.Server(config))
@@ -116,7 +116,8 @@ def _uvicorn_config(asgi_app: Any, settings: settings_mod.Settings, log_level: s
                           http=HTTP_PROTOCOL)
 
 
-def _supervise(glint: app.Glint, config: uvicorn.Config, overrides: dict[str, Any]) -> None:
+def _supervise(glint: app.Glint, config: uvicorn.Config, overrides: dict[str, Any],
+               port: int) -> None:
     """Serve from ``config.workers`` API workers, with this process as their supervisor.
 
     Start-up recovery runs here, once, before any API worker starts, when no write or task of
@@ -124,10 +125,11 @@ def _supervise(glint: app.Glint, config: uvicorn.Config, overrides: dict[str, An
     one that uvicorn starts again after another died leaves its siblings' work alone. Each API
     worker builds its glint from the same settings sources: the command-line overrides reach
     it as GLINT_* variables. SIGTERM or SIGINT stops them all gracefully; the command exits 0.
+    ``port`` is the one :func:`_free_port` found free (``config.port``, or any for 0).
     """
     os.environ.update({f"GLINT_{name.upper()}": str(value) for name, value in overrides.items()})
     os.environ[app.SERVE_ID_ENV] = glint.runner.serve_id
-    sockets = _listening_sockets(config)
+    sockets = _listening_sockets(config, port)
     glint.recover()
     try:
         supervisor = multiprocess.Multiprocess(config, sockets=sockets)
@@ -138,20 +140,19 @@ def _supervise(glint: app.Glint, config: uvicorn.Config, overrides: dict[str, An
         raise click.ClickException("an API worker could not start; the log above says why")
 
 
-def _listening_sockets(config: uvicorn.Config) -> list[socket.socket]:
+def _listening_sockets(config: uvicorn.Config, port: int) -> list[socket.socket]:
     """What each API worker listens on: a socket of its own, bound in its process with
     SO_REUSEPORT, so that the kernel spreads new connections over the API workers.
 
     One socket shared by all of them (uvicorn's way) leaves them to race for each connection,
     and the process that wakes first accepts every one waiting: a burst of keep-alive clients
     (a load balancer's pool, say) lands on a single API worker while the others idle. Where
-    SO_REUSEPORT is missing, the shared socket it is. The port is checked first, bound without
-    SO_REUSEPORT, so a port in use (or one another glint serve's API workers hold) stops this
-    command instead of being shared.
+    SO_REUSEPORT is missing, the shared socket it is. ``port`` was found free by binding it
+    without SO_REUSEPORT (:func:`_free_port`), so a port in use, or one another glint serve's
+    API workers hold, stops this command instead of being shared.
     """
     if not hasattr(socket, "SO_REUSEPORT"):
         return [config.bind_socket()]
-    port = _free_port(config.host, config.port)
     return cast(list[socket.socket], [_OwnSocket(_family(config.host), config.host, port)])
 
 

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import click
 import pytest
 from click.testing import CliRunner, Result
 from stevedore import extension
@@ -265,17 +264,15 @@ def test_api_workers_do_not_share_a_port_in_use() -> None:
     the port is checked without it first."""
     import socket
 
-    from glint.settings import Settings
-
+    assert run("db", "upgrade").exit_code == 0
     with socket.socket() as taken:
         taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        config = cli._uvicorn_config("app:factory", Settings(api_workers=2, bind_port=port),
-                                     "info", False)
-        with pytest.raises(click.ClickException, match=f"cannot listen on 127.0.0.1:{port}"):
-            cli._listening_sockets(config)
+        result = run("serve", "--port", str(port), "--workers", "2")
+    assert result.exit_code == 1, result.output
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
 
 
 def test_each_api_worker_gets_a_socket_of_its_own_bound_in_its_process() -> None:
@@ -286,7 +283,7 @@ def test_each_api_worker_gets_a_socket_of_its_own_bound_in_its_process() -> None
 
     config = cli._uvicorn_config("app:factory", Settings(api_workers=2, bind_port=0), "info",
                                  False)
-    [recipe] = cli._listening_sockets(config)
+    [recipe] = cli._listening_sockets(config, cli._free_port("127.0.0.1", 0))
     assert not isinstance(recipe, socket.socket)  # the supervisor holds no listening socket
     first, second = pickle.loads(pickle.dumps(recipe)), pickle.loads(pickle.dumps(recipe))
     try:
