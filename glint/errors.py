@@ -80,6 +80,13 @@ class ScriptError(GlintError):
     """Raised by a script to fail its task with a message meant for the user."""
 
 
+class ImageRefused(ScriptError):
+    """The safety gate (:mod:`glint.gate`) refused image data: unsafe, or not what was said.
+
+    An upload answers 415 with it; a task fails with its message.
+    """
+
+
 class TransientError(ScriptError):
     """Raised by a script for a failure that may pass (a server's 503, a dropped connection).
 

@@ -3,7 +3,11 @@
 An :class:`Inspection` eats the bytes as they stream past (the copy into the store reads them
 once; the inspector sees the same chunks), runs every inspector the library has, and keeps
 only the ones still in the running once the format is decided (a few hundred KiB in), so a
-large image costs next to nothing more. :meth:`Inspection.verdict` then applies the rules:
+large image costs next to nothing more. The first :data:`HEAD_SIZE` bytes reach the inspectors
+in one piece, however the network cut them: some of the library's inspectors decide on the
+first chunk they see (the VMDK one parses its descriptor from the first 4 bytes on), so a
+source that sent 8 bytes and paused could change the verdict. The verdict depends on the bytes
+alone. :meth:`Inspection.verdict` then applies the rules:
 
 - The data must be in one format. Several matches mean one header may hide another and are
   refused, except an ISO that is also a GPT disk (bootable installer media) declared ``iso``.
@@ -12,10 +16,15 @@ large image costs next to nothing more. :meth:`Inspection.verdict` then applies 
   declared ``raw`` that turns out to be qcow2, VMDK... is refused (qemu would read it as such).
   The match is required only for ``container_format`` ``bare`` (or none), as in Glance: other
   containers (ova, docker, compressed...) wrap the disk.
+- What qemu would read the bytes as (:mod:`glint.qemu_probe`, qemu's own probes on the first
+  2 KiB, short files included) must be the declared format too: data declared ``raw`` that
+  qemu would open as qcow2 is refused even when it is too short for the library to parse.
 - The detected format must pass the library's safety checks whatever was declared: no qcow2
   backing file, external data file or unknown features; no VMDK extents in other files or
   create-types other than ``vmdk_allowed_types``; no QED; no LUKS but version 1; no odd MBR
-  in a GPT disk.
+  in a GPT disk. glint adds one the library lacks: a VMDK descriptor must name no parent
+  (``parentFileNameHint``, which qemu opens as a backing file) and exactly one extent, of the
+  file itself (``SPARSE``).
 
 Every refusal is a :class:`glint.errors.ScriptError` that names the problem.
 """
@@ -28,10 +37,15 @@ from collections.abc import Iterable, Iterator
 
 from oslo_utils.imageutils import format_inspector
 
-from glint import errors
+from glint import errors, qemu_probe
 
 UNINSPECTABLE = frozenset({"ami", "ari", "aki", "ploop"})  # no inspector; the bytes look raw
 RAW_ALIKE = frozenset({"raw", "gpt"})
+# The qemu format each declared disk format may probe as (none: it must probe as raw).
+QEMU_PROBED = {"qcow2": "qcow2", "vmdk": "vmdk", "vhd": "vpc", "vhdx": "vhdx", "vdi": "vdi",
+               "ploop": "parallels"}
+# Fed to the inspectors in one piece: the VMDK inspector reads up to 1 MiB of descriptor.
+HEAD_SIZE = 1024 * 1024
 _READ_SIZE = 64 * 1024
 
 
@@ -50,6 +64,8 @@ class Inspection:
         self._inspectors = [cls() for cls in format_inspector.ALL_FORMATS.values()]
         self._errors: dict[str, Exception] = {}
         self._decided = False
+        self._head: bytearray | None = bytearray()  # None once fed to the inspectors
+        self._probe_head = b""
 
     def wrap(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """Yield ``chunks`` unchanged, inspecting each on the way."""
@@ -58,6 +74,22 @@ class Inspection:
             yield chunk
 
     def feed(self, chunk: bytes) -> None:
+        if self._head is not None:
+            self._head += chunk
+            if len(self._head) < HEAD_SIZE:
+                return
+            chunk = self._flush_head()
+        self._eat(chunk)
+
+    def _flush_head(self) -> bytes:
+        assert self._head is not None
+        head, self._head = bytes(self._head), None
+        self._probe_head = head[:qemu_probe.PROBE_SIZE]
+        return head
+
+    def _eat(self, chunk: bytes) -> None:
+        if not chunk:
+            return
         for inspector in list(self._inspectors):
             try:
                 inspector.eat_chunk(chunk)
@@ -78,6 +110,8 @@ class Inspection:
         ``declared`` is the disk format the data is supposed to be in (None: not said);
         ``what`` names where it was said, for messages.
         """
+        if self._head is not None:
+            self._eat(self._flush_head())
         for inspector in self._inspectors:
             inspector.finish()
         found = self._matches()
@@ -88,6 +122,7 @@ class Inspection:
         chosen = next(i for i in found if i.NAME != "gpt") if len(found) > 1 else found[0]
         if container_format in (None, "bare") and declared is not None:
             _check_match(chosen.NAME, declared, what, self._errors.get(declared))
+            _check_probe(qemu_probe.probe(self._probe_head), declared, what)
         for inspector in found:
             _check_safety(inspector, vmdk_allowed_types)
         virtual_size = chosen.virtual_size
@@ -118,6 +153,26 @@ def _check_match(detected: str, declared: str, what: str, error: Exception | Non
                              f"{detected}{why}")
 
 
+def _parent_hint(descriptor: str) -> bool:
+    """True if qemu would find a parent name: it looks for the key anywhere, comments too."""
+    key = "parentfilenamehint"
+    start = descriptor.find(key)
+    while start >= 0:
+        value = descriptor[start + len(key) + 2:]
+        if not value.startswith('"'):
+            return True
+        start = descriptor.find(key, start + 1)
+    return False
+
+
+def _check_probe(probed: frozenset[str], declared: str, what: str) -> None:
+    allowed = QEMU_PROBED.get(declared)
+    others = sorted(probed - {allowed})
+    if others:
+        raise errors.ScriptError(f"Image data refused: {what} is {declared!r} but qemu would "
+                                 f"read the data as {', '.join(others)}")
+
+
 def _check_safety(inspector: format_inspector.FileInspector,
                   vmdk_allowed_types: Iterable[str]) -> None:
     try:
@@ -129,8 +184,30 @@ def _check_safety(inspector: format_inspector.FileInspector,
     except format_inspector.ImageFormatError as exc:
         raise errors.ScriptError(f"Image data refused: the {inspector.NAME} image cannot be "
                                  f"checked: {exc}") from exc
+    if inspector.NAME == "vmdk":
+        _check_vmdk(inspector, vmdk_allowed_types)
+
+
+def _check_vmdk(inspector: format_inspector.FileInspector,
+                vmdk_allowed_types: Iterable[str]) -> None:
+    """What qemu would follow out of a VMDK that the library does not check."""
+    if not (inspector.has_region("header")
+            and inspector.region("header").data.startswith(b"KDMV")):
+        raise errors.ScriptError("Image data refused: a VMDK descriptor without a sparse "
+                                 "extent header: its data would be read from other files")
+    descriptor = str(getattr(inspector, "desc_text", None) or "")
+    if _parent_hint(descriptor):
+        raise errors.ScriptError("Image data refused: the VMDK names a parent image "
+                                 "(parentFileNameHint), which qemu would open as a backing file")
+    lines = [line.strip() for line in descriptor.splitlines()]
+    extents = [line.split() for line in lines
+               if line.split(" ", 1)[0] in ("rw", "rdonly", "noaccess")]
+    if len(extents) != 1 or len(extents[0]) < 3 or extents[0][2] != "sparse":
+        raise errors.ScriptError("Image data refused: a VMDK must have exactly one extent, "
+                                 f"the file itself (SPARSE); this one has {len(extents)} or "
+                                 "another kind")
     vmdk_type = getattr(inspector, "vmdktype", None)
-    if inspector.NAME == "vmdk" and vmdk_type is not None:
+    if vmdk_type is not None:
         allowed = {t.lower() for t in vmdk_allowed_types}
         if str(vmdk_type).lower() not in allowed:
             raise errors.ScriptError(f"Image data refused: VMDK create-type {vmdk_type!r} is "

@@ -35,6 +35,7 @@ STATUS: dict[type[errors.GlintError], int] = {
     errors.Gone: 410,
     errors.TooLarge: 413,
     errors.UnsupportedMediaType: 415,
+    errors.ImageRefused: 415,
     errors.RangeNotSatisfiable: 416,
     errors.ServiceUnavailable: 503,
 }

@@ -129,18 +129,26 @@ def _copy(ctx: contract.ScriptContext, source: Mapping[str, Any], location: str,
     if isinstance(store, stores.CopyingStore):
         new_location = store.copy(location, image_id)
         try:
-            digest = _hash(ctx, store.read(new_location), algo, source["size"])
+            digest = _hash(ctx, _gated(ctx, source, store.read(new_location)), algo,
+                           source["size"])
             _check(source, digest)
         except BaseException:
             store.delete(new_location)
             raise
     else:
         with store.writer(image_id) as writer:
-            digest = _hash(ctx, store.read(location), algo, source["size"], writer)
+            digest = _hash(ctx, _gated(ctx, source, store.read(location)), algo,
+                           source["size"], writer)
             _check(source, digest)
             new_location = writer.commit()
     return db_api.ImageData(location=new_location, size=digest.size, checksum=digest.checksum,
                             os_hash_algo=algo, os_hash_value=digest.hash_value)
+
+
+def _gated(ctx: contract.ScriptContext, source: Mapping[str, Any],
+           chunks: Iterable[bytes]) -> Iterable[bytes]:
+    """The source's bytes through the safety gate: a clone trusts them no more than an upload."""
+    return ctx.image_gate.stream(chunks, source["disk_format"], source["container_format"])
 
 
 def _hash(ctx: contract.ScriptContext, chunks: Iterable[bytes], algo: str, size: int,

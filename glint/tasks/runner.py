@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from glint import errors
+from glint import errors, gate
 from glint.context import RequestContext
 from glint.db import engine, leases, models
 from glint.db import images as image_rows
@@ -82,6 +82,7 @@ class Runner:
         self.settings = settings
         self.owner = owner or lease_owner()
         self.stopping = threading.Event()
+        self.gate = gate.ImageGate.from_settings(settings)
 
     @property
     def serve_id(self) -> str:
@@ -297,7 +298,7 @@ class Runner:
             request_context=request_context, db_api=api,
             store_api=self.store, notifier_api=self.notifier, settings=self.settings,
             report_progress=_Progress(lambda text: beat.renew(message=text)),
-            should_cancel=beat.should_cancel, attempt=attempt,
+            should_cancel=beat.should_cancel, attempt=attempt, image_gate=self.gate,
             logger=logging.getLogger(f"glint.task.{task.type}"))
         return ctx, api
 
@@ -389,6 +390,7 @@ class Runner:
             db_api=db_api.ScriptDbApi(self.db, self.images, request_context, task.id),
             store_api=self.store, notifier_api=self.notifier, settings=self.settings,
             report_progress=_Progress(lambda text: None), should_cancel=lambda: True,
+            image_gate=self.gate,
             attempt=task.attempts, logger=logging.getLogger(f"glint.task.{task.type}"))
         self._cleanup(script, ctx)
 
