@@ -3,11 +3,13 @@
 An :class:`Inspection` eats the bytes as they stream past (the copy into the store reads them
 once; the inspector sees the same chunks), runs every inspector the library has, and keeps
 only the ones still in the running once the format is decided (a few hundred KiB in), so a
-large image costs next to nothing more. The first :data:`HEAD_SIZE` bytes reach the inspectors
-in one piece, however the network cut them: some of the library's inspectors decide on the
-first chunk they see (the VMDK one parses its descriptor from the first 4 bytes on), so a
-source that sent 8 bytes and paused could change the verdict. The verdict depends on the bytes
-alone. :meth:`Inspection.verdict` then applies the rules:
+large image costs next to nothing more. Until the format is decided the inspectors are fed
+blocks of :data:`BLOCK_SIZE` bytes from offset 0, however the network cut the data: the
+library's inspectors depend on the chunks they are fed (the VMDK one parses its descriptor
+from whatever the first chunk holds, the VHDX one misses regions it learns of inside a chunk
+much larger than a MiB), so a source that sent 8 bytes and paused could change the verdict.
+Once decided, the inspectors left hold every region they asked for, and chunks pass as they
+come. The verdict depends on the bytes alone. :meth:`Inspection.verdict` then applies the rules:
 
 - The data must be in one format. Several matches mean one header may hide another and are
   refused, except an ISO that is also a GPT disk (bootable installer media) declared ``iso``.
@@ -44,8 +46,11 @@ RAW_ALIKE = frozenset({"raw", "gpt"})
 # The qemu format each declared disk format may probe as (none: it must probe as raw).
 QEMU_PROBED = {"qcow2": "qcow2", "vmdk": "vmdk", "vhd": "vpc", "vhdx": "vhdx", "vdi": "vdi",
                "ploop": "parallels"}
-# Fed to the inspectors in one piece: the VMDK inspector reads up to 1 MiB of descriptor.
-HEAD_SIZE = 1024 * 1024
+# Formats with backing files that no inspector checks: never let in, whatever the container.
+UNSAFE_PROBED = frozenset({"qcow", "qed"})
+# What the inspectors are fed until the format is decided: a VMDK descriptor (up to 1 MiB) in
+# one piece, VHDX metadata regions learnt of in time.
+BLOCK_SIZE = 1024 * 1024
 _READ_SIZE = 64 * 1024
 
 
@@ -64,8 +69,8 @@ class Inspection:
         self._inspectors = [cls() for cls in format_inspector.ALL_FORMATS.values()]
         self._errors: dict[str, Exception] = {}
         self._decided = False
-        self._head: bytearray | None = bytearray()  # None once fed to the inspectors
-        self._probe_head = b""
+        self._pending = bytearray()  # not yet fed: less than a block, until decided
+        self._probe_head = b""  # the first bytes, for qemu's probes
 
     def wrap(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """Yield ``chunks`` unchanged, inspecting each on the way."""
@@ -74,18 +79,23 @@ class Inspection:
             yield chunk
 
     def feed(self, chunk: bytes) -> None:
-        if self._head is not None:
-            self._head += chunk
-            if len(self._head) < HEAD_SIZE:
-                return
-            chunk = self._flush_head()
-        self._eat(chunk)
+        if len(self._probe_head) < qemu_probe.PROBE_SIZE:
+            self._probe_head += chunk[:qemu_probe.PROBE_SIZE - len(self._probe_head)]
+        if self._decided:
+            self._eat(chunk)
+            return
+        self._pending += chunk
+        while len(self._pending) >= BLOCK_SIZE and not self._decided:
+            block = bytes(self._pending[:BLOCK_SIZE])
+            del self._pending[:BLOCK_SIZE]
+            self._eat(block)
+        if self._decided and self._pending:
+            self._eat(self._flush())
 
-    def _flush_head(self) -> bytes:
-        assert self._head is not None
-        head, self._head = bytes(self._head), None
-        self._probe_head = head[:qemu_probe.PROBE_SIZE]
-        return head
+    def _flush(self) -> bytes:
+        rest = bytes(self._pending)
+        self._pending.clear()
+        return rest
 
     def _eat(self, chunk: bytes) -> None:
         if not chunk:
@@ -110,8 +120,7 @@ class Inspection:
         ``declared`` is the disk format the data is supposed to be in (None: not said);
         ``what`` names where it was said, for messages.
         """
-        if self._head is not None:
-            self._eat(self._flush_head())
+        self._eat(self._flush())
         for inspector in self._inspectors:
             inspector.finish()
         found = self._matches()
@@ -123,6 +132,7 @@ class Inspection:
         if container_format in (None, "bare") and declared is not None:
             _check_match(chosen.NAME, declared, what, self._errors.get(declared))
             _check_probe(qemu_probe.probe(self._probe_head), declared, what)
+        _check_unsafe_probe(qemu_probe.probe(self._probe_head))
         for inspector in found:
             _check_safety(inspector, vmdk_allowed_types)
         virtual_size = chosen.virtual_size
@@ -163,6 +173,15 @@ def _parent_hint(descriptor: str) -> bool:
             return True
         start = descriptor.find(key, start + 1)
     return False
+
+
+def _check_unsafe_probe(probed: frozenset[str]) -> None:
+    """Formats qemu reads with backing files the inspector cannot check: refused in any
+    container, bare or not."""
+    unsafe = sorted(probed & UNSAFE_PROBED)
+    if unsafe:
+        raise errors.ScriptError(f"Image data refused: qemu would read it as {', '.join(unsafe)}, "
+                                 "which may name backing files")
 
 
 def _check_probe(probed: frozenset[str], declared: str, what: str) -> None:

@@ -42,8 +42,9 @@ def _qcow2(buf: bytes) -> bool:
 
 def _bochs(buf: bytes) -> bool:
     magic, kind, subtype = (_cstring(buf[0:32]), _cstring(buf[32:48]), _cstring(buf[48:64]))
-    return (magic == b"Bochs Virtual HD Image" and kind == b"Redolog"
-            and subtype in (b"Growing", b"Undoable", b"Volatile"))
+    (version,) = struct.unpack_from("<I", buf, 64)
+    return (magic == b"Bochs Virtual HD Image" and kind == b"Redolog" and subtype == b"Growing"
+            and version in (0x00010000, 0x00020000))
 
 
 def _parallels(buf: bytes) -> bool:

@@ -111,10 +111,10 @@ class Uploads:
 
         Glance's rule, applied by the safety gate as the bytes stream past, in the same pass as
         the copy; its verdict ends the stream, before the commit, so refused data (415) is
-        never stored. Only ``bare`` containers are checked; others wrap the disk.
+        never stored. Other containers than ``bare`` wrap the disk: their bytes need not be
+        the ``disk_format``, but must not be an unsafe disk image either.
         """
-        if (not self.settings.require_image_format_match or image.container_format != "bare"
-                or image.disk_format is None):
+        if not self.settings.require_image_format_match or image.disk_format is None:
             return None
         return self.gate.stream(chunks, image.disk_format, image.container_format)
 
