@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import logging.config
 import os
 import pathlib
 import re
@@ -28,14 +29,12 @@ from alembic import util as alembic_util
 from uvicorn import config as uvicorn_config
 from uvicorn.supervisors import multiprocess
 
-from glint import app, errors
+from glint import app, errors, logcontext
 from glint import settings as settings_mod
 from glint.db import migrate as migrations
 from glint.scripts.registry import Registry
 
 LOG = logging.getLogger(__name__)
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-LOG_FORMAT_PROCESSES = "%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s"
 API_WORKER_APP = "glint.api.app:create_api_worker"  # the factory each API worker calls
 # uvicorn's httptools protocol with zero-copy downloads (sendfile(2)): glint/api/sendfile.py.
 HTTP_PROTOCOL = "glint.api.sendfile:SendfileProtocol"
@@ -84,7 +83,7 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
     overrides = {k: v for k, v in {"bind_host": host, "bind_port": port,
                                    "api_workers": workers}.items() if v is not None}
     settings = _settings(**overrides)
-    _configure_logging(log_level)
+    _configure_logging(log_level, settings.log_format)
     url = settings.effective_database_url
     if migrate:
         _upgrade(url, "head")
@@ -111,7 +110,8 @@ def _uvicorn_config(asgi_app: Any, settings: settings_mod.Settings, log_level: s
     workers = settings.api_workers
     return uvicorn.Config(asgi_app, host=settings.bind_host, port=settings.bind_port,
                           workers=workers, factory=workers > 1, lifespan="on",
-                          log_config=_log_config(log_level) if workers > 1 else None,
+                          log_config=_log_config(log_level, settings.log_format)
+                          if workers > 1 else None,
                           log_level=log_level, access_log=access_log, server_header=False,
                           http=HTTP_PROTOCOL)
 
@@ -246,7 +246,10 @@ def _require_migrated(url: str, unreachable_ok: bool = False) -> None:
 @click.option("--pool", type=click.Choice(["threads", "prefork", "solo"]), default="threads",
               show_default=True, help="Celery execution pool.")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
-def worker(queues: str | None, concurrency: int | None, pool: str, log_level: str) -> None:
+@click.option("--health-port", type=click.IntRange(0, 65535),
+              help="Answer GET /healthcheck on this port (on bind_host), as glint serve does.")
+def worker(queues: str | None, concurrency: int | None, pool: str, log_level: str,
+           health_port: int | None) -> None:
     """Run tasks published by the celery executor, until SIGTERM or SIGINT.
 
     The worker runs each task with the same runner and scripts as `glint serve`, and runs the
@@ -255,7 +258,7 @@ def worker(queues: str | None, concurrency: int | None, pool: str, log_level: st
     reached does not stop it: it waits for it before taking tasks.
     """
     settings = _settings(executor="celery")
-    _configure_logging(log_level)
+    _configure_logging(log_level, settings.log_format)
     _wait_for_database(settings.effective_database_url)
     from glint.executors import celery as celery_executor
 
@@ -270,6 +273,10 @@ def worker(queues: str | None, concurrency: int | None, pool: str, log_level: st
         signals.worker_process_init.connect(
             lambda **_: glint.db.engine.dispose(close=False), weak=False)
     glint.start(recover=False)
+    if health_port is not None and glint.health is not None:
+        from glint import health
+
+        health.serve(glint.health, settings.bind_host, health_port)
     try:
         executor.app.worker_main([
             "worker", f"--queues={chosen}", f"--pool={pool}",
@@ -503,18 +510,15 @@ def _safe(url: str) -> str:
         return repr(url)
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # `glint db` commands say what it did
+def _configure_logging(level: str, log_format: str = "text") -> None:
+    """Log lines to stderr, each with the request and task it is about (glint.logcontext);
+    alembic's at warning (`glint db` commands say what they did)."""
+    logging.config.dictConfig(logcontext.config(level, log_format))
 
 
-def _log_config(level: str) -> dict[str, Any]:
+def _log_config(level: str, log_format: str) -> dict[str, Any]:
     """:func:`_configure_logging` as a ``logging.config`` dictionary, with process ids."""
-    return {"version": 1, "disable_existing_loggers": False,
-            "formatters": {"glint": {"format": LOG_FORMAT_PROCESSES}},
-            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "glint"}},
-            "root": {"level": level.upper(), "handlers": ["stderr"]},
-            "loggers": {"alembic": {"level": "WARNING"}}}
+    return logcontext.config(level, log_format, processes=True)
 
 
 @contextlib.contextmanager

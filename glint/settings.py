@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     bind_host: str = "127.0.0.1"
     bind_port: int = pydantic.Field(9292, ge=0, le=65535)
     public_endpoint: str | None = None
+    # Operators: a file whose presence makes /healthcheck answer 503 "DISABLED BY FILE"
+    # (oslo.middleware's disable_by_file), and the log line format.
+    healthcheck_disable_file: pathlib.Path | None = None
+    log_format: Literal["text", "json"] = "text"
     # Processes `glint serve` serves the API from (Glance's `workers`); --workers overrides.
     api_workers: int = pydantic.Field(1, ge=1, le=64)
 

@@ -21,7 +21,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from glint import errors
+from glint import errors, logcontext
 from glint.api import errors as api_errors
 from glint.context import RequestContext, new_request_id
 from glint.policy import Policy
@@ -105,4 +105,5 @@ class IdentityMiddleware:
         except errors.GlintError as exc:
             await api_errors.from_error(exc)(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        with logcontext.bound(project_id=state["context"].project_id):
+            await self.app(scope, receive, send)

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from glint import errors, gate
+from glint import errors, gate, logcontext
 from glint.context import RequestContext
 from glint.db import engine, leases, models
 from glint.db import images as image_rows
@@ -90,11 +90,22 @@ class Runner:
         return self.owner.rpartition(":")[2]
 
     def run(self, task_id: str) -> None:
-        """Run one task to its final status. Safe to call twice: the second call does nothing."""
-        claimed = self._claim(task_id)
-        if claimed is None:
-            return
-        task, lease = claimed
+        """Run one task to its final status. Safe to call twice: the second call does nothing.
+
+        Every log line of the run names the task, its type, its project and the request that
+        created it (glint.logcontext)."""
+        with logcontext.bound(task_id=task_id):
+            claimed = self._claim(task_id)
+            if claimed is None:
+                return
+            task, lease = claimed
+            with logcontext.bound(task_type=task.type, project_id=task.owner,
+                                  request_id=(task.context or {}).get("request_id")):
+                self._run_claimed(task, lease)
+
+    def _run_claimed(self, task: models.Task, lease: leases.Lease) -> None:
+        LOG.info("task started: attempt %d of %d on %s", task.attempts, task.max_attempts,
+                 self.owner)
         deadline = time.monotonic() + self.settings.task_time_limit
         with Heartbeat(self.db, lease, seconds=self.settings.task_lease,
                        interval=self.settings.task_heartbeat, stopping=self.stopping,
@@ -318,6 +329,8 @@ class Runner:
             LOG.warning("task %s: lease %d lost; its %s was not recorded", task.id,
                         beat.lease.token, target)
             return False
+        LOG.log(logging.WARNING if target == states.FAILURE else logging.INFO,
+                "task ended: %s%s", target, f" ({message})" if message else "")
         self._notify(f"task.{target}", row, notifiers.ERROR if target == states.FAILURE
                      else notifiers.INFO)
         return True

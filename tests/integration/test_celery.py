@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import pathlib
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -107,13 +110,13 @@ class Workers:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self, concurrency: int = 1, pool: str = "threads",
-              ready: bool = True) -> subprocess.Popen[bytes]:
+              ready: bool = True, *args: str) -> subprocess.Popen[bytes]:
         """Start a worker and (``ready``) wait until it consumes."""
         log = self.tmp / f"worker-{len(self.processes)}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
                 [str(BIN / "glint"), "worker", "--concurrency", str(concurrency),
-                 "--pool", pool],
+                 "--pool", pool, *args],
                 env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.processes.append(process)
         deadline = time.monotonic() + 30
@@ -278,6 +281,27 @@ def test_cancel_a_running_task_through_the_api(api: app.Glint, workers: Workers,
 
 
 @pytest.mark.parametrize("broker", ["redis"], indirect=True)
+def test_a_workers_health_port_and_its_log_lines(
+        api: app.Glint, workers: Workers, ctx: Any, tmp_path: pathlib.Path) -> None:
+    """The worker answers /healthcheck on its own port, broker included; its log names the
+    request that created each task it runs, so one grep follows a request across nodes."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    worker = workers.start(1, "threads", True, "--health-port", str(port))
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/healthcheck",
+                                     headers={"Accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        report = json.loads(response.read())
+    assert report["status"] == "ok", report
+    assert {"database", "store", "broker", "reaper"} <= set(report["checks"])
+    task_id = _create(api, ctx, tmp_path, 0.1)
+    _wait(lambda: _final(api, task_id), 30, "the task")
+    lines = [line for line in workers.log(worker).splitlines() if task_id in line]
+    assert any(f"[{ctx.request_id} project={ctx.project_id} task={task_id}(test-slow)]: "
+               "task ended: success" in line for line in lines), lines
+
+
 def test_a_worker_started_without_its_database_waits_for_it(
         api: app.Glint, database_url: str, broker: tuple[str, str], ctx: Any,
         tmp_path: pathlib.Path) -> None:
