@@ -23,7 +23,7 @@ import h11
 import httpcore
 import httpx
 
-from glint import errors, urlfilter
+from glint import digits, errors, urlfilter
 from glint.scripts import contract
 from glint.settings import Settings
 
@@ -227,10 +227,7 @@ def content_length(response: httpx.Response) -> int | None:
     value = response.headers.get("Content-Length")
     if value is None or "Transfer-Encoding" in response.headers:
         return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
+    return digits.parse(value)
 
 
 def failure(ctx: contract.ScriptContext, url: str, exc: Exception) -> errors.ScriptError:
@@ -246,8 +243,8 @@ def failure(ctx: contract.ScriptContext, url: str, exc: Exception) -> errors.Scr
         return errors.ScriptError(f"Could not connect to {_host(exc)}: {exc}")
     if isinstance(exc, httpx.HTTPError):
         return errors.ScriptError(f"Fetching {url} from {_host(exc)} failed: {exc}")
-    if isinstance(exc, OSError):
-        return errors.ScriptError(f"Could not store the image data: {exc.strerror or exc}")
+    if isinstance(exc, OSError):  # from a store that does not say what it means
+        return errors.ScriptError(errors.store_error(exc).message)
     ctx.logger.exception("import of %s failed with an unexpected error", url)
     return errors.ScriptError(f"Import failed due to an internal error ({type(exc).__name__})")
 
