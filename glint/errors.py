@@ -22,6 +22,10 @@ class BadRequest(GlintError):
     """The request is malformed or names something invalid (HTTP 400)."""
 
 
+class MalformedUrl(BadRequest):
+    """A URL that does not parse: no host, a bad port, a character no URL has (HTTP 400)."""
+
+
 class Unauthorized(GlintError):
     """No usable credentials came with the request (HTTP 401)."""
 
