@@ -207,7 +207,6 @@ class Imports:
                                     "workers), but they are routed to a remote executor")
 
 
-
 def _stale(session: orm.Session, holder: str) -> bool:
     """A lock may be taken over once the task holding it has ended, or is gone (purged: a lock
     is never written without its task, so a missing one is not still being created)."""
