@@ -7,7 +7,8 @@ shows nothing until it commits, then record the result. An upload also passes th
 on the way (:mod:`glint.gate`, the ``require_image_format_match`` setting). Any failure on the
 way (the client
 going away, ``image_size_cap``, a size that differs from ``x-openstack-image-size``, a store
-error) aborts the writer and puts the image back to ``queued``: nothing is left behind.
+error) aborts the writer and puts the image back to ``queued``: nothing is left behind. A full
+store answers 413, a read-only one 503 (:func:`glint.errors.store_error`).
 An image deleted meanwhile gets its bytes removed and the request ends with 410.
 """
 
@@ -120,10 +121,13 @@ class Uploads:
 
     def _write(self, store: Store, image_id: str, chunks: Iterable[bytes],
                expected_size: int | None, hash_algo: str) -> tuple[datapath.Digest, str]:
-        with store.writer(image_id) as writer:
-            digest = datapath.copy(chunks, writer, size_cap=self.settings.image_size_cap,
-                                   hash_algo=hash_algo, expected_size=expected_size)
-            return digest, writer.commit()
+        try:
+            with store.writer(image_id) as writer:
+                digest = datapath.copy(chunks, writer, size_cap=self.settings.image_size_cap,
+                                       hash_algo=hash_algo, expected_size=expected_size)
+                return digest, writer.commit()
+        except OSError as exc:  # a store that does not say what it means (the filesystem's do)
+            raise errors.store_error(exc) from exc
 
     def _release(self, ctx: RequestContext, image_id: str, claimed: str,
                  exc: BaseException) -> None:

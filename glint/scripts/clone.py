@@ -189,8 +189,9 @@ def _failure(ctx: contract.ScriptContext, exc: Exception) -> errors.ScriptError:
         return exc
     if isinstance(exc, errors.GlintError):
         return errors.ScriptError(exc.message)
-    if isinstance(exc, OSError):
-        return errors.ScriptError(f"Could not copy the image data: {exc.strerror or exc}")
+    if isinstance(exc, OSError):  # from a store that does not say what it means
+        return errors.ScriptError(f"Could not copy the image data: "
+                                  f"{errors.store_error(exc).message}")
     ctx.logger.exception("clone failed with an unexpected error")
     return errors.ScriptError(f"Clone failed due to an internal error ({type(exc).__name__})")
 

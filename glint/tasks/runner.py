@@ -315,8 +315,12 @@ class Runner:
 
     def _finish(self, task: models.Task, beat: Heartbeat, target: str,
                 result: dict[str, Any] | None = None, message: str = "") -> bool:
-        """Record the outcome through the lease; False (nothing written) for a zombie."""
+        """Record the outcome through the lease; False (nothing written) for a zombie.
+
+        The heartbeat stops first: one renewing after this write would call the lease lost.
+        """
         states.check(states.PROCESSING, target)
+        beat.stop()
         now = models.utcnow()
         with self.db.session() as session:
             done = leases.write(session, beat.lease, status=target, result=result,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import threading
 import time
 import types
@@ -152,6 +153,46 @@ def test_a_zombie_that_finishes_records_nothing(make_glint: MakeGlint,
     assert (after.status, after.result) == ("processing", None)
     events = glint.notifier.inner.events  # type: ignore[attr-defined]
     assert "task.success" not in [e.event_type for e in events]
+
+
+@pytest.mark.parametrize("outcome", ["success", "failure"])
+def test_no_lease_lost_line_after_the_task_finished(make_glint: MakeGlint, ctx: RequestContext,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture,
+                                                    outcome: str) -> None:
+    """The heartbeat stops before the final write: none of its beats lands after it."""
+    def main(sctx: ScriptContext) -> dict[str, Any]:
+        if outcome == "failure":
+            raise errors.ScriptError("no")
+        return {}
+
+    finish = runner_mod.Runner._finish
+
+    def finish_then_linger(self: runner_mod.Runner, *args: Any, **kwargs: Any) -> bool:
+        done = finish(self, *args, **kwargs)
+        time.sleep(0.3)  # ~15 heartbeat intervals before the heartbeat's context ends
+        return done
+
+    monkeypatch.setattr(runner_mod.Runner, "_finish", finish_then_linger)
+    glint = make_glint(registry=Registry.of({"quick": script(main)}), task_lease=5.0,
+                       task_heartbeat=0.02)
+    task = glint.tasks.create(ctx, "quick", {})
+    assert row(glint, task.id).status == outcome
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [line for line in lines if "lost" in line], lines
+
+
+def test_a_lease_really_lost_is_still_logged(make_glint: MakeGlint, ctx: RequestContext,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    def main(sctx: ScriptContext) -> dict[str, Any]:
+        steal(glint, sctx.task_id)
+        time.sleep(0.3)  # the heartbeat's next renewal finds the lease gone
+        return {}
+
+    glint = make_glint(registry=Registry.of({"z": script(main)}), task_lease=5.0,
+                       task_heartbeat=0.02)
+    glint.tasks.create(ctx, "z", {})
+    assert any("was lost; stopping its script" in r.getMessage() for r in caplog.records)
 
 
 # -- the reaper -------------------------------------------------------------------------------

@@ -340,7 +340,7 @@ def test_a_failed_store_write_fails_the_task(make_glint: MakeGlint, ctx: Request
 
     glint = make_glint(store=FullStore())
     task = _create(glint, ctx, http_server.serve("/i", DATA))
-    _assert_failed_cleanly(glint, task, "Could not store the image data: No space left on device")
+    _assert_failed_cleanly(glint, task, "Image storage media is full: No space left on device")
 
 
 # -- the filesystem store ------------------------------------------------------------------
