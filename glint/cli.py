@@ -37,8 +37,8 @@ LOG = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 LOG_FORMAT_PROCESSES = "%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s"
 API_WORKER_APP = "glint.api.app:create_api_worker"  # the factory each API worker calls
-# uvicorn's httptools protocol with zero-copy downloads (sendfile(2)): glint/api/sendfile.py.
-HTTP_PROTOCOL = "glint.api.sendfile:SendfileProtocol"
+# uvicorn's httptools protocol with header limits and zero-copy downloads: glint/api/server.py.
+HTTP_PROTOCOL = "glint.api.server:GlintProtocol"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
