@@ -36,8 +36,8 @@ from glint.scripts.registry import Registry
 
 LOG = logging.getLogger(__name__)
 API_WORKER_APP = "glint.api.app:create_api_worker"  # the factory each API worker calls
-# uvicorn's httptools protocol with zero-copy downloads (sendfile(2)): glint/api/sendfile.py.
-HTTP_PROTOCOL = "glint.api.sendfile:SendfileProtocol"
+# uvicorn's httptools protocol with header limits and zero-copy downloads: glint/api/server.py.
+HTTP_PROTOCOL = "glint.api.server:GlintProtocol"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

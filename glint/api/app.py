@@ -93,7 +93,10 @@ def _authentication(settings: Settings) -> list[Middleware]:
         return []
     from glint.api.keystone import KeystoneMiddleware  # keystone's libraries load only when used
 
-    return [Middleware(KeystoneMiddleware, options=dict(settings.keystone_authtoken))]
+    return [Middleware(KeystoneMiddleware, options=dict(settings.keystone_authtoken),
+                       validations=settings.token_validations,
+                       backlog=settings.token_validation_backlog,
+                       invalid_token_cache_time=settings.invalid_token_cache_time)]
 
 
 def routes(glint: Glint) -> list[BaseRoute]:

@@ -251,11 +251,13 @@ def test_scripts_lists_the_built_in_import_script() -> None:
 def test_serve_sends_downloads_with_sendfile_with_one_api_worker_or_several(workers: int) -> None:
     from uvicorn.importer import import_from_string
 
+    from glint.api.header_limits import HeaderLimitsProtocol
     from glint.api.sendfile import SendfileProtocol
     from glint.settings import Settings
 
     config = cli._uvicorn_config("app:factory", Settings(api_workers=workers), "info", False)
-    assert import_from_string(config.http) is SendfileProtocol
+    protocol = import_from_string(config.http)
+    assert issubclass(protocol, SendfileProtocol) and issubclass(protocol, HeaderLimitsProtocol)
     assert config.workers == workers
 
 
