@@ -96,3 +96,11 @@ def test_a_setting_below_a_table_header_is_caught(clean_env: pytest.MonkeyPatch,
     with pytest.raises(errors.ConfigurationError,
                        match="task_queues names 'notifier', which is not a task type"):
         _check(settings_mod.load())
+
+
+def test_revisions_the_docs_show_are_the_newest() -> None:
+    from glint.db import migrate
+
+    shown = {(where, m[1]) for where, m in _examples(re.compile(r"\b(?:revision|head) (\d{4}\w*)"))}
+    assert shown, "the PostgreSQL guide shows `glint db current`"
+    assert {where: revision for where, revision in shown if revision != migrate.head()} == {}
