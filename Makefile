@@ -60,7 +60,7 @@ lint: venv  ## ruff and mypy
 	$(BIN)/ruff check glint tests examples
 	$(BIN)/mypy
 
-test: venv tools services lint  ## Lint, then unit, integration, acceptance and example-package tests
+test: venv tools services lint  ## Lint, then unit, integration (with the wheel installed in a clean venv), acceptance and example-package tests
 	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS) tests/unit tests/integration tests/keystone tests/acceptance \
 		$(EXAMPLE)/tests
 
