@@ -194,13 +194,14 @@ def build(settings: Settings, *, store: Store | None = None,
     notifier = notifiers.Filtered(notifier, settings.disabled_notifications)
     if registry is None:
         registry = Registry.load()
+    routing.check_task_types(settings, [*registry.types, *(b.type for b in registry.broken)])
     policy = policies.Policy.from_settings(settings, registry.types)
     images = ImageService(db, store, notifier, settings, policy=policy)
     runner = Runner(db, registry, images, store, notifier, settings,
                     owner=runners.lease_owner(supervisor))
     router = routing.build(runner.run, default=executor or settings.executor,
                            routes=settings.executor_routes, threads=settings.executor_threads,
-                           task_types=registry.types, settings=settings)
+                           settings=settings)
     tasks = TaskService(db, registry, router, notifier, settings, runner, policy=policy)
     reaper = Reaper(runner, router, settings, api_worker=supervisor is not None)
     return Glint(settings=settings, db=db, store=store, notifier=notifier, registry=registry,

@@ -3,6 +3,10 @@
 Each command builds the settings once (``glint.settings.load``) and, where it needs more than
 the database, glint itself through the composition root (``glint.app.build``). A setting that
 cannot work ends the command with one line on stderr and exit status 2, never a traceback.
+
+Each command imports what it uses when it runs (uvicorn, SQLAlchemy, Alembic, oslo.policy,
+the composition root): ``glint --help`` or ``glint db current`` would otherwise wait a second
+or two for libraries they never touch.
 """
 
 from __future__ import annotations
@@ -18,21 +22,20 @@ import socket
 import sys
 import tomllib
 from collections.abc import Iterator, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
-import pydantic
-import pydantic_settings
-import sqlalchemy as sa
-import uvicorn
-from alembic import util as alembic_util
-from uvicorn import config as uvicorn_config
-from uvicorn.supervisors import multiprocess
 
-from glint import app, errors, logcontext
-from glint import settings as settings_mod
-from glint.db import migrate as migrations
-from glint.scripts.registry import Registry
+from glint import errors, logcontext
+
+if TYPE_CHECKING:
+    import pydantic
+    import pydantic_settings
+    import sqlalchemy as sa
+    import uvicorn
+
+    from glint import app
+    from glint import settings as settings_mod
 
 LOG = logging.getLogger(__name__)
 API_WORKER_APP = "glint.api.app:create_api_worker"  # the factory each API worker calls
@@ -80,6 +83,8 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
     With --workers N, N processes (API workers) serve the API and run the in-process tasks;
     this one supervises them, and starts one again that dies.
     """
+    import uvicorn
+
     overrides = {k: v for k, v in {"bind_host": host, "bind_port": port,
                                    "api_workers": workers}.items() if v is not None}
     settings = _settings(**overrides)
@@ -107,6 +112,8 @@ def _uvicorn_config(asgi_app: Any, settings: settings_mod.Settings, log_level: s
     """How uvicorn serves ``asgi_app``: the app itself, or with several API workers the import
     string of the factory each of their processes calls (spawned, so it configures logging
     again from ``log_config``)."""
+    import uvicorn
+
     workers = settings.api_workers
     return uvicorn.Config(asgi_app, host=settings.bind_host, port=settings.bind_port,
                           workers=workers, factory=workers > 1, lifespan="on",
@@ -127,6 +134,11 @@ def _supervise(glint: app.Glint, config: uvicorn.Config, overrides: dict[str, An
     it as GLINT_* variables. SIGTERM or SIGINT stops them all gracefully; the command exits 0.
     ``port`` is the one :func:`_free_port` found free (``config.port``, or any for 0).
     """
+    from uvicorn import config as uvicorn_config
+    from uvicorn.supervisors import multiprocess
+
+    from glint import app
+
     os.environ.update({f"GLINT_{name.upper()}": str(value) for name, value in overrides.items()})
     os.environ[app.SERVE_ID_ENV] = glint.runner.serve_id
     sockets = _listening_sockets(config, port)
@@ -186,6 +198,8 @@ class _OwnSocket:
 
 def _bind_reusing_port(family: int, host: str, port: int) -> socket.socket:
     """In an API worker as it starts: its listening socket (uvicorn calls ``listen``)."""
+    from uvicorn import config as uvicorn_config
+
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -222,6 +236,10 @@ def _run_until_signalled(server: uvicorn.Server) -> None:
 def _require_migrated(url: str, unreachable_ok: bool = False) -> None:
     """Stop unless the database is at this glint's revision; with ``unreachable_ok``, a
     database that cannot be reached now is let pass (its revision is not checked)."""
+    import sqlalchemy as sa
+
+    from glint.db import migrate as migrations
+
     try:
         with _database_errors(url, unreachable_ok):
             current, head = migrations.current(url), migrations.head()
@@ -287,10 +305,17 @@ def worker(queues: str | None, concurrency: int | None, pool: str, log_level: st
         glint.close(timeout=10)
 
 
-def _wait_for_database(url: str, retry: float = app.RECOVERY_RETRY) -> None:
+def _wait_for_database(url: str, retry: float | None = None) -> None:
     """Return once the database answers (trying again every ``retry`` seconds, with a warning
     now and then) and is at this glint's revision: a worker takes no task it could not run."""
     import time
+
+    import sqlalchemy as sa
+
+    from glint import app
+    from glint.db import migrate as migrations
+
+    retry = app.RECOVERY_RETRY if retry is None else retry
 
     started = time.monotonic()
     warned_at: float | None = None
@@ -339,6 +364,8 @@ def db_upgrade(revision: str) -> None:
 @db.command("current")
 def db_current() -> None:
     """Show the database's migration revision and the newest this glint has."""
+    from glint.db import migrate as migrations
+
     settings = _settings()
     _configure_logging("warning")
     url = settings.effective_database_url
@@ -350,6 +377,8 @@ def db_current() -> None:
 @db.command("purge")
 def db_purge() -> None:
     """Hard-delete expired (and soft-deleted) tasks; print how many went."""
+    from glint.scripts.registry import Registry
+
     settings = _settings()
     _configure_logging("warning")
     _require_migrated(settings.effective_database_url)
@@ -369,8 +398,10 @@ def scripts() -> None:
     """List the installed task scripts and whether each is served.
 
     Each script's entry-point name is a task type. A broken script is listed with the reason
-    it is not served.
+    it is not served, and makes the command exit with status 1 (a deploy check).
     """
+    from glint.scripts.registry import Registry
+
     _settings()
     _configure_logging("warning")
     with _quiet("glint.scripts.registry"):  # broken scripts are in the table, with the reason
@@ -383,6 +414,8 @@ def scripts() -> None:
         return
     header = ("TYPE", "PACKAGE", "VERSION", "STATUS", "DESCRIPTION / REASON")
     click.echo(_table([header, *rows]))
+    if registry.broken:
+        raise click.exceptions.Exit(1)
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:
@@ -433,26 +466,49 @@ def policy(effective: bool) -> None:
 
 
 def _settings(**overrides: Any) -> settings_mod.Settings:
+    import pydantic
+    import pydantic_settings
+
+    from glint import settings as settings_mod
+
     config_file = os.environ.get(settings_mod.CONFIG_ENV)
     if config_file and not pathlib.Path(config_file).is_file():
         raise SettingsError(f"${settings_mod.CONFIG_ENV} names {config_file}, which is not a file")
     try:
         return settings_mod.load(**overrides)
     except pydantic.ValidationError as exc:
-        raise SettingsError(_describe(exc)) from None
+        raise SettingsError(_describe(exc, config_file)) from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"the settings file {config_file} is not valid TOML: {exc}") from None
     except pydantic_settings.SettingsError as exc:  # an environment value that is not JSON
         raise SettingsError(_describe_source_error(exc)) from None
 
 
-def _describe(exc: pydantic.ValidationError) -> str:
+def _describe(exc: pydantic.ValidationError, config_file: str | None) -> str:
+    """One line naming each bad setting and where its value came from: the environment
+    variable, or the settings file (an unknown key can only come from there)."""
     problems = []
+    in_file = _file_keys(config_file)
     for error in exc.errors():
         field = ".".join(str(part) for part in error["loc"]) or "settings"
-        env = f"GLINT_{str(error['loc'][0]).upper()}" if error["loc"] else ""
-        problems.append(f"{field} ({env}): {error['msg']}" if env else f"{field}: {error['msg']}")
-    return "invalid setting " + "; ".join(problems)
+        name = str(error["loc"][0]) if error["loc"] else ""
+        if error["type"] == "extra_forbidden":
+            where = f"in the settings file {config_file}" if name in in_file else "given"
+            problems.append(f"unknown setting {field} {where} (the README lists the settings)")
+            continue
+        env = f"GLINT_{name.upper()}"
+        source = (f"in the settings file {config_file}"
+                  if name in in_file and env not in os.environ else env)
+        problems.append(f"invalid setting {field} ({source}): {error['msg']}" if name
+                        else f"invalid settings: {error['msg']}")
+    return "; ".join(problems)
+
+
+def _file_keys(config_file: str | None) -> set[str]:
+    if not config_file:
+        return set()
+    with open(config_file, "rb") as file:
+        return set(tomllib.load(file))
 
 
 def _describe_source_error(exc: pydantic_settings.SettingsError) -> str:
@@ -465,16 +521,22 @@ def _describe_source_error(exc: pydantic_settings.SettingsError) -> str:
 
 
 def _build(settings: settings_mod.Settings, **parts: Any) -> app.Glint:
+    from glint import app
+
     with _database_errors(settings.effective_database_url):
         return app.build(settings, **parts)
 
 
 def _upgrade(url: str, revision: str) -> None:
+    from glint.db import migrate as migrations
+
     with _database_errors(url):
         migrations.upgrade(url, revision)
 
 
 def _current(url: str) -> str | None:
+    from glint.db import migrate as migrations
+
     with _database_errors(url):
         return migrations.current(url)
 
@@ -483,6 +545,9 @@ def _current(url: str) -> str | None:
 def _database_errors(url: str, unreachable_ok: bool = False) -> Iterator[None]:
     """Turn a bad setting or an unreachable database into one line instead of a traceback
     (``unreachable_ok``: let the caller handle an unreachable database)."""
+    import sqlalchemy as sa
+    from alembic import util as alembic_util
+
     try:
         yield
     except errors.ConfigurationError as exc:
@@ -504,6 +569,8 @@ def _reason(exc: sa.exc.OperationalError) -> str:
 
 def _safe(url: str) -> str:
     """The URL without its password, fit for a terminal or a log."""
+    import sqlalchemy as sa
+
     try:
         return sa.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
