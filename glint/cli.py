@@ -95,6 +95,7 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
     from glint.api.app import create_app
 
     glint = _build(settings)
+    _check_stores(glint, unreachable_ok=True)
     if settings.api_workers > 1:
         config = _uvicorn_config(API_WORKER_APP, settings, log_level, access_log)
         _supervise(glint, config, overrides, bind_port)
@@ -260,6 +261,7 @@ def worker(queues: str | None, concurrency: int | None, pool: str, log_level: st
     from glint.executors import celery as celery_executor
 
     glint = _build(settings)
+    _check_stores(glint)
     executor = glint.executor
     if not isinstance(executor, celery_executor.CeleryExecutor):
         raise SettingsError("glint worker needs the celery executor")
@@ -460,6 +462,21 @@ def _describe_source_error(exc: pydantic_settings.SettingsError) -> str:
 def _build(settings: settings_mod.Settings, **parts: Any) -> app.Glint:
     with _database_errors(settings.effective_database_url):
         return app.build(settings, **parts)
+
+
+def _check_stores(glint: app.Glint, unreachable_ok: bool = False) -> None:
+    """Stop (exit 2) on stores that cannot read the images already stored; with
+    ``unreachable_ok``, a database that cannot be reached now lets it pass unchecked."""
+    url = glint.settings.effective_database_url
+    try:
+        with _database_errors(url, unreachable_ok):
+            glint.check_stores()
+    except sa.exc.OperationalError:
+        LOG.warning("the stores were not checked against the images already stored: the "
+                    "database is unreachable")
+    except SettingsError:
+        glint.close(timeout=0)
+        raise
 
 
 def _upgrade(url: str, revision: str) -> None:
