@@ -146,6 +146,8 @@ class Task(Timestamped, Base):
     input: orm.Mapped[dict[str, Any] | None] = orm.mapped_column(sa.JSON)
     result: orm.Mapped[dict[str, Any] | None] = orm.mapped_column(sa.JSON)
     message: orm.Mapped[str] = orm.mapped_column(sa.Text, default="")
+    # What the script last reported: {"done", "total", "percent"} (glint.tasks.progress).
+    progress: orm.Mapped[dict[str, Any] | None] = orm.mapped_column(sa.JSON)
     expires_at: orm.Mapped[datetime.datetime | None]
     # The creator's request context (roles included) so the runner can act on its behalf.
     context: orm.Mapped[dict[str, Any]] = orm.mapped_column(sa.JSON, default=dict)

@@ -33,12 +33,10 @@ from glint.scripts import contract, db_api
 from glint.scripts.registry import LoadedScript, Registry
 from glint.settings import Settings
 from glint.stores.base import Store
-from glint.tasks import states, views
+from glint.tasks import progress, states, views
 from glint.tasks.heartbeat import Heartbeat
 
 LOG = logging.getLogger(__name__)
-PROGRESS_INTERVAL = 1.0  # seconds between progress writes
-MiB = 1024 * 1024
 INTERRUPTED = ("glint stopped while this task was running; the task was failed at the next "
                "start and its partial work removed. Create the task again to retry.")
 CANCELLED = "The task was cancelled on request; its partial work was removed."
@@ -296,7 +294,8 @@ class Runner:
             task_id=task.id, task_type=task.type, task_input=dict(task.input or {}),
             request_context=request_context, db_api=api,
             store_api=self.store, notifier_api=self.notifier, settings=self.settings,
-            report_progress=_Progress(lambda text: beat.renew(message=text)),
+            report_progress=progress.Reporter(
+                lambda text, data: beat.renew(message=text, progress=data)),
             should_cancel=beat.should_cancel, attempt=attempt,
             logger=logging.getLogger(f"glint.task.{task.type}"))
         return ctx, api
@@ -388,32 +387,13 @@ class Runner:
             request_context=request_context,
             db_api=db_api.ScriptDbApi(self.db, self.images, request_context, task.id),
             store_api=self.store, notifier_api=self.notifier, settings=self.settings,
-            report_progress=_Progress(lambda text: None), should_cancel=lambda: True,
+            report_progress=progress.Reporter(lambda text, data: None),
+            should_cancel=lambda: True,
             attempt=task.attempts, logger=logging.getLogger(f"glint.task.{task.type}"))
         self._cleanup(script, ctx)
 
     def _notify(self, event_type: str, task: models.Task, priority: str = notifiers.INFO) -> None:
         self.notifier.notify(notifiers.Event(event_type, views.notification(task), priority))
-
-
-class _Progress:
-    """Writes progress to the task's ``message``, at most once per PROGRESS_INTERVAL.
-
-    Each write goes through the lease and renews it.
-    """
-
-    def __init__(self, write: Callable[[str], object],
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._write = write
-        self._clock = clock
-        self._last = float("-inf")
-
-    def __call__(self, done: int, total: int | None = None, message: str | None = None) -> None:
-        now = self._clock()
-        if now - self._last < PROGRESS_INTERVAL:
-            return
-        self._last = now
-        self._write(message if message is not None else f"Copied {done // MiB} MiB")
 
 
 def _message(task: models.Task, exc: BaseException) -> str:

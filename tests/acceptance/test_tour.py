@@ -39,6 +39,9 @@ def test_import_then_download_with_glanceclient(glance: GlanceCli, file_server: 
     task = wait_for_task(glance, created["id"])
     assert task["status"] == "success", task
     image_id = json.loads(task["result"].replace("'", '"'))["image_id"]
+    # glint's progress field, declared in the served schema, passes the client's validation.
+    progress = json.loads(task["progress"].replace("'", '"').replace("None", "null"))
+    assert progress["total"] == len(data) and 0 < progress["percent"] <= 100
 
     listing = glance("task-list").stdout
     assert created["id"] in listing
