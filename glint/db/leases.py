@@ -33,7 +33,8 @@ class Lease:
 
 def claim(session: orm.Session, task_id: str, owner: str, seconds: float,
           now: datetime.datetime) -> Lease | None:
-    """Take the task: pending, or processing under an expired lease; None when it is taken.
+    """Take the task: pending, or processing under an expired lease; None when it is taken
+    (or bound to another runner, ``glint.tasks.binding``).
 
     One conditional UPDATE: of two runners racing for the same task, exactly one matches the
     row (PostgreSQL re-checks the WHERE clause after waiting for the other's row lock).
@@ -61,6 +62,7 @@ _CLAIM = (
     sa.update(Task)
     .where(Task.id == sa.bindparam("task_id"), Task.deleted.is_(False),
            Task.cancel_requested.is_(False), Task.attempts < Task.max_attempts,
+           sa.or_(Task.bound_to.is_(None), Task.bound_to == sa.bindparam("new_owner")),
            sa.or_(Task.status == PENDING, sa.and_(Task.status == PROCESSING,
                                                    Task.lease_expires_at < sa.bindparam("now"))))
     .values(status=PROCESSING, lease_owner=sa.bindparam("new_owner"),

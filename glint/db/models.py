@@ -159,6 +159,9 @@ class Task(Timestamped, Base):
     lease_token: orm.Mapped[int] = orm.mapped_column(default=0)
     lease_expires_at: orm.Mapped[datetime.datetime | None]
     cancel_requested: orm.Mapped[bool] = orm.mapped_column(default=False)
+    # The runner (lease owner name) that alone may run the task, as it alone holds what the
+    # task needs in memory (glint.tasks.binding); None: any runner.
+    bound_to: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
 
 
 # -- metadata definitions (metadefs): glint.metadefs -----------------------------------------

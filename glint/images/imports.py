@@ -169,8 +169,10 @@ class Imports:
             handoff.HANDOFF.put(task_id, handoff.Credentials(ctx.auth_token,
                                                              ctx.service_catalog))
         try:
+            # glance-download: the credentials are in this process only, so is the task.
             return self.tasks.create(ctx, SCRIPT, task_input, image_id=image_id,
-                                     task_id=task_id, authorize=False)
+                                     task_id=task_id, authorize=False,
+                                     bound=request.method == GLANCE_DOWNLOAD)
         except BaseException:
             handoff.HANDOFF.discard(task_id)
             self.images.delete_property_atomic(image_id, LOCK, task_id)

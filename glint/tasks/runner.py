@@ -33,7 +33,7 @@ from glint.scripts import contract, db_api
 from glint.scripts.registry import LoadedScript, Registry
 from glint.settings import Settings
 from glint.stores.base import Store
-from glint.tasks import progress, states, views
+from glint.tasks import binding, progress, states, views
 from glint.tasks.heartbeat import Heartbeat
 
 LOG = logging.getLogger(__name__)
@@ -47,6 +47,9 @@ REQUEUED = ("The worker running this task ({owner}) was lost (its lease expired)
 UNSUBMITTED = "The task could not be handed to a worker: {reason}"
 TIMED_OUT = ("The task ran past its time limit of {limit:g} seconds and was stopped; its partial "
              "work was removed.")
+ORPHANED = ("The glint process that took this task's request, and alone held what it needs in "
+            "memory (the caller's credentials, never stored), is gone; the task was failed. "
+            "Start it again (for an import: import the image again).")
 OVERRUN = ("The task ran past its time limit of {limit:g} seconds and did not stop when asked; "
            "it was failed and its partial work removed.")
 
@@ -80,6 +83,7 @@ class Runner:
         self.settings = settings
         self.owner = owner or lease_owner()
         self.stopping = threading.Event()
+        binding.LIVE.add(self.owner)
 
     @property
     def serve_id(self) -> str:
@@ -145,11 +149,17 @@ class Runner:
         For an API worker of ``glint serve --workers N`` at start-up, which leaves the failing
         of interrupted tasks to its supervisor. Its siblings may have the same tasks queued: a
         task handed to two of them runs once (the claim is atomic), in whichever gets there first.
+        A task bound to another runner is left to it, or failed if that runner is gone.
         """
         with self.db.reader() as session:
             pending = task_rows.ids_with_status(session, states.PENDING)
             types = task_rows.types_of(session, pending)
-        return [task_id for task_id in pending if is_local(types[task_id])]
+            bound = task_rows.bindings(session, pending)
+        for task_id, holder in bound.items():
+            if holder != self.owner:
+                self._fail_orphaned(task_id)
+        return [task_id for task_id in pending
+                if is_local(types[task_id]) and bound.get(task_id, self.owner) == self.owner]
 
     def reap(self, limit: int = 100) -> list[Requeued]:
         """Deal with tasks whose runner was lost: re-queue them, or fail them at the limit.
@@ -162,7 +172,11 @@ class Runner:
         lost: list[models.Task] = []
         with self.db.session() as session:
             for row in leases.expired(session, now, limit):
-                if row.attempts < row.max_attempts and not row.cancel_requested:
+                if row.bound_to is not None and not row.cancel_requested:
+                    row.lease_token += 1  # its runner alone could run it, and it is lost
+                    self._end(session, row, states.FAILURE, message=ORPHANED)
+                    lost.append(row)
+                elif row.attempts < row.max_attempts and not row.cancel_requested:
                     states.check(row.status, states.PENDING)
                     leases.requeue(session, row, REQUEUED.format(
                         owner=row.lease_owner, next=row.attempts + 1, limit=row.max_attempts), now)
@@ -184,15 +198,22 @@ class Runner:
     def stale_pending(self, older_than: float, limit: int = 100) -> list[Requeued]:
         """Pending tasks untouched for ``older_than`` seconds (their message may be lost).
 
-        Their ``updated_at`` is bumped so the next pass, on any node, waits again.
+        Their ``updated_at`` is bumped so the next pass, on any node, waits again. A task bound
+        to another runner is not published: it waits for that runner, or fails once it is gone.
         """
         now = models.utcnow()
         found: list[Requeued] = []
+        orphans: list[str] = []
         with self.db.session() as session:
             for row in leases.stale_pending(session, now - datetime.timedelta(seconds=older_than),
                                             limit):
                 row.updated_at = now
-                found.append(Requeued(row.id, row.type))
+                if row.bound_to is None or row.bound_to == self.owner:
+                    found.append(Requeued(row.id, row.type))
+                else:
+                    orphans.append(row.id)
+        for task_id in orphans:
+            self._fail_orphaned(task_id)
         return found
 
     # -- internals -----------------------------------------------------------------------
@@ -352,6 +373,19 @@ class Runner:
                 return
             row.lease_token += 1
             self._end(session, row, states.FAILURE, message=message)
+        self._discard_unfinished_image(row)
+        self._notify("task.failure", row, notifiers.ERROR)
+
+    def _fail_orphaned(self, task_id: str) -> None:
+        """Fail a pending task bound to another runner if that runner is gone."""
+        with self.db.session() as session:
+            row = task_rows.get_any(session, task_id)
+            if (row is None or row.status != states.PENDING or row.bound_to is None
+                    or binding.alive(row.bound_to, row.created_at, models.utcnow())):
+                return
+            row.lease_token += 1
+            self._end(session, row, states.FAILURE, message=ORPHANED)
+        LOG.warning("task %s failed: the process it was bound to is gone", task_id)
         self._discard_unfinished_image(row)
         self._notify("task.failure", row, notifiers.ERROR)
 

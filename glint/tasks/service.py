@@ -35,13 +35,14 @@ class TaskService:
 
     def create(self, ctx: RequestContext, task_type: str, task_input: Any,
                image_id: str | None = None, task_id: str | None = None,
-               authorize: bool = True) -> models.Task:
+               authorize: bool = True, bound: bool = False) -> models.Task:
         """Authorize, validate, write, commit, notify, *then* hand the id to the executor its
         type routes to.
 
         The policy rule is ``add_task:<type>`` (``add_task`` for a type without one).
         ``authorize=False`` is for tasks glint starts for an action already authorized (an
         image import); ``task_id`` for callers that must name the task before it exists.
+        ``bound``: only this process's runner may run the task (``glint.tasks.binding``).
         """
         if authorize:
             target = {**policies.project_target(ctx), "type": task_type}
@@ -59,7 +60,8 @@ class TaskService:
             id=task_id or str(uuid.uuid4()), type=task_type, status=states.PENDING,
             owner=ctx.owner or "", image_id=image_id,
             request_id=ctx.request_id, user_id=ctx.user_id, input=task_input, result=None,
-            message="", context=ctx.to_dict(), max_attempts=self.settings.task_max_attempts)
+            message="", context=ctx.to_dict(), max_attempts=self.settings.task_max_attempts,
+            bound_to=self.runner.owner if bound else None)
         with self.db.session() as session:
             task_rows.add(session, task)
         self.notifier.notify(notifiers.Event("task.create", views.notification(task)))
