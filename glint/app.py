@@ -204,6 +204,7 @@ def build(settings: Settings, *, store: Store | None = None,
     router = routing.build(runner.run, default=executor or settings.executor,
                            routes=settings.executor_routes, threads=settings.executor_threads,
                            task_types=registry.types, settings=settings)
+    runner.resubmit = router.submit_later
     tasks = TaskService(db, registry, router, notifier, settings, runner, policy=policy)
     return Glint(settings=settings, db=db, store=store, notifier=notifier, registry=registry,
                  router=router, runner=runner, images=images,

@@ -271,11 +271,21 @@ def worker(queues: str | None, concurrency: int | None, pool: str, log_level: st
 
         signals.worker_process_init.connect(
             lambda **_: glint.db.engine.dispose(close=False), weak=False)
+    from celery import signals as celery_signals
+
+    # SIGTERM or SIGINT: take no new task from here on (the consumer stops only at its next
+    # poll, seconds later; what it still receives goes back to the queue).
+    celery_signals.worker_shutting_down.connect(lambda **_: executor.drain(), weak=False)
     glint.start(recover=False)
+    threads = concurrency or settings.executor_threads
+    LOG.info("glint worker: queues %s, concurrency %d (%s pool), broker %s", chosen, threads,
+             pool, _safe(settings.broker_url))
     try:
+        # --quiet: no Celery banner, which suggests options (-E) this command does not take;
+        # the line above says what it would.
         executor.app.worker_main([
-            "worker", f"--queues={chosen}", f"--pool={pool}",
-            f"--concurrency={concurrency or settings.executor_threads}",
+            "--quiet", "worker", f"--queues={chosen}", f"--pool={pool}",
+            f"--concurrency={threads}",
             f"--loglevel={log_level.upper()}", f"--hostname=glint-{os.getpid()}@%h",
             "--without-gossip", "--without-mingle", "--without-heartbeat"])
     finally:

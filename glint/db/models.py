@@ -162,6 +162,9 @@ class Task(Timestamped, Base):
     # The runner (lease owner name) that alone may run the task, as it alone holds what the
     # task needs in memory (glint.tasks.binding); None: any runner.
     bound_to: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    # Re-runs after a TransientError so far, and when the next may start (not claimed before).
+    retries: orm.Mapped[int] = orm.mapped_column(default=0)
+    retry_at: orm.Mapped[datetime.datetime | None]
 
 
 # -- metadata definitions (metadefs): glint.metadefs -----------------------------------------

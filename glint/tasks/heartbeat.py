@@ -51,6 +51,11 @@ class Heartbeat:
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  tb: TracebackType | None) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop renewing, and return once the last renewal is over (before the lease is
+        handed back: a renewal after that would be a lost lease's)."""
         self._done.set()
         self._stopped.wait()
 

@@ -2,8 +2,9 @@
 
 ``run(task_id)`` claims the task under a lease (a conditional update, so a duplicate call or a
 duplicate message does nothing), keeps the lease alive with a heartbeat, builds the script's
-context, calls the script's ``main`` (again, with backoff, after a ``TransientError``) and
-records success or failure through the lease: a runner that lost its lease writes nothing.
+context, calls the script's ``main`` and records success or failure through the lease: a
+runner that lost its lease writes nothing. After a ``TransientError`` the task goes back to
+``pending`` until its backoff has passed, and is submitted again then: no slot waits for it.
 The reaper's moves (re-queue or fail a task whose runner was lost) and cancellation are here
 too. Notifications go out after each commit.
 """
@@ -54,6 +55,9 @@ OVERRUN = ("The task ran past its time limit of {limit:g} seconds and did not st
            "it was failed and its partial work removed.")
 
 
+Resubmit = Callable[[str, str, float], None]  # (task id, task type, delay in seconds)
+
+
 @dataclasses.dataclass(frozen=True)
 class Requeued:
     """A task the reaper handed back: publish it again."""
@@ -84,6 +88,9 @@ class Runner:
         self.owner = owner or lease_owner()
         self.stopping = threading.Event()
         binding.LIVE.add(self.owner)
+        # How a task re-queued for a retry is submitted again once due: the composition root
+        # sets the router's ``submit_later``; without it the reaper's re-publishing does.
+        self.resubmit: Resubmit | None = None
 
     @property
     def serve_id(self) -> str:
@@ -94,6 +101,7 @@ class Runner:
         """Run one task to its final status. Safe to call twice: the second call does nothing."""
         claimed = self._claim(task_id)
         if claimed is None:
+            self._resubmit_when_due(task_id)
             return
         task, lease = claimed
         deadline = time.monotonic() + self.settings.task_time_limit
@@ -112,6 +120,8 @@ class Runner:
             if row is None or row.status != states.PENDING:
                 return  # the runner holding it sees the request (should_cancel) and stops
             self._end(session, row, states.FAILURE, message=CANCELLED)
+        if row.retries or row.attempts:  # it ran before: waiting to retry, or re-queued
+            self._discard_unfinished_image(row)
         self._notify("task.failure", row, notifiers.ERROR)
 
     def fail_unsubmitted(self, task_id: str, reason: str) -> None:
@@ -235,40 +245,63 @@ class Runner:
         except errors.NotFound:
             self._finish(task, beat, states.FAILURE, message=f"Task type '{task.type}' is not installed")
             return
-        retries = 0
-        while True:
-            ctx, api = self._context(task, beat, attempt=task.attempts + retries)
-            try:
-                if script.cleanup is not None and (task.attempts > 1 or retries):
-                    script.cleanup(ctx)
-                result = _json_object(script.main(ctx))
-            except errors.TransientError as exc:
-                if retries < self.settings.task_retry_limit and not beat.should_cancel():
-                    retries += 1
-                    if self._wait_to_retry(beat, retries, exc):
-                        continue
-                self._settle_failure(task, beat, script, ctx, api, exc, retries)
+        ctx, api = self._context(task, beat, attempt=task.attempts + task.retries)
+        try:
+            if script.cleanup is not None and (task.attempts > 1 or task.retries):
+                script.cleanup(ctx)
+            result = _json_object(script.main(ctx))
+        except errors.TransientError as exc:
+            if task.retries < self.settings.task_retry_limit and not beat.should_cancel():
+                self._retry_later(task, beat, exc)
                 return
-            except (Exception, SystemExit) as exc:  # a script's failure ends its task only
-                self._settle_failure(task, beat, script, ctx, api, exc, retries)
-                return
-            if not self._finish(task, beat, states.SUCCESS, result=result):
-                self._discard_created(api)
+            self._settle_failure(task, beat, script, ctx, api, exc, task.retries)
             return
+        except (Exception, SystemExit) as exc:  # a script's failure ends its task only
+            self._settle_failure(task, beat, script, ctx, api, exc, task.retries)
+            return
+        if not self._finish(task, beat, states.SUCCESS, result=result):
+            self._discard_created(api)
 
-    def _wait_to_retry(self, beat: Heartbeat, retry: int, exc: errors.TransientError) -> bool:
-        """Say so in the task's message, then sleep the backoff; False if cancelled meanwhile."""
+    def _retry_later(self, task: models.Task, beat: Heartbeat,
+                     exc: errors.TransientError) -> None:
+        """Re-queue the task until its backoff has passed, saying so in its message, and have
+        it submitted again then. The slot is free meanwhile; its cleanup runs before the
+        re-run, wherever that is."""
+        retry = task.retries + 1
         delay = min(self.settings.task_retry_backoff * 2 ** (retry - 1),
                     self.settings.task_retry_backoff_max)
-        limit = self.settings.task_retry_limit
-        beat.renew(message=f"Attempt failed with a transient error ({exc.message}); retrying in "
-                           f"{delay:g} s (retry {retry} of {limit})"[:65535])
-        deadline = time.monotonic() + delay
-        while time.monotonic() < deadline:
-            if beat.should_cancel():
-                return False
-            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
-        return not beat.should_cancel()
+        message = (f"Attempt failed with a transient error ({exc.message}); retrying in "
+                   f"{delay:g} s (retry {retry} of {self.settings.task_retry_limit})")[:65535]
+        beat.stop()
+        now = models.utcnow()
+        with self.db.session() as session:
+            requeued = leases.retry_later(session, beat.lease,
+                                          now + datetime.timedelta(seconds=delay), message, now)
+        if not requeued:
+            LOG.warning("task %s: lease %d lost; its retry was not queued", task.id,
+                        beat.lease.token)
+            return
+        LOG.info("task %s: transient error (%s); retry %d in %g s", task.id, exc.message,
+                 retry, delay)
+        self._submit_later(task.id, task.type, delay)
+
+    def _resubmit_when_due(self, task_id: str) -> None:
+        """A task that is waiting out a retry's backoff (its message came early: a duplicate,
+        the reaper's, start-up's): submit it again for when it is due."""
+        with self.db.reader() as session:
+            row = task_rows.get_any(session, task_id)
+        now = models.utcnow()
+        if (row is not None and row.status == states.PENDING and row.retry_at is not None
+                and row.retry_at > now):
+            self._submit_later(task_id, row.type, (row.retry_at - now).total_seconds())
+
+    def _submit_later(self, task_id: str, task_type: str, delay: float) -> None:
+        if self.resubmit is None:
+            return  # pending: the reaper's re-publishing finds it
+        try:
+            self.resubmit(task_id, task_type, delay)
+        except errors.ServiceUnavailable as exc:  # pending: the reaper re-publishes it
+            LOG.warning("task %s: could not queue its retry: %s", task_id, exc.message)
 
     def _settle_failure(self, task: models.Task, beat: Heartbeat, script: LoadedScript,
                         ctx: contract.ScriptContext, api: db_api.ScriptDbApi, exc: BaseException,
