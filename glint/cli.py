@@ -30,6 +30,7 @@ from uvicorn.supervisors import multiprocess
 
 from glint import app, errors
 from glint import settings as settings_mod
+from glint.db import engine
 from glint.db import migrate as migrations
 from glint.scripts.registry import Registry
 
@@ -364,6 +365,70 @@ def db_purge() -> None:
     finally:
         glint.close(timeout=0)
     click.echo(f"purged {count} expired task{'' if count == 1 else 's'}")
+
+
+@db.command("load-metadefs")
+@click.argument("path", type=click.Path(exists=True, path_type=pathlib.Path))
+@click.option("--overwrite", is_flag=True,
+              help="Replace namespaces that exist already (default: leave them, and say so).")
+def db_load_metadefs(path: pathlib.Path, overwrite: bool) -> None:
+    """Load metadata definitions from PATH: a directory of Glance's JSON files (its
+    etc/metadefs, as `glance-manage db_load_metadefs` reads them), or one such file.
+
+    Every file is checked first; one that cannot be loaded stops the command and nothing is
+    loaded.
+    """
+    from glint.metadefs import files
+
+    url = _migrated_database()
+    with _database_errors(url), _refusals(), _database(url) as database:
+        done = files.load(database, path, overwrite=overwrite)
+    for name in done.skipped:
+        click.echo(f"skipped {name}: it exists already (--overwrite replaces it)")
+    click.echo(f"loaded {_count(len(done.loaded), 'namespace')} from {path}")
+
+
+@db.command("export-metadefs")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=pathlib.Path))
+def db_export_metadefs(directory: pathlib.Path) -> None:
+    """Write every metadata definition namespace to DIRECTORY, one JSON file each, in the
+    format `glint db load-metadefs` (and Glance) reads. Files of the same name are replaced."""
+    from glint.metadefs import files
+
+    url = _migrated_database()
+    with _database_errors(url), _refusals(), _database(url) as database:
+        written = files.export(database, directory)
+    click.echo(f"exported {_count(len(written), 'namespace')} to {directory}")
+
+
+def _migrated_database() -> str:
+    settings = _settings()
+    _configure_logging("warning")
+    url = settings.effective_database_url
+    _require_migrated(url)
+    return url
+
+
+@contextlib.contextmanager
+def _database(url: str) -> Iterator[engine.Database]:
+    database = engine.Database(url)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """A request glint refuses (a bad file, say) as one line and exit status 1."""
+    try:
+        yield
+    except errors.GlintError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 # -- scripts ------------------------------------------------------------------------------

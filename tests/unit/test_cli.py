@@ -45,7 +45,8 @@ def database(workdir: pathlib.Path) -> str:
 
 
 @pytest.mark.parametrize("args", [[], ["serve"], ["db"], ["db", "upgrade"], ["db", "current"],
-                                  ["db", "purge"], ["scripts"]])
+                                  ["db", "purge"], ["db", "load-metadefs"],
+                                  ["db", "export-metadefs"], ["scripts"]])
 def test_every_command_has_help(args: list[str]) -> None:
     result = run(*args, "--help")
     assert result.exit_code == 0
