@@ -29,7 +29,7 @@ from glint.images.service import ImageService
 from glint.notifiers import base as notifiers
 from glint.scripts.registry import Registry
 from glint.settings import Settings
-from glint.stores import multi
+from glint.stores import adoption, multi
 from glint.stores.base import Store
 from glint.tasks import routing
 from glint.tasks import runner as runners
@@ -85,6 +85,12 @@ class Glint:
             self._once_database_is_up(self._resume if self.api_worker else self._recover)
         if self.reaper is not None:
             self.reaper.start()
+
+    def check_stores(self) -> None:
+        """ConfigurationError when the stores as configured cannot read images already
+        stored: multi-store turned on over a single store's images without ``backend_paths``
+        for the old store (:mod:`glint.stores.adoption`). Run before serving or working."""
+        adoption.check(self.db, self.settings, multi.of(self.store))
 
     def recover(self) -> None:
         """The start-up recovery of ``glint serve --workers N``, in its supervisor before it
@@ -202,6 +208,7 @@ def build(settings: Settings, *, store: Store | None = None,
     router = routing.build(runner.run, default=executor or settings.executor,
                            routes=settings.executor_routes, threads=settings.executor_threads,
                            settings=settings)
+    runner.resubmit = router.submit_later
     tasks = TaskService(db, registry, router, notifier, settings, runner, policy=policy)
     reaper = Reaper(runner, router, settings, api_worker=supervisor is not None)
     return Glint(settings=settings, db=db, store=store, notifier=notifier, registry=registry,

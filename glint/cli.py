@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from glint import app
     from glint import settings as settings_mod
+    from glint.db import engine
 
 LOG = logging.getLogger(__name__)
 API_WORKER_APP = "glint.api.app:create_api_worker"  # the factory each API worker calls
@@ -99,6 +100,7 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
     from glint.api.app import create_app
 
     glint = _build(settings)
+    _check_stores(glint, unreachable_ok=True)
     if settings.api_workers > 1:
         config = _uvicorn_config(API_WORKER_APP, settings, log_level, access_log)
         _supervise(glint, config, overrides, bind_port)
@@ -281,6 +283,7 @@ def worker(queues: str | None, concurrency: int | None, pool: str, log_level: st
     from glint.executors import celery as celery_executor
 
     glint = _build(settings)
+    _check_stores(glint)
     executor = glint.executor
     if not isinstance(executor, celery_executor.CeleryExecutor):
         raise SettingsError("glint worker needs the celery executor")
@@ -290,15 +293,25 @@ def worker(queues: str | None, concurrency: int | None, pool: str, log_level: st
 
         signals.worker_process_init.connect(
             lambda **_: glint.db.engine.dispose(close=False), weak=False)
+    from celery import signals as celery_signals
+
+    # SIGTERM or SIGINT: take no new task from here on (the consumer stops only at its next
+    # poll, seconds later; what it still receives goes back to the queue).
+    celery_signals.worker_shutting_down.connect(lambda **_: executor.drain(), weak=False)
     glint.start(recover=False)
     if health_port is not None and glint.health is not None:
         from glint import health
 
         health.serve(glint.health, settings.bind_host, health_port)
+    threads = concurrency or settings.executor_threads
+    LOG.info("glint worker: queues %s, concurrency %d (%s pool), broker %s", chosen, threads,
+             pool, _safe(settings.broker_url))
     try:
+        # --quiet: no Celery banner, which suggests options (-E) this command does not take;
+        # the line above says what it would.
         executor.app.worker_main([
-            "worker", f"--queues={chosen}", f"--pool={pool}",
-            f"--concurrency={concurrency or settings.executor_threads}",
+            "--quiet", "worker", f"--queues={chosen}", f"--pool={pool}",
+            f"--concurrency={threads}",
             f"--loglevel={log_level.upper()}", f"--hostname=glint-{os.getpid()}@%h",
             "--without-gossip", "--without-mingle", "--without-heartbeat"])
     finally:
@@ -388,6 +401,72 @@ def db_purge() -> None:
     finally:
         glint.close(timeout=0)
     click.echo(f"purged {count} expired task{'' if count == 1 else 's'}")
+
+
+@db.command("load-metadefs")
+@click.argument("path", type=click.Path(exists=True, path_type=pathlib.Path))
+@click.option("--overwrite", is_flag=True,
+              help="Replace namespaces that exist already (default: leave them, and say so).")
+def db_load_metadefs(path: pathlib.Path, overwrite: bool) -> None:
+    """Load metadata definitions from PATH: a directory of Glance's JSON files (its
+    etc/metadefs, as `glance-manage db_load_metadefs` reads them), or one such file.
+
+    Every file is checked first; one that cannot be loaded stops the command and nothing is
+    loaded.
+    """
+    from glint.metadefs import files
+
+    url = _migrated_database()
+    with _database_errors(url), _refusals(), _database(url) as database:
+        done = files.load(database, path, overwrite=overwrite)
+    for name in done.skipped:
+        click.echo(f"skipped {name}: it exists already (--overwrite replaces it)")
+    click.echo(f"loaded {_count(len(done.loaded), 'namespace')} from {path}")
+
+
+@db.command("export-metadefs")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=pathlib.Path))
+def db_export_metadefs(directory: pathlib.Path) -> None:
+    """Write every metadata definition namespace to DIRECTORY, one JSON file each, in the
+    format `glint db load-metadefs` (and Glance) reads. Files of the same name are replaced."""
+    from glint.metadefs import files
+
+    url = _migrated_database()
+    with _database_errors(url), _refusals(), _database(url) as database:
+        written = files.export(database, directory)
+    click.echo(f"exported {_count(len(written), 'namespace')} to {directory}")
+
+
+def _migrated_database() -> str:
+    settings = _settings()
+    _configure_logging("warning")
+    url = settings.effective_database_url
+    _require_migrated(url)
+    return url
+
+
+@contextlib.contextmanager
+def _database(url: str) -> Iterator[engine.Database]:
+    from glint.db import engine
+
+    database = engine.Database(url)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """A request glint refuses (a bad file, say) as one line and exit status 1."""
+    try:
+        yield
+    except errors.GlintError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 # -- scripts ------------------------------------------------------------------------------
@@ -525,6 +604,23 @@ def _build(settings: settings_mod.Settings, **parts: Any) -> app.Glint:
 
     with _database_errors(settings.effective_database_url):
         return app.build(settings, **parts)
+
+
+def _check_stores(glint: app.Glint, unreachable_ok: bool = False) -> None:
+    """Stop (exit 2) on stores that cannot read the images already stored; with
+    ``unreachable_ok``, a database that cannot be reached now lets it pass unchecked."""
+    import sqlalchemy as sa
+
+    url = glint.settings.effective_database_url
+    try:
+        with _database_errors(url, unreachable_ok):
+            glint.check_stores()
+    except sa.exc.OperationalError:
+        LOG.warning("the stores were not checked against the images already stored: the "
+                    "database is unreachable")
+    except SettingsError:
+        glint.close(timeout=0)
+        raise
 
 
 def _upgrade(url: str, revision: str) -> None:

@@ -163,7 +163,9 @@ class Imports:
             self._check_handoff(ctx)
         task_input = {"image_id": image_id, "import_req": dict(request.body),
                       "backend": list(request.stores)}
-        task = self.tasks.new(ctx, SCRIPT, task_input, image_id=image_id, authorize=False)
+        # glance-download: the credentials are in this process only, so is the task.
+        task = self.tasks.new(ctx, SCRIPT, task_input, image_id=image_id, authorize=False,
+                              bound=request.method == GLANCE_DOWNLOAD)
         if request.method == GLANCE_DOWNLOAD:
             assert ctx.auth_token is not None  # _check_handoff
             handoff.HANDOFF.put(task.id, handoff.Credentials(ctx.auth_token,

@@ -10,6 +10,8 @@ table header becomes one of its keys: ``notifier = "messaging"`` under ``[task_q
 from __future__ import annotations
 
 import importlib.metadata
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 
@@ -19,6 +21,8 @@ from glint.settings import Settings
 
 NAMESPACE = "glint.executors"
 ExecutorClass = Callable[..., base.Executor]  # called as (run, threads=...)
+
+LOG = logging.getLogger(__name__)
 
 
 class Router:
@@ -39,6 +43,28 @@ class Router:
     def submit(self, task_id: str, task_type: str) -> None:
         """Hand the task to the executor its type routes to."""
         self.executor_for(task_type).submit(task_id, task_type)
+
+    def submit_later(self, task_id: str, task_type: str, delay: float) -> None:
+        """Hand the task over in ``delay`` seconds (a retry after its backoff): through the
+        executor's own ``submit_later`` where it has one (the broker's delayed delivery),
+        else from a timer of this process. Until then no slot waits for it."""
+        executor = self.executor_for(task_type)
+        later = getattr(executor, "submit_later", None)
+        if later is not None:
+            later(task_id, task_type, delay)
+            return
+        timer = threading.Timer(max(0.0, delay), self._submit_quietly, (executor, task_id,
+                                                                         task_type))
+        timer.daemon = True  # a retry lost at exit stays pending; start-up or the reaper has it
+        timer.name = f"glint-retry-{task_id[:8]}"
+        timer.start()
+
+    @staticmethod
+    def _submit_quietly(executor: base.Executor, task_id: str, task_type: str) -> None:
+        try:
+            executor.submit(task_id, task_type)
+        except errors.ServiceUnavailable as exc:  # still pending: the reaper re-publishes it
+            LOG.warning("could not submit the retry of task %s: %s", task_id, exc.message)
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
         """Stop every executor taking tasks, then wait (``timeout`` in all) for running ones."""

@@ -34,22 +34,26 @@ class TaskService:
         self.runner = runner
 
     def create(self, ctx: RequestContext, task_type: str, task_input: Any,
-               image_id: str | None = None, authorize: bool = True) -> models.Task:
+               image_id: str | None = None, authorize: bool = True,
+               bound: bool = False) -> models.Task:
         """Authorize, validate, write, commit, notify, *then* hand the id to the executor its
         type routes to.
 
         The policy rule is ``add_task:<type>`` (``add_task`` for a type without one).
         ``authorize=False`` is for tasks glint starts for an action already authorized (an
-        image import).
+        image import). ``bound``: only this process's runner may run the task
+        (``glint.tasks.binding``).
         """
-        task = self.new(ctx, task_type, task_input, image_id=image_id, authorize=authorize)
+        task = self.new(ctx, task_type, task_input, image_id=image_id, authorize=authorize,
+                        bound=bound)
         with self.db.session() as session:
             task_rows.add(session, task)
         self.dispatch(task)
         return task
 
     def new(self, ctx: RequestContext, task_type: str, task_input: Any,
-            image_id: str | None = None, authorize: bool = True) -> models.Task:
+            image_id: str | None = None, authorize: bool = True,
+            bound: bool = False) -> models.Task:
         """:meth:`create`'s checks and its row, not yet written: for a caller that writes it in
         its own transaction (an import, with its image's lock), then calls :meth:`dispatch`."""
         if authorize:
@@ -68,7 +72,8 @@ class TaskService:
             id=str(uuid.uuid4()), type=task_type, status=states.PENDING,
             owner=ctx.owner or "", image_id=image_id,
             request_id=ctx.request_id, user_id=ctx.user_id, input=task_input, result=None,
-            message="", context=ctx.to_dict(), max_attempts=self.settings.task_max_attempts)
+            message="", context=ctx.to_dict(), max_attempts=self.settings.task_max_attempts,
+            bound_to=self.runner.owner if bound else None)
 
     def dispatch(self, task: models.Task) -> None:
         """After the commit that wrote ``task``: the event, then the executor."""

@@ -45,7 +45,8 @@ def database(workdir: pathlib.Path) -> str:
 
 
 @pytest.mark.parametrize("args", [[], ["serve"], ["db"], ["db", "upgrade"], ["db", "current"],
-                                  ["db", "purge"], ["scripts"]])
+                                  ["db", "purge"], ["db", "load-metadefs"],
+                                  ["db", "export-metadefs"], ["scripts"]])
 def test_every_command_has_help(args: list[str]) -> None:
     result = run(*args, "--help")
     assert result.exit_code == 0
@@ -202,6 +203,64 @@ def test_serve_uses_the_settings_for_host_and_port(served: list[Any]) -> None:
     result = run("serve", GLINT_BIND_HOST="127.0.0.3", GLINT_BIND_PORT="8080")
     assert result.exit_code == 0, result.output
     assert (served[1].host, served[1].port) == ("127.0.0.3", 8080)
+
+
+# -- multi-store over a single store's images -----------------------------------------------
+
+
+def _single_store_image(workdir: pathlib.Path) -> str:
+    """An active image uploaded by a glint with the one (filesystem) store, as before
+    enabled_backends was set; returns its id."""
+    from glint import app, settings
+    from glint.context import RequestContext
+    from glint.images.uploads import Uploads
+
+    assert run("db", "upgrade").exit_code == 0
+    glint = app.build(settings.load(), executor="inline")
+    ctx = RequestContext(user_id="u", project_id="p", roles=("admin",))
+    try:
+        image = glint.images.create(ctx, {"disk_format": "raw", "container_format": "bare"})
+        Uploads(glint.images).upload(ctx, image.id, [b"old bytes"], expected_size=None)
+    finally:
+        glint.close(timeout=1)
+    assert (workdir / "data" / "images" / image.id).is_file()
+    return image.id
+
+
+MULTI = {"GLINT_ENABLED_BACKENDS": '{"fast": "filesystem", "cheap": "filesystem"}',
+         "GLINT_EXECUTOR": "inline"}
+
+
+def test_multi_store_over_single_store_images_is_refused_with_the_fix(
+        served: list[Any], workdir: pathlib.Path) -> None:
+    _single_store_image(workdir)
+    result = run("serve", **MULTI)
+    assert result.exit_code == 2, result.output
+    old = (workdir / "data" / "images").resolve()
+    assert result.stderr.startswith("Error: 1 image stored before enabled_backends was set is "
+                                    f"in the old store {old}, but the default backend 'fast' "
+                                    f"reads {old / 'fast'}")
+    assert f'backend_paths = {{fast = "{old}"}}' in result.stderr
+    assert served == []
+    # The fix as named: the image is readable from the default backend, and serve starts.
+    result = run("serve", **MULTI, GLINT_BACKEND_PATHS=f'{{"fast": "{old}"}}')
+    assert result.exit_code == 0, result.output
+
+
+def test_a_worker_is_refused_too(workdir: pathlib.Path) -> None:
+    _single_store_image(workdir)
+    result = run("worker", **{**MULTI, "GLINT_BROKER_URL": "memory://"})
+    assert result.exit_code == 2, result.output
+    assert "backend_paths = {fast = " in result.stderr
+
+
+def test_multi_store_starts_when_the_old_images_were_moved(
+        served: list[Any], workdir: pathlib.Path) -> None:
+    image_id = _single_store_image(workdir)
+    images = workdir / "data" / "images"
+    (images / "fast").mkdir()
+    (images / image_id).rename(images / "fast" / image_id)
+    assert run("serve", **MULTI).exit_code == 0
 
 
 # -- scripts ------------------------------------------------------------------------------

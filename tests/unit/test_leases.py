@@ -294,6 +294,62 @@ def test_transient_errors_give_up_at_the_limit(make_glint: MakeGlint,
     assert (done.status, done.message) == ("failure", "still down (gave up after 2 retries)")
 
 
+def test_a_retry_waits_in_the_queue_not_in_the_slot(make_glint: MakeGlint,
+                                                   ctx: RequestContext) -> None:
+    """One slot: while the flaky task waits out its backoff, the slot runs another task."""
+    order: list[str] = []
+    failed = threading.Event()
+
+    def flaky(sctx: ScriptContext) -> dict[str, Any]:
+        order.append(f"flaky {sctx.attempt}")
+        if sctx.attempt == 1:
+            failed.set()
+            raise errors.TransientError("busy")
+        return {}
+
+    glint = make_glint(registry=Registry.of({"flaky": script(flaky), "quick": script(
+        lambda c: order.append("quick") or {})}), executor="thread", executor_threads=1,
+        **{**FAST, "task_retry_backoff": 1.0})
+    flaky_id = glint.tasks.create(ctx, "flaky", {}).id
+    assert failed.wait(5)
+    quick_id = glint.tasks.create(ctx, "quick", {}).id
+    _wait_until(lambda: row(glint, quick_id).status == "success", 5)
+    waiting = row(glint, flaky_id)
+    assert (waiting.status, waiting.retries, waiting.attempts) == ("pending", 1, 0)
+    assert waiting.message == ("Attempt failed with a transient error (busy); retrying in 1 s "
+                               "(retry 1 of 3)")
+    assert waiting.retry_at is not None and waiting.retry_at > models.utcnow()
+    glint.runner.run(flaky_id)  # an early message (a duplicate, the reaper's) runs nothing
+    _wait_until(lambda: row(glint, flaky_id).status == "success", 5)
+    assert order == ["flaky 1", "quick", "flaky 2"]
+    assert (row(glint, flaky_id).attempts, row(glint, flaky_id).retries) == (1, 1)
+
+
+def test_a_task_cancelled_while_waiting_to_retry_is_cleaned_up(make_glint: MakeGlint,
+                                                               ctx: RequestContext) -> None:
+    cleaned: list[int] = []
+
+    def main(sctx: ScriptContext) -> dict[str, Any]:
+        raise errors.TransientError("busy")
+
+    glint = make_glint(registry=Registry.of({"t": script(
+        main, cleanup=lambda c: cleaned.append(c.attempt))}), executor="thread",
+        **{**FAST, "task_retry_backoff": 30.0})
+    task = glint.tasks.create(ctx, "t", {})
+    _wait_until(lambda: row(glint, task.id).retries == 1, 5)
+    assert row(glint, task.id).status == "pending"
+    cancelled = glint.tasks.cancel(ctx, task.id)
+    assert (cancelled.status, cancelled.message) == ("failure", runner_mod.CANCELLED)
+    assert len(cleaned) == 1
+
+
+def _wait_until(predicate: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
 def test_a_plain_error_is_not_retried(make_glint: MakeGlint, ctx: RequestContext) -> None:
     calls: list[int] = []
 
