@@ -7,6 +7,8 @@ stops, and nothing it writes afterwards lands.
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import logging
 import os
 import queue
@@ -46,7 +48,8 @@ class Heartbeat:
         self._checked = clock()
 
     def __enter__(self) -> Heartbeat:
-        _THREADS.run(self._beat)
+        # In the runner's context: the heartbeat's log lines name the task (glint.logcontext).
+        _THREADS.run(functools.partial(contextvars.copy_context().run, self._beat))
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
