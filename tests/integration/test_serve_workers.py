@@ -40,7 +40,8 @@ DATA = os.urandom(256 * 1024)  # what the source serves; an import gets it in tw
 UPLOAD = os.urandom(4 * 1024 * 1024)  # an upload sends it in two halves
 LEASE = {"task_lease": "2", "task_heartbeat": "0.5", "reaper_interval": "0.5"}
 STARTED = re.compile(r"\[(\d+)\] uvicorn\.error: Application startup complete")
-SERVED = re.compile(r"\[(\d+)\] uvicorn\.access: .* \"GET /versions HTTP/1.1\" 200")
+CONTEXT = r"(?: \[[^]]*\])?"  # the request's log context (glint.logcontext)
+SERVED = re.compile(rf"\[(\d+)\] uvicorn\.access{CONTEXT}: .* \"GET /versions HTTP/1.1\" 200")
 
 
 class Source:
@@ -199,7 +200,7 @@ def _clients(server: Server) -> dict[int, httpx.Client]:
         client = httpx.Client(base_url=server.url, headers=PROJECT_A, timeout=10)
         response = client.get("/versions")
         port = response.extensions["network_stream"].get_extra_info("client_addr")[1]
-        line = re.compile(rf"\[(\d+)\] uvicorn\.access: 127\.0\.0\.1:{port} ")
+        line = re.compile(rf"\[(\d+)\] uvicorn\.access{CONTEXT}: 127\.0\.0\.1:{port} ")
         pid = int(_wait_for(lambda: line.search(server.log.read_text()), "its access log line",
                             server).group(1))
         if pid in clients:
@@ -313,7 +314,8 @@ def test_a_burst_of_connections_is_spread_over_the_api_workers(
 
             def served_by() -> dict[int, int] | None:
                 found = {int(client): int(pid) for pid, client in re.findall(
-                    r"\[(\d+)\] uvicorn\.access: 127\.0\.0\.1:(\d+) ", server.log.read_text())}
+                    rf"\[(\d+)\] uvicorn\.access{CONTEXT}: 127\.0\.0\.1:(\d+) ",
+                    server.log.read_text())}
                 return found if ports <= found.keys() else None
 
             served = _wait_for(served_by, "the burst's access log lines", server)
