@@ -185,7 +185,7 @@ def build(settings: Settings, *, store: Store | None = None,
     if store is None and settings.enabled_backends:
         store = multi.from_settings(settings)
     elif store is None:
-        store = plugins.load("glint.stores", settings.store)(settings.effective_store_path)
+        store = multi.open_store(settings, settings.store, settings.effective_store_path)
     if notifier is None:
         notifier = _notifier(plugins.load("glint.notifiers", settings.notifier), settings)
     notifier = notifiers.Filtered(notifier, settings.disabled_notifications)
