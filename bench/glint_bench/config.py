@@ -6,7 +6,7 @@ import dataclasses
 import os
 import pathlib
 
-SECTIONS = ("limits", "transfers", "dispatch", "celery", "api")
+SECTIONS = ("limits", "transfers", "objects", "dispatch", "celery", "api")
 
 
 @dataclasses.dataclass(frozen=True)

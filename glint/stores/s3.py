@@ -89,7 +89,7 @@ class S3Store:
     def __init__(self, *, access_key: str, secret_key: str, bucket: str = "glint",
                  endpoint: str | None = None, region: str = "us-east-1",
                  addressing_style: str = "path", create_bucket: bool = False,
-                 part_size: int = 16 * segments.MiB, parts_in_flight: int = 4,
+                 part_size: int = 8 * segments.MiB, parts_in_flight: int = 4,
                  retries: int = 5, ca_file: str | None = None, insecure: bool = False,
                  read_ahead: int = 4) -> None:
         if boto3 is None:  # pragma: no cover - depends on the install

@@ -29,14 +29,14 @@ MiB = 1024 * 1024
 MAX_SEGMENTS = 1000  # Swift's SLO and s3api limits (AWS allows 10 000 parts)
 MAX_SEGMENT_SIZE = 5 * 1024 * MiB  # Swift's max_file_size, S3's largest part
 STEADY_SEGMENTS = 500  # segments of the configured size before sizes grow
-GROWTH_EVERY = 40  # after those, the size doubles every this many segments
+GROWTH_EVERY = 32  # after those, the size doubles every this many segments
 
 
 def segment_size(number: int, base_size: int) -> int:
     """The size of segment ``number`` (from 1) for a configured size of ``base_size``.
 
     The first ``STEADY_SEGMENTS`` have the configured size, so memory stays at
-    ``segment_size`` x segments in flight for any image up to 500 segments (8 GiB at 16
+    ``segment_size`` x segments in flight for any image up to 500 segments (4 GiB at 8
     MiB). Past that the size doubles every ``GROWTH_EVERY`` segments, up to 5 GiB, so an
     image of unknown size can still reach about 1 TiB within 1000 segments.
     """
@@ -67,7 +67,8 @@ class SegmentedWriter(base.WriterBase, abc.ABC):
         self._store = store
         self._base_size = segment_size
         self._budget = segment_size * in_flight
-        self._buffer = bytearray()
+        self._pieces: list[bytes] = []  # the segment being filled
+        self._filled = 0
         self._number = 0  # segments handed to the pool
         self._held = 0  # bytes of segments not yet uploaded
         self._cond = threading.Condition()
@@ -104,21 +105,24 @@ class SegmentedWriter(base.WriterBase, abc.ABC):
         assert not self._closed, "write after commit/abort"
         view = memoryview(data)
         while view:
-            want = segment_size(self._number + 1, self._base_size) - len(self._buffer)
-            self._buffer += view[:want]
+            want = segment_size(self._number + 1, self._base_size) - self._filled
+            piece = view[:want]
+            # Keep the caller's bytes as they are (no copy) unless a segment ends inside them.
+            self._pieces.append(data if len(piece) == len(data) and isinstance(data, bytes)
+                                else bytes(piece))
+            self._filled += len(piece)
             view = view[want:]
-            if len(self._buffer) == segment_size(self._number + 1, self._base_size):
+            if self._filled == segment_size(self._number + 1, self._base_size):
                 self._submit()
 
     def commit(self) -> str:
         assert not self._closed, "commit after commit/abort"
         try:
             if self._number == 0:
-                data = bytes(self._buffer)
-                self._buffer = bytearray()
+                data = self._take()
                 location = self._put_single(data, _md5(data))
             else:
-                if self._buffer:
+                if self._filled:
                     self._submit()
                 location = self._put_manifest(self._wait_all())
         except errors.StoreError:
@@ -135,7 +139,7 @@ class SegmentedWriter(base.WriterBase, abc.ABC):
         if self._closed and self._committed:
             return
         self._closed = True
-        self._buffer = bytearray()
+        self._pieces = []
         for future in self._futures:
             future.cancel()
         self._pool.shutdown(wait=True)
@@ -149,9 +153,13 @@ class SegmentedWriter(base.WriterBase, abc.ABC):
 
     # -- internals -------------------------------------------------------------------------
 
+    def _take(self) -> bytes:
+        data = b"".join(self._pieces)
+        self._pieces, self._filled = [], 0
+        return data
+
     def _submit(self) -> None:
-        data = bytes(self._buffer)
-        self._buffer = bytearray()
+        data = self._take()
         with self._cond:
             while self._held and self._held + len(data) > self._budget:
                 self._raise_failed()

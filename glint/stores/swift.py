@@ -57,14 +57,14 @@ class SwiftWriter(segments.SegmentedWriter):
     def _put_segment(self, number: int, data: bytes, md5: str) -> str:
         with self._swift.connection() as conn:
             etag: str = conn.put_object(self._swift.segment_container, self._segment_name(number),
-                                        data, content_length=len(data), etag=md5)
+                                        _Resendable(data), content_length=len(data), etag=md5)
         return etag
 
     def _put_single(self, data: bytes, md5: str) -> str:
         old = self._swift.upload_of(self._key)
         with self._swift.connection() as conn:
-            conn.put_object(self._swift.container, self._key, data, content_length=len(data),
-                            etag=md5)
+            conn.put_object(self._swift.container, self._key, _Resendable(data),
+                            content_length=len(data), etag=md5)
         if old is not None:
             self._swift.remove_upload(self._key, old)
         return self._key
@@ -98,7 +98,7 @@ class SwiftStore:
                  user_domain_name: str = "Default", region_name: str | None = None,
                  interface: str = "public", storage_url: str | None = None,
                  container: str = "glint", create_container: bool = False,
-                 segment_size: int = 16 * segments.MiB, segments_in_flight: int = 4,
+                 segment_size: int = 8 * segments.MiB, segments_in_flight: int = 4,
                  retries: int = 5, ca_file: str | None = None, insecure: bool = False,
                  timeout: float = 60.0, read_ahead: int = 4) -> None:
         _need_client()
@@ -322,6 +322,18 @@ class SwiftStore:
             yield from body
         except Exception as exc:
             raise self.error(exc, f"reading image data {location!r}") from None
+
+
+class _Resendable(bytes):
+    """Bytes swiftclient may send again after a dropped connection or a 5xx.
+
+    swiftclient retries a PUT only when it can rewind its body (``seek``/``tell`` or
+    ``reset``). A file object would do, but would be sent 16 KiB per write call; bytes go in
+    one call. Rewinding bytes is a no-op.
+    """
+
+    def reset(self, *args: object, **kwargs: object) -> None:
+        return None
 
 
 def _keystone_session(auth_url: str, user: str, key: str, project_name: str | None,

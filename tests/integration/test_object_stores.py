@@ -307,3 +307,34 @@ def test_images_in_object_stores_through_the_api(swift_env: dict[str, str], make
     finally:
         _empty_swift(swift)
         _empty_s3(s3)
+
+
+@pytest.mark.parametrize("kind", ["swift", "s3"])
+def test_a_dropped_connection_is_retried_within_the_write(kind: str,
+                                                          swift_env: dict[str, str]) -> None:
+    import threading
+    import urllib.parse
+
+    from tests.integration.tcpproxy import TcpProxy
+
+    port = urllib.parse.urlsplit(swift_env["GLINT_S3_ENDPOINT"]).port
+    assert port is not None
+    name = f"glint-test-{secrets.token_hex(4)}"
+    with TcpProxy(("127.0.0.1", port)) as proxy:
+        via = f"http://127.0.0.1:{proxy.port}"
+        store: ObjectStore = (
+            make_swift(swift_env, name, retries=5, auth_url=f"{via}/auth/v1.0",
+                       storage_url=f"{via}/v1/AUTH_glint") if kind == "swift"
+            else make_s3(swift_env, name, retries=5, endpoint=via))
+        try:
+            data = os.urandom(12 * MiB)
+            writer = store.writer("img-retried")
+            writer.write(data[:6 * MiB])  # the first segment is on its way
+            proxy.disable()  # every connection cut, new ones refused...
+            threading.Timer(0.4, proxy.enable).start()  # ...for a moment
+            writer.write(data[6 * MiB:])
+            location = writer.commit()
+            assert b"".join(store.read(location)) == data
+        finally:
+            proxy.enable()
+            _empty_swift(store) if isinstance(store, SwiftStore) else _empty_s3(store)
