@@ -85,6 +85,7 @@ class S3Store:
     """Image bytes in an S3 bucket."""
 
     name = "s3"
+    shared = True  # other nodes write to it: only the reaper's sweep, by age, removes leftovers
 
     def __init__(self, *, access_key: str, secret_key: str, bucket: str = "glint",
                  endpoint: str | None = None, region: str = "us-east-1",
@@ -204,7 +205,11 @@ class S3Store:
         """
         cutoff = None if older_than is None else time.time() - older_than
         removed = 0
-        for upload in self._uploads():
+        try:
+            uploads = self._uploads()
+        except Exception as exc:
+            raise self.error(exc, "sweeping unfinished writes") from None
+        for upload in uploads:
             if cutoff is not None and upload["Initiated"].timestamp() >= cutoff:
                 continue
             self.abort(upload["Key"], upload["UploadId"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import itertools
 import json
 import logging
 import pathlib
@@ -55,16 +56,13 @@ class SwiftWriter(segments.SegmentedWriter):
         return f"{self._key}/{self._upload_id}/{number:05d}"
 
     def _put_segment(self, number: int, data: bytes, md5: str) -> str:
-        with self._swift.connection() as conn:
-            etag: str = conn.put_object(self._swift.segment_container, self._segment_name(number),
-                                        _Resendable(data), content_length=len(data), etag=md5)
+        etag: str = self._swift.put(self._swift.segment_container, self._segment_name(number),
+                                    data, md5)
         return etag
 
     def _put_single(self, data: bytes, md5: str) -> str:
         old = self._swift.upload_of(self._key)
-        with self._swift.connection() as conn:
-            conn.put_object(self._swift.container, self._key, _Resendable(data),
-                            content_length=len(data), etag=md5)
+        self._swift.put(self._swift.container, self._key, data, md5)
         if old is not None:
             self._swift.remove_upload(self._key, old)
         return self._key
@@ -92,6 +90,7 @@ class SwiftStore:
     """Image bytes in a Swift container (and its ``_segments`` container)."""
 
     name = "swift"
+    shared = True  # other nodes write to it: only the reaper's sweep, by age, removes leftovers
 
     def __init__(self, *, auth_url: str, user: str, key: str, auth_version: str = "3",
                  project_name: str | None = None, project_domain_name: str = "Default",
@@ -122,7 +121,9 @@ class SwiftStore:
             self._options["session"] = _keystone_session(
                 auth_url, user, key, project_name, project_domain_name, user_domain_name,
                 ca_file, insecure)
+        self.retries = retries
         self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._idle_once: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.check(create_container)
 
     @classmethod
@@ -171,14 +172,23 @@ class SwiftStore:
                     self.error(exc, f"creating container {container!r}").message) from None
 
     @contextlib.contextmanager
-    def connection(self) -> Iterator[Any]:
-        """A connection of the pool (swiftclient's are not thread-safe: one user at a time)."""
+    def connection(self, retrying: bool = True) -> Iterator[Any]:
+        """A connection of the pool (swiftclient's are not thread-safe: one user at a time);
+        ``retrying`` false: one whose requests swiftclient does not retry."""
+        idle = self._idle if retrying else self._idle_once
         try:
-            conn = self._idle.get_nowait()
+            conn = idle.get_nowait()
         except queue.Empty:
-            conn = swiftclient.Connection(**self._options)
-        yield conn
-        self._idle.put(conn)
+            conn = swiftclient.Connection(**(self._options if retrying
+                                             else self._options | {"retries": 0}))
+        try:
+            yield conn
+        except Exception as exc:
+            if _status(exc) == 401:
+                conn.token = None  # authenticate again on the next request
+            raise
+        finally:
+            idle.put(conn)
 
     def writer(self, image_id: str) -> SwiftWriter:
         return SwiftWriter(self, _key(image_id))
@@ -241,8 +251,11 @@ class SwiftStore:
         is that old: a write under way on another node keeps adding segments.
         """
         uploads: dict[tuple[str, str], float] = {}
-        with self.connection() as conn:
-            _, listing = conn.get_container(self.segment_container, full_listing=True)
+        try:
+            with self.connection() as conn:
+                _, listing = conn.get_container(self.segment_container, full_listing=True)
+        except Exception as exc:
+            raise self.error(exc, "sweeping unfinished writes") from None
         for entry in listing:
             key, upload, _ = entry["name"].rsplit("/", 2)
             stamp = _timestamp(entry["last_modified"])
@@ -290,6 +303,32 @@ class SwiftStore:
             return errors.StoreError(f"swift store at {where}: {doing}: {status} {reason}".rstrip())
         return errors.StoreError(f"swift store at {where}: {doing}: {segments.describe(exc)}")
 
+    def put(self, container: str, name: str, data: bytes, md5: str) -> str:
+        """PUT ``data`` (checked by Swift against ``md5``); return the ETag. A dropped
+        connection, a 5xx or an expired token is retried with backoff (0.5 s, doubling, at
+        most 16 s), up to ``retries`` times.
+
+        glint retries here rather than swiftclient, which resends only a body it can rewind:
+        a file object, sent 16 KiB per call, or a copy of the bytes.
+        """
+        delay = 0.5
+        for attempt in itertools.count():
+            try:
+                with self.connection(retrying=False) as conn:
+                    etag: str = conn.put_object(container, name, data, content_length=len(data),
+                                                etag=md5)
+                    return etag
+            except Exception as exc:
+                status = _status(exc)
+                if attempt >= self.retries or not (status is None or status >= 500
+                                                   or status in (401, 408, 429)):
+                    raise
+                LOG.info("swift store: PUT %s/%s failed (%s); again in %g s", container, name,
+                         status or type(exc).__name__, delay)
+                time.sleep(delay)
+                delay = min(2 * delay, 16.0)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _delete_segments(self, prefix: str) -> None:
         with self.connection() as conn:
             try:
@@ -322,18 +361,6 @@ class SwiftStore:
             yield from body
         except Exception as exc:
             raise self.error(exc, f"reading image data {location!r}") from None
-
-
-class _Resendable(bytes):
-    """Bytes swiftclient may send again after a dropped connection or a 5xx.
-
-    swiftclient retries a PUT only when it can rewind its body (``seek``/``tell`` or
-    ``reset``). A file object would do, but would be sent 16 KiB per write call; bytes go in
-    one call. Rewinding bytes is a no-op.
-    """
-
-    def reset(self, *args: object, **kwargs: object) -> None:
-        return None
 
 
 def _keystone_session(auth_url: str, user: str, key: str, project_name: str | None,

@@ -338,3 +338,25 @@ def test_a_dropped_connection_is_retried_within_the_write(kind: str,
         finally:
             proxy.enable()
             _empty_swift(store) if isinstance(store, SwiftStore) else _empty_s3(store)
+
+
+def test_start_up_leaves_an_object_stores_unfinished_writes_to_the_reaper(
+        store: ObjectStore, make_glint: Any, tmp_path: Any) -> None:
+    from glint.stores.filesystem import FilesystemStore
+
+    local = FilesystemStore(tmp_path / "local")
+    local.writer("img-local").write(b"this node's own unfinished write")
+    writer = store.writer("img-elsewhere")  # another node's write, under way
+    writer.write(os.urandom(6 * MiB))
+    while writer._held:  # type: ignore[attr-defined]
+        time.sleep(0.05)
+    stores = multi.MultiStore({"local": local, "objects": store}, default="local")
+    glint = make_glint(store=stores, enabled_backends={"local": "filesystem",
+                                                       "objects": store.name})
+    glint.start()
+    assert list((tmp_path / "local").iterdir()) == []  # this node's own: gone at start-up
+    assert leftovers(store) != []  # the shared store's: swept by age only
+    assert glint.reaper is not None
+    assert glint.reaper.sweep_store(clock=1e12) == 0  # younger than store_tmp_max_age
+    writer.abort()
+    assert leftovers(store) == []
