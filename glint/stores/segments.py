@@ -205,7 +205,7 @@ class SegmentedWriter(base.WriterBase, abc.ABC):
 
 def describe(exc: BaseException) -> str:
     """What went wrong, in words that quote no request (it could carry a credential)."""
-    if isinstance(exc, OSError) or "Connection" in type(exc).__name__:
+    if isinstance(exc, OSError) or "Connect" in type(exc).__name__:
         return f"cannot reach the server ({type(exc).__name__})"
     return type(exc).__name__
 

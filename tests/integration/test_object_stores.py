@@ -219,6 +219,9 @@ def test_an_unreachable_endpoint_stops_glint_at_start_up(swift_env: dict[str, st
         port = unused.getsockname()[1]
     with pytest.raises(errors.ConfigurationError, match=r"swift store.*cannot reach"):
         make_swift(swift_env, "x", auth_url=f"http://127.0.0.1:{port}/auth/v1.0", retries=0)
+    with pytest.raises(errors.ConfigurationError, match=r"swift store.*cannot reach"):
+        make_swift(swift_env, "x", auth_url=f"http://127.0.0.1:{port}/v3", auth_version="3",
+                   project_name="service", retries=0)  # Keystone v3
     with pytest.raises(errors.ConfigurationError, match=r"s3 store.*cannot reach"):
         make_s3(swift_env, "xyz", endpoint=f"http://127.0.0.1:{port}", retries=0)
 
