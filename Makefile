@@ -9,11 +9,16 @@ PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.glint-installed
+# What `make run` needs: glint's runtime and the glance client of the README's tour, not the
+# test tools (`make test` installs those: the test extra).
+RUN_STAMP := $(VENV)/.glint-run-installed
 # A script package installed the way a deployer installs one (see docs/script-contract.md).
 EXAMPLE := examples/glint-verify
 EXAMPLE_FILES := $(EXAMPLE)/pyproject.toml $(wildcard $(EXAMPLE)/glint_verify/*.py $(EXAMPLE)/glint_verify/py.typed)
-HOST ?= 127.0.0.1
-PORT ?= 9292
+# `make run HOST=0.0.0.0 PORT=9393`; unset, the bind_host and bind_port settings apply
+# (GLINT_BIND_HOST, GLINT_BIND_PORT, or the $$GLINT_CONFIG file; 127.0.0.1:9292 by default).
+HOST ?=
+PORT ?=
 PYTEST_ARGS ?=
 
 .PHONY: help venv run test services tools lint clean conformance
@@ -26,14 +31,24 @@ venv: $(STAMP)  ## Create .venv and install glint with its test tools (quick whe
 $(STAMP): pyproject.toml $(EXAMPLE_FILES)
 	@test -n "$(PYTHON)" || { echo "glint needs Python 3.11 or newer: none found (set PYTHON=...)" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing glint and its test tools into $(VENV) (a few minutes the first time)"
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	$(BIN)/python -m pip install --quiet ./$(EXAMPLE)
 	rm -rf $(EXAMPLE)/build $(EXAMPLE)/*.egg-info
 	touch $@
 
-run: venv  ## Migrate and serve on 127.0.0.1:9292 (SQLite and images under ./data)
+$(RUN_STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "glint needs Python 3.11 or newer: none found (set PYTHON=...)" >&2; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing glint and the glance client into $(VENV) (about a minute the first time)"
+	set -o pipefail; $(BIN)/python -m pip install --progress-bar off -e . python-glanceclient \
+		| { grep --line-buffered -E '^(Collecting|Successfully installed)' || true; }
+	$(BIN)/glint --version
+	touch $@
+
+run: $(RUN_STAMP)  ## Migrate and serve on 127.0.0.1:9292, or HOST=, PORT= (SQLite and images under ./data)
 	$(BIN)/glint db upgrade
-	$(BIN)/glint serve --host $(HOST) --port $(PORT)
+	$(BIN)/glint serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 services:  ## Start PostgreSQL, RabbitMQ and Redis if they are down
 	scripts/ensure-services
@@ -45,7 +60,7 @@ lint: venv  ## ruff and mypy
 	$(BIN)/ruff check glint tests examples
 	$(BIN)/mypy
 
-test: venv tools services lint  ## Lint, then unit, integration, acceptance and example-package tests
+test: venv tools services lint  ## Lint, then unit, integration (with the wheel installed in a clean venv), acceptance and example-package tests
 	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS) tests/unit tests/integration tests/keystone tests/acceptance \
 		$(EXAMPLE)/tests
 

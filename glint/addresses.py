@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 
+from glint import digits
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -142,9 +144,10 @@ def _split_port(text: str) -> tuple[str, int | None]:
 
 
 def _port(value: str, text: str) -> int:
-    if not value.isdigit() or not 0 < int(value) < 65536:
+    port = digits.parse(value)
+    if port is None or not 0 < port < 65536:
         raise ValueError(f"host list entry {text!r} has a port that is not 1 to 65535")
-    return int(value)
+    return port
 
 
 def _idna(host: str, text: str) -> str:

@@ -7,6 +7,7 @@ what it needs through its constructor.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import threading
@@ -15,6 +16,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
+from glint import health as health_checks
 from glint import plugins
 from glint import policy as policies
 from glint import settings as settings_mod
@@ -27,7 +29,7 @@ from glint.images.service import ImageService
 from glint.notifiers import base as notifiers
 from glint.scripts.registry import Registry
 from glint.settings import Settings
-from glint.stores import multi
+from glint.stores import adoption, multi
 from glint.stores.base import Store
 from glint.tasks import routing
 from glint.tasks import runner as runners
@@ -58,6 +60,7 @@ class Glint:
     policy: policies.Policy
 
     reaper: Reaper | None = None
+    health: health_checks.Health | None = None
     # An API worker of `glint serve --workers N`: its supervisor did the start-up recovery.
     api_worker: bool = False
     _recovering: threading.Thread | None = dataclasses.field(default=None, repr=False)
@@ -82,6 +85,12 @@ class Glint:
             self._once_database_is_up(self._resume if self.api_worker else self._recover)
         if self.reaper is not None:
             self.reaper.start()
+
+    def check_stores(self) -> None:
+        """ConfigurationError when the stores as configured cannot read images already
+        stored: multi-store turned on over a single store's images without ``backend_paths``
+        for the old store (:mod:`glint.stores.adoption`). Run before serving or working."""
+        adoption.check(self.db, self.settings, multi.of(self.store))
 
     def recover(self) -> None:
         """The start-up recovery of ``glint serve --workers N``, in its supervisor before it
@@ -194,20 +203,43 @@ def build(settings: Settings, *, store: Store | None = None,
     notifier = notifiers.Filtered(notifier, settings.disabled_notifications)
     if registry is None:
         registry = Registry.load()
+    routing.check_task_types(settings, [*registry.types, *(b.type for b in registry.broken)])
     policy = policies.Policy.from_settings(settings, registry.types)
     images = ImageService(db, store, notifier, settings, policy=policy)
     runner = Runner(db, registry, images, store, notifier, settings,
                     owner=runners.lease_owner(supervisor))
     router = routing.build(runner.run, default=executor or settings.executor,
                            routes=settings.executor_routes, threads=settings.executor_threads,
-                           task_types=registry.types, settings=settings)
+                           settings=settings)
+    runner.resubmit = router.submit_later
     tasks = TaskService(db, registry, router, notifier, settings, runner, policy=policy)
+    reaper = Reaper(runner, router, settings, api_worker=supervisor is not None)
     return Glint(settings=settings, db=db, store=store, notifier=notifier, registry=registry,
                  router=router, runner=runner, images=images,
                  members=MemberService(db, notifier, settings, policy=policy), tasks=tasks,
-                 policy=policy,
-                 reaper=Reaper(runner, router, settings, api_worker=supervisor is not None),
+                 policy=policy, reaper=reaper,
+                 health=health(settings, db, store, reaper, executor or settings.executor),
                  api_worker=supervisor is not None)
+
+
+def health(settings: Settings, db: engine.Database, store: Store, reaper: Reaper | None,
+           executor: str) -> health_checks.Health:
+    """The health checks of a process with these parts (glint.health)."""
+    checks = {"database": health_checks.database_check(db, _migration_head),
+              "store": health_checks.store_check(multi.of(store).backends)}
+    if "celery" in {executor, *settings.executor_routes.values()}:
+        checks["broker"] = health_checks.broker_check(settings.broker_url)
+    if reaper is not None and settings.reaper_interval > 0:
+        checks["reaper"] = health_checks.reaper_check(
+            lambda: reaper.last_pass, lambda: reaper.running, settings.reaper_interval)
+    return health_checks.Health(checks, settings.healthcheck_disable_file)
+
+
+@functools.cache
+def _migration_head() -> str | None:
+    from glint.db import migrate
+
+    return migrate.head()
 
 
 def build_api_worker() -> Glint:

@@ -3,12 +3,17 @@
 Each command builds the settings once (``glint.settings.load``) and, where it needs more than
 the database, glint itself through the composition root (``glint.app.build``). A setting that
 cannot work ends the command with one line on stderr and exit status 2, never a traceback.
+
+Each command imports what it uses when it runs (uvicorn, SQLAlchemy, Alembic, oslo.policy,
+the composition root): ``glint --help`` or ``glint db current`` would otherwise wait a second
+or two for libraries they never touch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import logging.config
 import os
 import pathlib
 import re
@@ -17,28 +22,26 @@ import socket
 import sys
 import tomllib
 from collections.abc import Iterator, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
-import pydantic
-import pydantic_settings
-import sqlalchemy as sa
-import uvicorn
-from alembic import util as alembic_util
-from uvicorn import config as uvicorn_config
-from uvicorn.supervisors import multiprocess
 
-from glint import app, errors
-from glint import settings as settings_mod
-from glint.db import migrate as migrations
-from glint.scripts.registry import Registry
+from glint import errors, logcontext
+
+if TYPE_CHECKING:
+    import pydantic
+    import pydantic_settings
+    import sqlalchemy as sa
+    import uvicorn
+
+    from glint import app
+    from glint import settings as settings_mod
+    from glint.db import engine
 
 LOG = logging.getLogger(__name__)
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-LOG_FORMAT_PROCESSES = "%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s"
 API_WORKER_APP = "glint.api.app:create_api_worker"  # the factory each API worker calls
-# uvicorn's httptools protocol with zero-copy downloads (sendfile(2)): glint/api/sendfile.py.
-HTTP_PROTOCOL = "glint.api.sendfile:SendfileProtocol"
+# uvicorn's httptools protocol with header limits and zero-copy downloads: glint/api/server.py.
+HTTP_PROTOCOL = "glint.api.server:GlintProtocol"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -81,10 +84,12 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
     With --workers N, N processes (API workers) serve the API and run the in-process tasks;
     this one supervises them, and starts one again that dies.
     """
+    import uvicorn
+
     overrides = {k: v for k, v in {"bind_host": host, "bind_port": port,
                                    "api_workers": workers}.items() if v is not None}
     settings = _settings(**overrides)
-    _configure_logging(log_level)
+    _configure_logging(log_level, settings.log_format)
     url = settings.effective_database_url
     if migrate:
         _upgrade(url, "head")
@@ -95,6 +100,7 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
     from glint.api.app import create_app
 
     glint = _build(settings)
+    _check_stores(glint, unreachable_ok=True)
     if settings.api_workers > 1:
         config = _uvicorn_config(API_WORKER_APP, settings, log_level, access_log)
         _supervise(glint, config, overrides, bind_port)
@@ -108,10 +114,13 @@ def _uvicorn_config(asgi_app: Any, settings: settings_mod.Settings, log_level: s
     """How uvicorn serves ``asgi_app``: the app itself, or with several API workers the import
     string of the factory each of their processes calls (spawned, so it configures logging
     again from ``log_config``)."""
+    import uvicorn
+
     workers = settings.api_workers
     return uvicorn.Config(asgi_app, host=settings.bind_host, port=settings.bind_port,
                           workers=workers, factory=workers > 1, lifespan="on",
-                          log_config=_log_config(log_level) if workers > 1 else None,
+                          log_config=_log_config(log_level, settings.log_format)
+                          if workers > 1 else None,
                           log_level=log_level, access_log=access_log, server_header=False,
                           http=HTTP_PROTOCOL)
 
@@ -127,6 +136,11 @@ def _supervise(glint: app.Glint, config: uvicorn.Config, overrides: dict[str, An
     it as GLINT_* variables. SIGTERM or SIGINT stops them all gracefully; the command exits 0.
     ``port`` is the one :func:`_free_port` found free (``config.port``, or any for 0).
     """
+    from uvicorn import config as uvicorn_config
+    from uvicorn.supervisors import multiprocess
+
+    from glint import app
+
     os.environ.update({f"GLINT_{name.upper()}": str(value) for name, value in overrides.items()})
     os.environ[app.SERVE_ID_ENV] = glint.runner.serve_id
     sockets = _listening_sockets(config, port)
@@ -186,6 +200,8 @@ class _OwnSocket:
 
 def _bind_reusing_port(family: int, host: str, port: int) -> socket.socket:
     """In an API worker as it starts: its listening socket (uvicorn calls ``listen``)."""
+    from uvicorn import config as uvicorn_config
+
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -222,6 +238,10 @@ def _run_until_signalled(server: uvicorn.Server) -> None:
 def _require_migrated(url: str, unreachable_ok: bool = False) -> None:
     """Stop unless the database is at this glint's revision; with ``unreachable_ok``, a
     database that cannot be reached now is let pass (its revision is not checked)."""
+    import sqlalchemy as sa
+
+    from glint.db import migrate as migrations
+
     try:
         with _database_errors(url, unreachable_ok):
             current, head = migrations.current(url), migrations.head()
@@ -246,7 +266,10 @@ def _require_migrated(url: str, unreachable_ok: bool = False) -> None:
 @click.option("--pool", type=click.Choice(["threads", "prefork", "solo"]), default="threads",
               show_default=True, help="Celery execution pool.")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
-def worker(queues: str | None, concurrency: int | None, pool: str, log_level: str) -> None:
+@click.option("--health-port", type=click.IntRange(0, 65535),
+              help="Answer GET /healthcheck on this port (on bind_host), as glint serve does.")
+def worker(queues: str | None, concurrency: int | None, pool: str, log_level: str,
+           health_port: int | None) -> None:
     """Run tasks published by the celery executor, until SIGTERM or SIGINT.
 
     The worker runs each task with the same runner and scripts as `glint serve`, and runs the
@@ -255,11 +278,12 @@ def worker(queues: str | None, concurrency: int | None, pool: str, log_level: st
     reached does not stop it: it waits for it before taking tasks.
     """
     settings = _settings(executor="celery")
-    _configure_logging(log_level)
+    _configure_logging(log_level, settings.log_format)
     _wait_for_database(settings.effective_database_url)
     from glint.executors import celery as celery_executor
 
     glint = _build(settings)
+    _check_stores(glint)
     executor = glint.executor
     if not isinstance(executor, celery_executor.CeleryExecutor):
         raise SettingsError("glint worker needs the celery executor")
@@ -269,21 +293,42 @@ def worker(queues: str | None, concurrency: int | None, pool: str, log_level: st
 
         signals.worker_process_init.connect(
             lambda **_: glint.db.engine.dispose(close=False), weak=False)
+    from celery import signals as celery_signals
+
+    # SIGTERM or SIGINT: take no new task from here on (the consumer stops only at its next
+    # poll, seconds later; what it still receives goes back to the queue).
+    celery_signals.worker_shutting_down.connect(lambda **_: executor.drain(), weak=False)
     glint.start(recover=False)
+    if health_port is not None and glint.health is not None:
+        from glint import health
+
+        health.serve(glint.health, settings.bind_host, health_port)
+    threads = concurrency or settings.executor_threads
+    LOG.info("glint worker: queues %s, concurrency %d (%s pool), broker %s", chosen, threads,
+             pool, _safe(settings.broker_url))
     try:
+        # --quiet: no Celery banner, which suggests options (-E) this command does not take;
+        # the line above says what it would.
         executor.app.worker_main([
-            "worker", f"--queues={chosen}", f"--pool={pool}",
-            f"--concurrency={concurrency or settings.executor_threads}",
+            "--quiet", "worker", f"--queues={chosen}", f"--pool={pool}",
+            f"--concurrency={threads}",
             f"--loglevel={log_level.upper()}", f"--hostname=glint-{os.getpid()}@%h",
             "--without-gossip", "--without-mingle", "--without-heartbeat"])
     finally:
         glint.close(timeout=10)
 
 
-def _wait_for_database(url: str, retry: float = app.RECOVERY_RETRY) -> None:
+def _wait_for_database(url: str, retry: float | None = None) -> None:
     """Return once the database answers (trying again every ``retry`` seconds, with a warning
     now and then) and is at this glint's revision: a worker takes no task it could not run."""
     import time
+
+    import sqlalchemy as sa
+
+    from glint import app
+    from glint.db import migrate as migrations
+
+    retry = app.RECOVERY_RETRY if retry is None else retry
 
     started = time.monotonic()
     warned_at: float | None = None
@@ -332,6 +377,8 @@ def db_upgrade(revision: str) -> None:
 @db.command("current")
 def db_current() -> None:
     """Show the database's migration revision and the newest this glint has."""
+    from glint.db import migrate as migrations
+
     settings = _settings()
     _configure_logging("warning")
     url = settings.effective_database_url
@@ -343,6 +390,8 @@ def db_current() -> None:
 @db.command("purge")
 def db_purge() -> None:
     """Hard-delete expired (and soft-deleted) tasks; print how many went."""
+    from glint.scripts.registry import Registry
+
     settings = _settings()
     _configure_logging("warning")
     _require_migrated(settings.effective_database_url)
@@ -354,6 +403,72 @@ def db_purge() -> None:
     click.echo(f"purged {count} expired task{'' if count == 1 else 's'}")
 
 
+@db.command("load-metadefs")
+@click.argument("path", type=click.Path(exists=True, path_type=pathlib.Path))
+@click.option("--overwrite", is_flag=True,
+              help="Replace namespaces that exist already (default: leave them, and say so).")
+def db_load_metadefs(path: pathlib.Path, overwrite: bool) -> None:
+    """Load metadata definitions from PATH: a directory of Glance's JSON files (its
+    etc/metadefs, as `glance-manage db_load_metadefs` reads them), or one such file.
+
+    Every file is checked first; one that cannot be loaded stops the command and nothing is
+    loaded.
+    """
+    from glint.metadefs import files
+
+    url = _migrated_database()
+    with _database_errors(url), _refusals(), _database(url) as database:
+        done = files.load(database, path, overwrite=overwrite)
+    for name in done.skipped:
+        click.echo(f"skipped {name}: it exists already (--overwrite replaces it)")
+    click.echo(f"loaded {_count(len(done.loaded), 'namespace')} from {path}")
+
+
+@db.command("export-metadefs")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=pathlib.Path))
+def db_export_metadefs(directory: pathlib.Path) -> None:
+    """Write every metadata definition namespace to DIRECTORY, one JSON file each, in the
+    format `glint db load-metadefs` (and Glance) reads. Files of the same name are replaced."""
+    from glint.metadefs import files
+
+    url = _migrated_database()
+    with _database_errors(url), _refusals(), _database(url) as database:
+        written = files.export(database, directory)
+    click.echo(f"exported {_count(len(written), 'namespace')} to {directory}")
+
+
+def _migrated_database() -> str:
+    settings = _settings()
+    _configure_logging("warning")
+    url = settings.effective_database_url
+    _require_migrated(url)
+    return url
+
+
+@contextlib.contextmanager
+def _database(url: str) -> Iterator[engine.Database]:
+    from glint.db import engine
+
+    database = engine.Database(url)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """A request glint refuses (a bad file, say) as one line and exit status 1."""
+    try:
+        yield
+    except errors.GlintError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 # -- scripts ------------------------------------------------------------------------------
 
 
@@ -362,8 +477,10 @@ def scripts() -> None:
     """List the installed task scripts and whether each is served.
 
     Each script's entry-point name is a task type. A broken script is listed with the reason
-    it is not served.
+    it is not served, and makes the command exit with status 1 (a deploy check).
     """
+    from glint.scripts.registry import Registry
+
     _settings()
     _configure_logging("warning")
     with _quiet("glint.scripts.registry"):  # broken scripts are in the table, with the reason
@@ -376,6 +493,8 @@ def scripts() -> None:
         return
     header = ("TYPE", "PACKAGE", "VERSION", "STATUS", "DESCRIPTION / REASON")
     click.echo(_table([header, *rows]))
+    if registry.broken:
+        raise click.exceptions.Exit(1)
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:
@@ -426,26 +545,49 @@ def policy(effective: bool) -> None:
 
 
 def _settings(**overrides: Any) -> settings_mod.Settings:
+    import pydantic
+    import pydantic_settings
+
+    from glint import settings as settings_mod
+
     config_file = os.environ.get(settings_mod.CONFIG_ENV)
     if config_file and not pathlib.Path(config_file).is_file():
         raise SettingsError(f"${settings_mod.CONFIG_ENV} names {config_file}, which is not a file")
     try:
         return settings_mod.load(**overrides)
     except pydantic.ValidationError as exc:
-        raise SettingsError(_describe(exc)) from None
+        raise SettingsError(_describe(exc, config_file)) from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"the settings file {config_file} is not valid TOML: {exc}") from None
     except pydantic_settings.SettingsError as exc:  # an environment value that is not JSON
         raise SettingsError(_describe_source_error(exc)) from None
 
 
-def _describe(exc: pydantic.ValidationError) -> str:
+def _describe(exc: pydantic.ValidationError, config_file: str | None) -> str:
+    """One line naming each bad setting and where its value came from: the environment
+    variable, or the settings file (an unknown key can only come from there)."""
     problems = []
+    in_file = _file_keys(config_file)
     for error in exc.errors():
         field = ".".join(str(part) for part in error["loc"]) or "settings"
-        env = f"GLINT_{str(error['loc'][0]).upper()}" if error["loc"] else ""
-        problems.append(f"{field} ({env}): {error['msg']}" if env else f"{field}: {error['msg']}")
-    return "invalid setting " + "; ".join(problems)
+        name = str(error["loc"][0]) if error["loc"] else ""
+        if error["type"] == "extra_forbidden":
+            where = f"in the settings file {config_file}" if name in in_file else "given"
+            problems.append(f"unknown setting {field} {where} (the README lists the settings)")
+            continue
+        env = f"GLINT_{name.upper()}"
+        source = (f"in the settings file {config_file}"
+                  if name in in_file and env not in os.environ else env)
+        problems.append(f"invalid setting {field} ({source}): {error['msg']}" if name
+                        else f"invalid settings: {error['msg']}")
+    return "; ".join(problems)
+
+
+def _file_keys(config_file: str | None) -> set[str]:
+    if not config_file:
+        return set()
+    with open(config_file, "rb") as file:
+        return set(tomllib.load(file))
 
 
 def _describe_source_error(exc: pydantic_settings.SettingsError) -> str:
@@ -458,16 +600,39 @@ def _describe_source_error(exc: pydantic_settings.SettingsError) -> str:
 
 
 def _build(settings: settings_mod.Settings, **parts: Any) -> app.Glint:
+    from glint import app
+
     with _database_errors(settings.effective_database_url):
         return app.build(settings, **parts)
 
 
+def _check_stores(glint: app.Glint, unreachable_ok: bool = False) -> None:
+    """Stop (exit 2) on stores that cannot read the images already stored; with
+    ``unreachable_ok``, a database that cannot be reached now lets it pass unchecked."""
+    import sqlalchemy as sa
+
+    url = glint.settings.effective_database_url
+    try:
+        with _database_errors(url, unreachable_ok):
+            glint.check_stores()
+    except sa.exc.OperationalError:
+        LOG.warning("the stores were not checked against the images already stored: the "
+                    "database is unreachable")
+    except SettingsError:
+        glint.close(timeout=0)
+        raise
+
+
 def _upgrade(url: str, revision: str) -> None:
+    from glint.db import migrate as migrations
+
     with _database_errors(url):
         migrations.upgrade(url, revision)
 
 
 def _current(url: str) -> str | None:
+    from glint.db import migrate as migrations
+
     with _database_errors(url):
         return migrations.current(url)
 
@@ -476,6 +641,9 @@ def _current(url: str) -> str | None:
 def _database_errors(url: str, unreachable_ok: bool = False) -> Iterator[None]:
     """Turn a bad setting or an unreachable database into one line instead of a traceback
     (``unreachable_ok``: let the caller handle an unreachable database)."""
+    import sqlalchemy as sa
+    from alembic import util as alembic_util
+
     try:
         yield
     except errors.ConfigurationError as exc:
@@ -497,24 +665,23 @@ def _reason(exc: sa.exc.OperationalError) -> str:
 
 def _safe(url: str) -> str:
     """The URL without its password, fit for a terminal or a log."""
+    import sqlalchemy as sa
+
     try:
         return sa.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return repr(url)
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # `glint db` commands say what it did
+def _configure_logging(level: str, log_format: str = "text") -> None:
+    """Log lines to stderr, each with the request and task it is about (glint.logcontext);
+    alembic's at warning (`glint db` commands say what they did)."""
+    logging.config.dictConfig(logcontext.config(level, log_format))
 
 
-def _log_config(level: str) -> dict[str, Any]:
+def _log_config(level: str, log_format: str) -> dict[str, Any]:
     """:func:`_configure_logging` as a ``logging.config`` dictionary, with process ids."""
-    return {"version": 1, "disable_existing_loggers": False,
-            "formatters": {"glint": {"format": LOG_FORMAT_PROCESSES}},
-            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "glint"}},
-            "root": {"level": level.upper(), "handlers": ["stderr"]},
-            "loggers": {"alembic": {"level": "WARNING"}}}
+    return logcontext.config(level, log_format, processes=True)
 
 
 @contextlib.contextmanager

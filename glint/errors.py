@@ -7,6 +7,8 @@ exception) and its message becomes the task's ``message``.
 
 from __future__ import annotations
 
+import errno
+
 
 class GlintError(Exception):
     """Base of every error glint raises on purpose."""
@@ -18,6 +20,10 @@ class GlintError(Exception):
 
 class BadRequest(GlintError):
     """The request is malformed or names something invalid (HTTP 400)."""
+
+
+class MalformedUrl(BadRequest):
+    """A URL that does not parse: no host, a bad port, a character no URL has (HTTP 400)."""
 
 
 class Unauthorized(GlintError):
@@ -73,11 +79,44 @@ class InvalidTransition(GlintError):
 
 
 class StoreError(GlintError):
-    """A store could not read or write image data."""
+    """A store could not read or write image data (unexpected: HTTP 500, unless a subclass)."""
+
+
+class StoreFull(StoreError):
+    """The store has no room for the data: its filesystem is full, or its quota spent
+    (HTTP 413, Glance's ``StorageFull``)."""
+
+
+class StoreUnwritable(StoreError):
+    """The store refuses writes: a read-only filesystem, or permission denied (HTTP 503, as
+    Glance answers ``StorageWriteDenied``): the operator must fix it; the client may retry."""
+
+
+# errno values of an OSError from a store, by what they mean for the client (Glance's mapping,
+# with EDQUOT and EROFS/EPERM added: the same condition by other names).
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_UNWRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def store_error(exc: OSError) -> StoreError:
+    """The StoreError an OSError raised by a store means, with a message for the client."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in _FULL:
+        return StoreFull(f"Image storage media is full: {reason}")
+    if exc.errno in _UNWRITABLE:
+        return StoreUnwritable(f"Image storage media cannot be written: {reason}")
+    return StoreError(f"Image storage media failed: {reason}")
 
 
 class ScriptError(GlintError):
     """Raised by a script to fail its task with a message meant for the user."""
+
+
+class ImageRefused(ScriptError):
+    """The safety gate (:mod:`glint.gate`) refused image data: unsafe, or not what was said.
+
+    An upload answers 415 with it; a task fails with its message.
+    """
 
 
 class TransientError(ScriptError):

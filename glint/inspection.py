@@ -3,7 +3,13 @@
 An :class:`Inspection` eats the bytes as they stream past (the copy into the store reads them
 once; the inspector sees the same chunks), runs every inspector the library has, and keeps
 only the ones still in the running once the format is decided (a few hundred KiB in), so a
-large image costs next to nothing more. :meth:`Inspection.verdict` then applies the rules:
+large image costs next to nothing more. Until the format is decided the inspectors are fed
+blocks of :data:`BLOCK_SIZE` bytes from offset 0, however the network cut the data: the
+library's inspectors depend on the chunks they are fed (the VMDK one parses its descriptor
+from whatever the first chunk holds, the VHDX one misses regions it learns of inside a chunk
+much larger than a MiB), so a source that sent 8 bytes and paused could change the verdict.
+Once decided, the inspectors left hold every region they asked for, and chunks pass as they
+come. The verdict depends on the bytes alone. :meth:`Inspection.verdict` then applies the rules:
 
 - The data must be in one format. Several matches mean one header may hide another and are
   refused, except an ISO that is also a GPT disk (bootable installer media) declared ``iso``.
@@ -12,10 +18,15 @@ large image costs next to nothing more. :meth:`Inspection.verdict` then applies 
   declared ``raw`` that turns out to be qcow2, VMDK... is refused (qemu would read it as such).
   The match is required only for ``container_format`` ``bare`` (or none), as in Glance: other
   containers (ova, docker, compressed...) wrap the disk.
+- What qemu would read the bytes as (:mod:`glint.qemu_probe`, qemu's own probes on the first
+  2 KiB, short files included) must be the declared format too: data declared ``raw`` that
+  qemu would open as qcow2 is refused even when it is too short for the library to parse.
 - The detected format must pass the library's safety checks whatever was declared: no qcow2
   backing file, external data file or unknown features; no VMDK extents in other files or
   create-types other than ``vmdk_allowed_types``; no QED; no LUKS but version 1; no odd MBR
-  in a GPT disk.
+  in a GPT disk. glint adds one the library lacks: a VMDK descriptor must name no parent
+  (``parentFileNameHint``, which qemu opens as a backing file) and exactly one extent, of the
+  file itself (``SPARSE``).
 
 Every refusal is a :class:`glint.errors.ScriptError` that names the problem.
 """
@@ -28,10 +39,18 @@ from collections.abc import Iterable, Iterator
 
 from oslo_utils.imageutils import format_inspector
 
-from glint import errors
+from glint import errors, qemu_probe
 
 UNINSPECTABLE = frozenset({"ami", "ari", "aki", "ploop"})  # no inspector; the bytes look raw
 RAW_ALIKE = frozenset({"raw", "gpt"})
+# The qemu format each declared disk format may probe as (none: it must probe as raw).
+QEMU_PROBED = {"qcow2": "qcow2", "vmdk": "vmdk", "vhd": "vpc", "vhdx": "vhdx", "vdi": "vdi",
+               "ploop": "parallels"}
+# Formats with backing files that no inspector checks: never let in, whatever the container.
+UNSAFE_PROBED = frozenset({"qcow", "qed"})
+# What the inspectors are fed until the format is decided: a VMDK descriptor (up to 1 MiB) in
+# one piece, VHDX metadata regions learnt of in time.
+BLOCK_SIZE = 1024 * 1024
 _READ_SIZE = 64 * 1024
 
 
@@ -50,6 +69,8 @@ class Inspection:
         self._inspectors = [cls() for cls in format_inspector.ALL_FORMATS.values()]
         self._errors: dict[str, Exception] = {}
         self._decided = False
+        self._pending = bytearray()  # not yet fed: less than a block, until decided
+        self._probe_head = b""  # the first bytes, for qemu's probes
 
     def wrap(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """Yield ``chunks`` unchanged, inspecting each on the way."""
@@ -58,6 +79,27 @@ class Inspection:
             yield chunk
 
     def feed(self, chunk: bytes) -> None:
+        if len(self._probe_head) < qemu_probe.PROBE_SIZE:
+            self._probe_head += chunk[:qemu_probe.PROBE_SIZE - len(self._probe_head)]
+        if self._decided:
+            self._eat(chunk)
+            return
+        self._pending += chunk
+        while len(self._pending) >= BLOCK_SIZE and not self._decided:
+            block = bytes(self._pending[:BLOCK_SIZE])
+            del self._pending[:BLOCK_SIZE]
+            self._eat(block)
+        if self._decided and self._pending:
+            self._eat(self._flush())
+
+    def _flush(self) -> bytes:
+        rest = bytes(self._pending)
+        self._pending.clear()
+        return rest
+
+    def _eat(self, chunk: bytes) -> None:
+        if not chunk:
+            return
         for inspector in list(self._inspectors):
             try:
                 inspector.eat_chunk(chunk)
@@ -78,6 +120,7 @@ class Inspection:
         ``declared`` is the disk format the data is supposed to be in (None: not said);
         ``what`` names where it was said, for messages.
         """
+        self._eat(self._flush())
         for inspector in self._inspectors:
             inspector.finish()
         found = self._matches()
@@ -88,6 +131,8 @@ class Inspection:
         chosen = next(i for i in found if i.NAME != "gpt") if len(found) > 1 else found[0]
         if container_format in (None, "bare") and declared is not None:
             _check_match(chosen.NAME, declared, what, self._errors.get(declared))
+            _check_probe(qemu_probe.probe(self._probe_head), declared, what)
+        _check_unsafe_probe(qemu_probe.probe(self._probe_head))
         for inspector in found:
             _check_safety(inspector, vmdk_allowed_types)
         virtual_size = chosen.virtual_size
@@ -118,6 +163,35 @@ def _check_match(detected: str, declared: str, what: str, error: Exception | Non
                              f"{detected}{why}")
 
 
+def _parent_hint(descriptor: str) -> bool:
+    """True if qemu would find a parent name: it looks for the key anywhere, comments too."""
+    key = "parentfilenamehint"
+    start = descriptor.find(key)
+    while start >= 0:
+        value = descriptor[start + len(key) + 2:]
+        if not value.startswith('"'):
+            return True
+        start = descriptor.find(key, start + 1)
+    return False
+
+
+def _check_unsafe_probe(probed: frozenset[str]) -> None:
+    """Formats qemu reads with backing files the inspector cannot check: refused in any
+    container, bare or not."""
+    unsafe = sorted(probed & UNSAFE_PROBED)
+    if unsafe:
+        raise errors.ScriptError(f"Image data refused: qemu would read it as {', '.join(unsafe)}, "
+                                 "which may name backing files")
+
+
+def _check_probe(probed: frozenset[str], declared: str, what: str) -> None:
+    allowed = QEMU_PROBED.get(declared)
+    others = sorted(probed - {allowed})
+    if others:
+        raise errors.ScriptError(f"Image data refused: {what} is {declared!r} but qemu would "
+                                 f"read the data as {', '.join(others)}")
+
+
 def _check_safety(inspector: format_inspector.FileInspector,
                   vmdk_allowed_types: Iterable[str]) -> None:
     try:
@@ -129,8 +203,30 @@ def _check_safety(inspector: format_inspector.FileInspector,
     except format_inspector.ImageFormatError as exc:
         raise errors.ScriptError(f"Image data refused: the {inspector.NAME} image cannot be "
                                  f"checked: {exc}") from exc
+    if inspector.NAME == "vmdk":
+        _check_vmdk(inspector, vmdk_allowed_types)
+
+
+def _check_vmdk(inspector: format_inspector.FileInspector,
+                vmdk_allowed_types: Iterable[str]) -> None:
+    """What qemu would follow out of a VMDK that the library does not check."""
+    if not (inspector.has_region("header")
+            and inspector.region("header").data.startswith(b"KDMV")):
+        raise errors.ScriptError("Image data refused: a VMDK descriptor without a sparse "
+                                 "extent header: its data would be read from other files")
+    descriptor = str(getattr(inspector, "desc_text", None) or "")
+    if _parent_hint(descriptor):
+        raise errors.ScriptError("Image data refused: the VMDK names a parent image "
+                                 "(parentFileNameHint), which qemu would open as a backing file")
+    lines = [line.strip() for line in descriptor.splitlines()]
+    extents = [line.split() for line in lines
+               if line.split(" ", 1)[0] in ("rw", "rdonly", "noaccess")]
+    if len(extents) != 1 or len(extents[0]) < 3 or extents[0][2] != "sparse":
+        raise errors.ScriptError("Image data refused: a VMDK must have exactly one extent, "
+                                 f"the file itself (SPARSE); this one has {len(extents)} or "
+                                 "another kind")
     vmdk_type = getattr(inspector, "vmdktype", None)
-    if inspector.NAME == "vmdk" and vmdk_type is not None:
+    if vmdk_type is not None:
         allowed = {t.lower() for t in vmdk_allowed_types}
         if str(vmdk_type).lower() not in allowed:
             raise errors.ScriptError(f"Image data refused: VMDK create-type {vmdk_type!r} is "

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     bind_host: str = "127.0.0.1"
     bind_port: int = pydantic.Field(9292, ge=0, le=65535)
     public_endpoint: str | None = None
+    # Operators: a file whose presence makes /healthcheck answer 503 "DISABLED BY FILE"
+    # (oslo.middleware's disable_by_file), and the log line format.
+    healthcheck_disable_file: pathlib.Path | None = None
+    log_format: Literal["text", "json"] = "text"
     # Processes `glint serve` serves the API from (Glance's `workers`); --workers overrides.
     api_workers: int = pydantic.Field(1, ge=1, le=64)
 
@@ -155,6 +159,13 @@ class Settings(BaseSettings):
     auth_mode: Literal["headers", "keystone"] = "headers"
     keystone_authtoken: dict[str, str | int | float | bool] = pydantic.Field(
         default_factory=dict)
+    # Keystone mode: tokens validated with Keystone at once (each in a thread of its own, not
+    # one of those requests are served from), and requests that may wait for one of those
+    # slots; past both, a request with a token glint has not cached gets 503 at once.
+    token_validations: int = pydantic.Field(16, ge=1, le=256)
+    token_validation_backlog: int = pydantic.Field(64, ge=0, le=10000)
+    # How long a token Keystone refused is refused again without asking (0: not remembered).
+    invalid_token_cache_time: float = pydantic.Field(30.0, ge=0, description="seconds")
     # Header mode only: the caller when a request names no project (empty: 401 instead).
     default_project_id: str | None = "demo"
     default_user_id: str | None = "demo"

@@ -5,7 +5,8 @@ this order: the URL is well-formed, its scheme is allowed, it carries no credent
 is not on the deny-list, it is on the allow-list when there is one, and then, for a host that
 is not on the allow-list, its port is allowed and (for an IP literal) its address is one an
 import may reach (:mod:`glint.addresses`). Every refusal is a :class:`glint.errors.BadRequest`
-that says which rule failed.
+that says which rule failed; one for a URL that does not parse is a
+:class:`glint.errors.MalformedUrl`.
 
 Host names are resolved only when connecting: :meth:`UrlFilter.resolve` runs in the fetching
 code's network backend (:mod:`glint.scripts.fetch`), checks *every* address the name resolves
@@ -147,23 +148,23 @@ def _on(port: int | None) -> str:
 
 def _parse(url: str) -> urllib.parse.SplitResult:
     if not url:
-        raise errors.BadRequest("Import URL is empty")
+        raise errors.MalformedUrl("Import URL is empty")
     if _UNSAFE_CHARACTERS.search(url):
-        raise errors.BadRequest("Import URL contains whitespace, control characters "
+        raise errors.MalformedUrl("Import URL contains whitespace, control characters "
                                 "or backslashes")
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError as exc:
-        raise errors.BadRequest(f"Import URL is not a valid URL: {exc}") from None
+        raise errors.MalformedUrl(f"Import URL is not a valid URL: {exc}") from None
     if not parts.scheme:
-        raise errors.BadRequest("Import URL has no scheme (expected e.g. https://...)")
+        raise errors.MalformedUrl("Import URL has no scheme (expected e.g. https://...)")
     return parts
 
 
 def _host(parts: urllib.parse.SplitResult) -> str:
     host = parts.hostname  # lower-cased, brackets stripped
     if not host:
-        raise errors.BadRequest("Import URL has no host")
+        raise errors.MalformedUrl("Import URL has no host")
     return _normalise(host)
 
 
@@ -171,9 +172,9 @@ def _port(parts: urllib.parse.SplitResult) -> int | None:
     try:
         port = parts.port
     except ValueError:
-        raise errors.BadRequest("Import URL port is not a number from 1 to 65535") from None
+        raise errors.MalformedUrl("Import URL port is not a number from 1 to 65535") from None
     if port == 0:
-        raise errors.BadRequest("Import URL port is not a number from 1 to 65535")
+        raise errors.MalformedUrl("Import URL port is not a number from 1 to 65535")
     return port
 
 
@@ -189,7 +190,7 @@ def _normalise(host: str) -> str:
     try:
         host = host.encode("idna").decode("ascii")
     except UnicodeError:
-        raise errors.BadRequest(f"Import URL host {host!r} is not a valid host name") from None
+        raise errors.MalformedUrl(f"Import URL host {host!r} is not a valid host name") from None
     if not _HOST_NAME.match(host):
-        raise errors.BadRequest(f"Import URL host {host!r} is not a valid host name")
+        raise errors.MalformedUrl(f"Import URL host {host!r} is not a valid host name")
     return host

@@ -17,3 +17,12 @@ def in_ci() -> bool:
 needs_qemu_img = pytest.mark.skipif(
     shutil.which("qemu-img") is None and not in_ci(),
     reason="qemu-img (Debian's qemu-utils) is not installed; `make test` installs it")
+
+
+def require_qemu_img() -> None:
+    """Skip (outside CI) or fail (in CI) the calling test or fixture without qemu-img."""
+    if shutil.which("qemu-img") is None:
+        message = "qemu-img (Debian's qemu-utils) is not installed; `make test` installs it"
+        if in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)

@@ -6,7 +6,7 @@ import dataclasses
 import os
 import pathlib
 
-SECTIONS = ("limits", "transfers", "objects", "dispatch", "celery", "api")
+SECTIONS = ("limits", "transfers", "objects", "dispatch", "celery", "api", "keystone")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +25,9 @@ class Config:
     api_seconds: float = 5.0  # BENCH_API_SECONDS per endpoint, level and concurrency
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"  # BENCH_BROKER_URL
     postgres_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"  # BENCH_POSTGRES_URL
+    keystone_url: str = "http://127.0.0.1:5000"  # BENCH_KEYSTONE_URL: run_tempest.sh's Keystone
+    keystone_clients: int = 200  # BENCH_KEYSTONE_CLIENTS: connections sending bad tokens
+    keystone_seconds: float = 5.0  # BENCH_KEYSTONE_SECONDS: per flood, and idle
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
@@ -51,4 +54,7 @@ class Config:
             api_seconds=float(env.get("BENCH_API_SECONDS", base.api_seconds)),
             broker_url=env.get("BENCH_BROKER_URL", base.broker_url),
             postgres_url=env.get("BENCH_POSTGRES_URL", base.postgres_url),
+            keystone_url=env.get("BENCH_KEYSTONE_URL", base.keystone_url),
+            keystone_clients=int(env.get("BENCH_KEYSTONE_CLIENTS", base.keystone_clients)),
+            keystone_seconds=float(env.get("BENCH_KEYSTONE_SECONDS", base.keystone_seconds)),
         )

@@ -14,6 +14,7 @@ import dataclasses
 import pathlib
 import socket
 import time
+from collections.abc import Mapping
 
 BUFFER = 1024 * 1024
 TIMEOUT = 120.0
@@ -104,11 +105,13 @@ class Connection:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         return cls(reader, writer)
 
-    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes, float]:
+    async def request(self, method: str, path: str, body: bytes = b"",
+                      headers: Mapping[str, str] | None = None) -> tuple[int, bytes, float]:
         """Send one request; return its status, body and duration in seconds."""
         head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         if body or method in ("POST", "PUT", "PATCH"):
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         start = time.perf_counter()
         self._writer.write(head.encode() + b"\r\n" + body)
         raw = await self._reader.readuntil(b"\r\n\r\n")

@@ -169,6 +169,7 @@ def table(results: Mapping[str, Any]) -> str:
                              one["p99_ms"], many["p50_ms"], many["p99_ms"], many["per_s"]])
         out += _rows(["tasks", "workers", "request", "c=1 p50", "c=1 p99", "p50", "p99",
                       "req/s"], rows)
+    out += _keystone_table(results.get("keystone"))
     out += ["", *_rows(["target", "wanted", "measured", "met"],
                        [[t.name, t.wanted, t.measured,
                          {True: "met", False: "NOT met", None: "-"}[t.met]]
@@ -190,3 +191,18 @@ def _dispatch_table(dispatch: Mapping[str, Any]) -> list[str]:
             "many clients at once)",
             *_rows(["executor", "idle p50", "idle p99", "burst p50", "burst p99", "tasks/s",
                     "creates/s"], rows)]
+
+
+def _keystone_table(found: Mapping[str, Any] | None) -> list[str]:
+    if not found:
+        return []
+    if "skipped" in found:
+        return ["", f"keystone mode: skipped: {found['skipped']}"]
+    rows = [[name, f["p50_ms"], f["p99_ms"], f"{f['p50_ratio']}x", f"{f['p99_ratio']}x",
+             f["count"], " ".join(f"{k}:{v}" for k, v in f["flood_answers"].items())
+             + (" (timed out)" if f["timed_out"] else "")]
+            for name, f in found.items() if isinstance(f, dict)]
+    return ["", f"keystone mode: {found['request']} with a cached token, in ms, alone and "
+                f"while {found['clients']} clients send bad tokens",
+            *_rows(["flood", "p50", "p99", "p50 vs idle", "p99 vs idle", "requests",
+                    "flood answers"], rows)]

@@ -26,6 +26,7 @@ from glint_bench import (
     api,
     config,
     dispatch,
+    keystone,
     limits,
     machine,
     objects,
@@ -257,6 +258,31 @@ class Run:
                     for key in ("get_one", "get", "list_one", "list")}})
         self.results["api"] = {"concurrency": self.cfg.api_concurrency, "database": "sqlite",
                                "levels": levels}
+
+    def run_keystone(self) -> None:
+        """An authenticated GET while clients flood glint with bad tokens (keystone.py)."""
+        ks = keystone.Keystone(self.cfg.keystone_url,
+                               os.environ.get("GLANCE_SERVICE_PASSWORD", "glance-service-pw"),
+                               os.environ.get("DEMO_PASSWORD", "demo-pw"))
+        missing = ks.missing()
+        if missing is not None:
+            self.say(f"keystone: skipped: {missing}")
+            self.results["keystone"] = {"skipped": missing}
+            return
+        glint = self.glint(self.work / "glint-keystone", "glint-keystone",
+                           **dict(keystone.settings(ks)))
+        self.say(f"keystone: idle, then {self.cfg.keystone_clients} clients sending bad tokens")
+        found = keystone.measure(glint.port, ks, self.cfg.keystone_clients,
+                                 self.cfg.keystone_seconds)
+        self.procs.stop(glint.process)
+        idle = found["idle"].latency
+        self.results["keystone"] = {
+            "clients": self.cfg.keystone_clients, "request": f"GET {keystone.PATH}",
+            **{name: {**report.latency_dict(f.latency), "timed_out": f.timed_out,
+                      "flood_answers": f.flood_answers,
+                      "p50_ratio": round(f.latency.p50_ms / idle.p50_ms, 1),
+                      "p99_ratio": round(f.latency.p99_ms / idle.p99_ms, 1)}
+               for name, f in found.items()}}
 
 
 def _sqlite(data_dir: pathlib.Path) -> str:

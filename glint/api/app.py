@@ -1,8 +1,9 @@
 """``create_app``: the Starlette application serving one :class:`glint.app.Glint`.
 
-Middleware, outermost first: request id (every response carries it), URL version negotiation
-(and the 300 versions document), in keystone mode the token check, identity (the request
-context, whose ``is_admin`` the policy decides when first read). Errors become JSON through
+Middleware, outermost first: request id (every response carries it, and every log line of
+the request), the plain ``/healthcheck`` (answered before any token check), URL version
+negotiation (and the 300 versions document), in keystone mode the token check, identity (the
+request context, whose ``is_admin`` the policy decides when first read). Errors become JSON through
 the one table in :mod:`glint.api.errors`.
 """
 
@@ -24,6 +25,7 @@ from uvicorn import config as uvicorn_config
 from glint import errors
 from glint.api import errors as api_errors
 from glint.api import (
+    health,
     image_actions,
     image_data,
     image_import,
@@ -53,6 +55,8 @@ def create_app(glint: Glint, *, manage_lifecycle: bool = True) -> Starlette:
     """The API app for ``glint``; with ``manage_lifecycle`` it starts and closes ``glint``."""
     middleware = [
         Middleware(RequestIdMiddleware),
+        *([Middleware(health.HealthcheckMiddleware, health=glint.health)]
+          if glint.health is not None else []),
         Middleware(versions.VersionNegotiationMiddleware, settings=glint.settings),
         *_authentication(glint.settings),
         Middleware(IdentityMiddleware, settings=glint.settings, policy=glint.policy),
@@ -89,7 +93,10 @@ def _authentication(settings: Settings) -> list[Middleware]:
         return []
     from glint.api.keystone import KeystoneMiddleware  # keystone's libraries load only when used
 
-    return [Middleware(KeystoneMiddleware, options=dict(settings.keystone_authtoken))]
+    return [Middleware(KeystoneMiddleware, options=dict(settings.keystone_authtoken),
+                       validations=settings.token_validations,
+                       backlog=settings.token_validation_backlog,
+                       invalid_token_cache_time=settings.invalid_token_cache_time)]
 
 
 def routes(glint: Glint) -> list[BaseRoute]:
@@ -108,6 +115,7 @@ def routes(glint: Glint) -> list[BaseRoute]:
         *stores.routes(Locations(glint.images)),
         *info.routes(glint.images, glint.settings),
         *metadefs.routes(MetadefService(glint.db, glint.policy), glint.settings),
+        *(health.routes(glint.health) if glint.health is not None else []),
     ]
 
 

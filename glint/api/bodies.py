@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from glint import errors
+from glint import digits, errors
 
 MAX_JSON_BYTES = 1024 * 1024
 MAX_DEPTH = 32
@@ -35,8 +35,8 @@ async def json_value(request: Request) -> Any:
 
 
 async def _read(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_JSON_BYTES:
+    declared = digits.parse(request.headers.get("content-length", ""))
+    if declared is not None and declared > MAX_JSON_BYTES:
         raise errors.TooLarge(f"Request body larger than {MAX_JSON_BYTES} bytes")
     chunks: list[bytes] = []
     size = 0

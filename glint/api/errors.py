@@ -34,9 +34,12 @@ STATUS: dict[type[errors.GlintError], int] = {
     errors.Conflict: 409,
     errors.Gone: 410,
     errors.TooLarge: 413,
+    errors.StoreFull: 413,
     errors.UnsupportedMediaType: 415,
+    errors.ImageRefused: 415,
     errors.RangeNotSatisfiable: 416,
     errors.ServiceUnavailable: 503,
+    errors.StoreUnwritable: 503,
 }
 # Messages for Starlette's own errors, which only carry the reason phrase.
 _DEFAULT_MESSAGES = {
@@ -76,6 +79,9 @@ def from_error(exc: errors.GlintError) -> Response:
 
 async def glint_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.GlintError)
+    if isinstance(exc, errors.StoreError) and status_of(exc) is not None:
+        # The operator's to fix (a full or read-only store), not a bug: one line, no traceback.
+        LOG.warning("store error in %s %s: %s", request.method, request.url.path, exc.message)
     return from_error(exc)
 
 

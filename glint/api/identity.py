@@ -3,7 +3,9 @@
 In header mode glint trusts ``X-User-Id``, ``X-Project-Id`` (or ``X-Tenant-Id``) and
 ``X-Roles`` as a proxy or keystonemiddleware hands them over, so it must only be reachable
 through one. Without ``X-Project-Id`` the embedded defaults from the settings apply, so a
-newcomer's client works with any token; with ``default_project_id`` unset that is a 401.
+newcomer's client works with any token; with ``default_project_id`` unset that is a 401. A
+request that sends ``X-Roles`` or ``X-User-Id`` but no project is refused (400) rather than
+served as the default identity: its sender meant to be someone else (``X-Roles: admin``).
 Whether the caller is an admin is the policy's ``context_is_admin`` rule, checked the first
 time something reads ``ctx.is_admin`` (the database's visibility filters: an admin sees every
 project's images and tasks), so an operator who changes that rule changes it everywhere.
@@ -21,7 +23,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from glint import errors
+from glint import errors, logcontext
 from glint.api import errors as api_errors
 from glint.context import RequestContext, new_request_id
 from glint.policy import Policy
@@ -51,6 +53,11 @@ def from_headers(headers: Mapping[str, str], settings: Settings, request_id: str
                               admin_rule=admin_rule)
     if settings.auth_mode == "keystone":  # a valid token without a project: domain or system
         raise errors.Forbidden("glint needs a project-scoped token: this one names no project.")
+    sent = [name for name in ("X-Roles", "X-User-Id") if name.lower() in headers]
+    if sent:
+        raise errors.BadRequest(f"{' and '.join(sent)} without X-Project-Id: send the project "
+                                "too (without identity headers a request acts as the default "
+                                "identity; see docs/identity.md)")
     if settings.default_project_id is None:
         raise errors.Unauthorized("The request you have made requires authentication.")
     return RequestContext(user_id=settings.default_user_id,
@@ -105,4 +112,5 @@ class IdentityMiddleware:
         except errors.GlintError as exc:
             await api_errors.from_error(exc)(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        with logcontext.bound(project_id=state["context"].project_id):
+            await self.app(scope, receive, send)

@@ -31,7 +31,8 @@ from glint.stores.base import Store
 
 LOG = logging.getLogger(__name__)
 OCTET_STREAM = "application/octet-stream"
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d{0,19})\s*-\s*(\d{0,19})\s*$", re.IGNORECASE)
+# ASCII digits only (``re.ASCII``: ``\d`` and ``\s`` would take other scripts' digits and spaces).
+_RANGE = re.compile(r"\s*bytes\s*=\s*(\d{0,19})\s*-\s*(\d{0,19})\s*", re.IGNORECASE | re.ASCII)
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -41,7 +42,7 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     units), which RFC 9110 lets a server ignore. A well-formed range that starts past the end
     is RangeNotSatisfiable.
     """
-    match = _RANGE.match(header) if header else None
+    match = _RANGE.fullmatch(header) if header else None
     if match is None or match.group(1) == match.group(2) == "":
         return None
     first, last = match.group(1), match.group(2)

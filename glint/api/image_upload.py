@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from starlette.requests import Request
 from starlette.responses import Response
 
-from glint import errors
+from glint import digits, errors
 from glint.api import identity, streaming
 from glint.api.images import image_id, media_type
 from glint.context import RequestContext
@@ -30,12 +30,12 @@ def declared_size(request: Request, size_cap: int) -> int | None:
     raw = request.headers.get(SIZE_HEADER)
     size = None
     if raw is not None:
-        if not raw.strip().isdigit() or len(raw) > 20:
+        size = digits.parse(raw.strip(" \t"))
+        if size is None:
             raise errors.BadRequest(f"Invalid {SIZE_HEADER} header {raw[:40]!r}: "
-                                    "must be a number of bytes")
-        size = int(raw)
-    length = request.headers.get("content-length", "")
-    biggest = max(size or 0, int(length) if length.isdigit() else 0)
+                                    "must be a number of bytes in ASCII digits")
+    length = digits.parse(request.headers.get("content-length", ""))
+    biggest = max(size or 0, length or 0)
     if biggest > size_cap:
         raise errors.TooLarge(f"Image data of {biggest} bytes exceeds the size cap of "
                               f"{size_cap} bytes")

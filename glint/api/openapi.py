@@ -42,7 +42,7 @@ IMAGE_REQUIRED = ("id", "name", "status", "visibility", "protected", "os_hidden"
                   "updated_at", "tags", "self", "file", "schema")
 TASK_STUB_REQUIRED = ("id", "type", "status", "owner", "created_at", "updated_at", "self",
                       "schema")
-TASK_REQUIRED = (*TASK_STUB_REQUIRED, "input", "result", "message")
+TASK_REQUIRED = (*TASK_STUB_REQUIRED, "input", "result", "message", "progress")
 MEMBER_REQUIRED = ("member_id", "image_id", "status", "created_at", "updated_at", "schema")
 
 

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
 
-from glint import errors
+from glint import digits, errors
 from glint.settings import Settings
 
 INT64 = 2**63
@@ -30,10 +30,9 @@ def limit(params: QueryParams, settings: Settings) -> int:
     raw = params.get("limit")
     if raw is None:
         return min(settings.limit_param_default, settings.api_limit_max)
-    try:
-        value = int(raw)
-    except ValueError:
-        raise errors.BadRequest("limit param must be an integer") from None
+    value = digits.parse(raw, signed=True)
+    if value is None:
+        raise errors.BadRequest("limit param must be an integer")
     if value < 0:
         raise errors.BadRequest("limit param must be positive")
     return min(value, settings.api_limit_max)
@@ -65,11 +64,11 @@ def boolean(name: str, value: str) -> bool:
 
 
 def integer(name: str, value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
+    """A signed integer in ASCII digits, within 64 bits (400 naming ``name`` otherwise)."""
+    number = digits.parse(value, signed=True)
+    if number is None:
         raise errors.BadRequest(f"Invalid value {value[:64]!r} for '{name}': "
-                                "must be an integer") from None
+                                "must be an integer")
     if not -INT64 <= number < INT64:
         raise errors.BadRequest(f"Invalid value for '{name}': out of range")
     return number

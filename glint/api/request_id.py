@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from glint import context, errors
+from glint import context, errors, logcontext
 from glint.api import errors as api_errors
 
 HEADER = api_errors.REQUEST_ID_HEADER
@@ -52,4 +52,5 @@ class RequestIdMiddleware:
                 MutableHeaders(scope=message)[HEADER] = request_id
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        with logcontext.bound(request_id=request_id):
+            await self.app(scope, receive, send_with_id)

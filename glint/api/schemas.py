@@ -22,7 +22,7 @@ from glint.api.routing import resource
 from glint.scripts.registry import Registry
 from glint.settings import Settings
 
-TASK_STUB_HIDDEN = ("input", "result", "message")
+TASK_STUB_HIDDEN = ("input", "result", "message", "progress")
 
 
 @functools.cache

@@ -33,7 +33,8 @@ class Lease:
 
 def claim(session: orm.Session, task_id: str, owner: str, seconds: float,
           now: datetime.datetime) -> Lease | None:
-    """Take the task: pending, or processing under an expired lease; None when it is taken.
+    """Take the task: pending, or processing under an expired lease; None when it is taken
+    (or bound to another runner, ``glint.tasks.binding``, or waiting out a retry's backoff).
 
     One conditional UPDATE: of two runners racing for the same task, exactly one matches the
     row (PostgreSQL re-checks the WHERE clause after waiting for the other's row lock).
@@ -61,6 +62,8 @@ _CLAIM = (
     sa.update(Task)
     .where(Task.id == sa.bindparam("task_id"), Task.deleted.is_(False),
            Task.cancel_requested.is_(False), Task.attempts < Task.max_attempts,
+           sa.or_(Task.bound_to.is_(None), Task.bound_to == sa.bindparam("new_owner")),
+           sa.or_(Task.retry_at.is_(None), Task.retry_at <= sa.bindparam("now")),
            sa.or_(Task.status == PENDING, sa.and_(Task.status == PROCESSING,
                                                    Task.lease_expires_at < sa.bindparam("now"))))
     .values(status=PROCESSING, lease_owner=sa.bindparam("new_owner"),
@@ -87,6 +90,17 @@ def renew(session: orm.Session, lease: Lease, seconds: float, now: datetime.date
     """Push the lease's expiry ``seconds`` past ``now`` (with ``values``); False when lost."""
     return write(session, lease, lease_expires_at=now + datetime.timedelta(seconds=seconds),
                  updated_at=now, **values)
+
+
+def retry_later(session: orm.Session, lease: Lease, at: datetime.datetime, message: str,
+                now: datetime.datetime) -> bool:
+    """processing → pending, claimable from ``at``: a retry after a TransientError, re-queued
+    rather than waited for in the runner's slot. The run is not counted as an attempt (those
+    count lost runners) but as a retry; the token moves on, as for any re-queue. False for a
+    zombie."""
+    return write(session, lease, status=PENDING, lease_owner=None, lease_expires_at=None,
+                 lease_token=Task.lease_token + 1, attempts=Task.attempts - 1,
+                 retries=Task.retries + 1, retry_at=at, message=message, updated_at=now)
 
 
 def hold(session: orm.Session, lease: Lease) -> None:

@@ -146,6 +146,8 @@ class Task(Timestamped, Base):
     input: orm.Mapped[dict[str, Any] | None] = orm.mapped_column(sa.JSON)
     result: orm.Mapped[dict[str, Any] | None] = orm.mapped_column(sa.JSON)
     message: orm.Mapped[str] = orm.mapped_column(sa.Text, default="")
+    # What the script last reported: {"done", "total", "percent"} (glint.tasks.progress).
+    progress: orm.Mapped[dict[str, Any] | None] = orm.mapped_column(sa.JSON)
     expires_at: orm.Mapped[datetime.datetime | None]
     # The creator's request context (roles included) so the runner can act on its behalf.
     context: orm.Mapped[dict[str, Any]] = orm.mapped_column(sa.JSON, default=dict)
@@ -157,6 +159,12 @@ class Task(Timestamped, Base):
     lease_token: orm.Mapped[int] = orm.mapped_column(default=0)
     lease_expires_at: orm.Mapped[datetime.datetime | None]
     cancel_requested: orm.Mapped[bool] = orm.mapped_column(default=False)
+    # The runner (lease owner name) that alone may run the task, as it alone holds what the
+    # task needs in memory (glint.tasks.binding); None: any runner.
+    bound_to: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    # Re-runs after a TransientError so far, and when the next may start (not claimed before).
+    retries: orm.Mapped[int] = orm.mapped_column(default=0)
+    retry_at: orm.Mapped[datetime.datetime | None]
 
 
 # -- metadata definitions (metadefs): glint.metadefs -----------------------------------------

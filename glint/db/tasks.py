@@ -174,6 +174,13 @@ def types_of(session: orm.Session, task_ids: Sequence[str]) -> dict[str, str]:
     return {task_id: task_type for task_id, task_type in rows}
 
 
+def bindings(session: orm.Session, task_ids: Sequence[str]) -> dict[str, str]:
+    """Task id → the runner it is bound to, for those of ``task_ids`` that are bound."""
+    rows = session.execute(sa.select(models.Task.id, models.Task.bound_to).where(
+        models.Task.id.in_(list(task_ids)), models.Task.bound_to.is_not(None)))
+    return {task_id: str(holder) for task_id, holder in rows}
+
+
 def by_image(session: orm.Session, image_id: str) -> Sequence[models.Task]:
     now = models.utcnow()
     return session.scalars(sa.select(models.Task).where(

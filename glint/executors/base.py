@@ -28,3 +28,7 @@ class Executor(Protocol):
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
         """Stop taking tasks; with ``wait``, let running ones finish (up to ``timeout`` seconds)."""
         ...
+
+# Optional: ``submit_later(task_id, task_type, delay)`` hands the task over in ``delay`` seconds
+# (a retry after its backoff), as the broker's delayed delivery does for ``celery``. Without it
+# the router waits on a timer of its own process, then calls ``submit``.

@@ -9,7 +9,14 @@ dropped. Task state never goes to a Celery result backend.
 
 Queues: ``task_default_queue`` plus every queue named in ``task_queues`` (task type → queue).
 On RabbitMQ they are quorum queues (``broker_quorum_queues``), with ``x-consumer-timeout`` when
-``broker_consumer_timeout`` is set (RabbitMQ 3.12 or newer; quorum queues only).
+``broker_consumer_timeout`` is set (RabbitMQ 3.12 or newer; quorum queues only). Each queue has
+a topic exchange of its own (``<queue>.tasks``): a task re-queued to retry after a backoff is
+published with a countdown, which on quorum queues only RabbitMQ's native delayed delivery
+(Celery's) carries without a worker holding the message, and that needs topic exchanges.
+
+A worker that is told to stop (SIGTERM, SIGINT: Celery's warm shutdown) finishes the tasks it
+runs and starts none: a message it still receives before its consumer stops goes back to the
+queue for another worker (:meth:`CeleryExecutor.drain`).
 
 A failed acknowledgement must not cost a Redis worker its prefetch slot. kombu's virtual
 transports (Redis) count a worker's unacknowledged messages in the worker and forget one only
@@ -52,6 +59,11 @@ def is_amqp(url: str) -> bool:
 
 def queue_names(settings: Settings) -> list[str]:
     return sorted({settings.task_default_queue, *settings.task_queues.values()})
+
+
+def exchange_name(queue: str) -> str:
+    """The topic exchange routing to ``queue`` (topic: see the module's docstring)."""
+    return f"{queue}.tasks"
 
 
 def forget_failed_acks(qos: Any) -> None:
@@ -107,8 +119,10 @@ def _consumer_step() -> Any:
     return ForgetFailedAcks
 
 
-def make_app(settings: Settings, run: base.RunTask) -> Any:
-    """A Celery app configured from ``settings`` whose one task runs ``run(task_id)``."""
+def make_app(settings: Settings, run: base.RunTask,
+             draining: threading.Event | None = None) -> Any:
+    """A Celery app configured from ``settings`` whose one task runs ``run(task_id)``; once
+    ``draining`` is set it runs none, and sends each message back to its queue."""
     celery = _celery()
     from kombu import entity
 
@@ -136,7 +150,7 @@ def make_app(settings: Settings, run: base.RunTask) -> Any:
                   "socket_timeout": settings.broker_publish_timeout,
                   "socket_connect_timeout": settings.broker_publish_timeout,
                   "socket_keepalive": True}),
-        task_queues=[queue(name, exchange(name, type="direct"), routing_key=name,
+        task_queues=[queue(name, exchange(exchange_name(name), type="topic"), routing_key=name,
                            queue_arguments=arguments or None)
                      for name in queue_names(settings)],
         task_default_queue=settings.task_default_queue,
@@ -156,7 +170,13 @@ def make_app(settings: Settings, run: base.RunTask) -> Any:
         enable_utc=True,
     )
 
+    stopping = draining if draining is not None else threading.Event()
+
     def run_task(task_id: str) -> None:
+        if stopping.is_set():
+            from celery.exceptions import Reject
+
+            raise Reject("this worker is stopping", requeue=True)
         run(task_id)
 
     app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True,
@@ -171,8 +191,9 @@ class CeleryExecutor:
     remote = True
 
     def __init__(self, app: Any, routes: Mapping[str, str], default_queue: str,
-                 publish_timeout: float) -> None:
+                 publish_timeout: float, draining: threading.Event | None = None) -> None:
         self.app = app
+        self.draining = draining if draining is not None else threading.Event()
         self.routes = dict(routes)
         self.default_queue = default_queue
         self.publish_timeout = publish_timeout
@@ -181,14 +202,28 @@ class CeleryExecutor:
     @classmethod
     def from_settings(cls, run: base.RunTask, settings: Settings,
                       threads: int = 1) -> CeleryExecutor:
-        return cls(make_app(settings, run), settings.task_queues, settings.task_default_queue,
-                   settings.broker_publish_timeout)
+        draining = threading.Event()
+        return cls(make_app(settings, run, draining), settings.task_queues,
+                   settings.task_default_queue, settings.broker_publish_timeout, draining)
 
     def queue_for(self, task_type: str) -> str:
         return self.routes.get(task_type, self.default_queue)
 
     def submit(self, task_id: str, task_type: str = "") -> None:
         """Publish the id (with publisher confirms on RabbitMQ); ServiceUnavailable if we can't."""
+        self._publish(task_id, task_type, None)
+
+    def submit_later(self, task_id: str, task_type: str, delay: float) -> None:
+        """Publish the id for delivery in ``delay`` seconds (a retry after its backoff)."""
+        self._publish(task_id, task_type, max(1, round(delay)) if delay > 0 else None)
+
+    def drain(self) -> None:
+        """From now on this process's worker runs no task: each message it still receives
+        goes back to its queue (Celery's warm shutdown stops the consumer at its next poll,
+        up to seconds later). Tasks already running finish."""
+        self.draining.set()
+
+    def _publish(self, task_id: str, task_type: str, countdown: int | None) -> None:
         if self._closed.is_set():
             LOG.info("executor is shutting down; task %s stays pending", task_id)
             return
@@ -196,7 +231,7 @@ class CeleryExecutor:
             # The timeouts bound a publish on a half-open connection (RabbitMQ's confirm and
             # the socket write); on Redis the transport's socket_timeout does (make_app).
             self.app.send_task(TASK_NAME, args=[task_id], queue=self.queue_for(task_type),
-                               timeout=self.publish_timeout,
+                               countdown=countdown, timeout=self.publish_timeout,
                                confirm_timeout=self.publish_timeout, retry=True, retry_policy={
                                    "max_retries": 2, "interval_start": 0, "interval_step": 0.5,
                                    "interval_max": 1})

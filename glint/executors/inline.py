@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from glint.executors import base
 
 
@@ -14,6 +16,11 @@ class InlineExecutor:
         if self._closed:
             return  # stays pending; picked up at the next start
         self._run(task_id)
+
+    def submit_later(self, task_id: str, task_type: str, delay: float) -> None:
+        """Wait ``delay`` seconds, then run the task: still before ``submit`` returns."""
+        time.sleep(max(0.0, delay))
+        self.submit(task_id, task_type)
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
         self._closed = True

@@ -1,24 +1,28 @@
 """Interoperable import: ``POST /v2/images/{id}/import`` starts an ``api_image_import`` task.
 
 The order is Glance's: check the request (400), the caller (403) and the image (409), take the
-image's import lock, create the task (which the executor then runs). The lock is the image
-property ``os_glance_import_task=<task id>``, set in one locked write; a second import while
-the task holding it is still pending or processing gets 409. A lock whose task has finished or
-disappeared (a crash between the two writes) is taken over. The script releases the lock when
-it ends, whichever way.
+image's import lock and create the task (which the executor then runs). The lock is the image
+property ``os_glance_import_task=<task id>``, written in one transaction with the task, on the
+locked image row: of two imports at once, exactly one gets 202, the other 409, while the task
+holding the lock is pending or processing. A lock whose task has finished or was purged is
+taken over. The script releases the lock when it ends, whichever way.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import orm
+
 from glint import errors, urlfilter
 from glint.context import RequestContext
 from glint.db import models
-from glint.images import locations, states
+from glint.db import tasks as task_rows
+from glint.images import locations, service, states
 from glint.images.service import ImageService
 from glint.settings import Settings
 from glint.stores.multi import MultiStore
@@ -157,24 +161,41 @@ class Imports:
                 return None
         if request.method == GLANCE_DOWNLOAD:
             self._check_handoff(ctx)
-        task_id = str(uuid.uuid4())
-        try:
-            self.images.set_property_atomic(ctx, image_id, LOCK, task_id, self._stale)
-        except errors.Conflict:
-            raise errors.Conflict(f"Image {image_id} has an active import task") from None
         task_input = {"image_id": image_id, "import_req": dict(request.body),
                       "backend": list(request.stores)}
+        # glance-download: the credentials are in this process only, so is the task.
+        task = self.tasks.new(ctx, SCRIPT, task_input, image_id=image_id, authorize=False,
+                              bound=request.method == GLANCE_DOWNLOAD)
         if request.method == GLANCE_DOWNLOAD:
             assert ctx.auth_token is not None  # _check_handoff
-            handoff.HANDOFF.put(task_id, handoff.Credentials(ctx.auth_token,
+            handoff.HANDOFF.put(task.id, handoff.Credentials(ctx.auth_token,
                                                              ctx.service_catalog))
         try:
-            return self.tasks.create(ctx, SCRIPT, task_input, image_id=image_id,
-                                     task_id=task_id, authorize=False)
+            self._lock_and_write(ctx, image_id, task)
         except BaseException:
-            handoff.HANDOFF.discard(task_id)
-            self.images.delete_property_atomic(image_id, LOCK, task_id)
+            handoff.HANDOFF.discard(task.id)
             raise
+        try:
+            self.tasks.dispatch(task)
+        except BaseException:  # not handed over (the task is failed): the image is free again
+            handoff.HANDOFF.discard(task.id)
+            self.images.delete_property_atomic(image_id, LOCK, task.id)
+            raise
+        return task
+
+    def _lock_and_write(self, ctx: RequestContext, image_id: str, task: models.Task) -> None:
+        """Take the image's import lock for ``task`` and write the task, in one transaction.
+
+        The image row stays locked until the commit: a second import waits for it, then sees
+        the lock naming a task that exists (and is pending), and gets 409.
+        """
+        with self.images.db.session() as session:
+            try:
+                service.set_property_locked(session, ctx, image_id, LOCK, task.id,
+                                            functools.partial(_stale, session))
+            except errors.Conflict:
+                raise errors.Conflict(f"Image {image_id} has an active import task") from None
+            task_rows.add(session, task)
 
     def _check_handoff(self, ctx: RequestContext) -> None:
         """glance-download reads the source as the caller: it needs the caller's token, and
@@ -187,13 +208,12 @@ class Imports:
                                     "in the API process (the caller's token is never sent to "
                                     "workers), but they are routed to a remote executor")
 
-    def _stale(self, holder: str) -> bool:
-        """A lock may be taken over once the task holding it has ended or gone."""
-        try:
-            task = self.tasks.get(RequestContext.admin(), holder)
-        except errors.NotFound:
-            return True
-        return task.status in task_states.FINAL
+
+def _stale(session: orm.Session, holder: str) -> bool:
+    """A lock may be taken over once the task holding it has ended, or is gone (purged: a lock
+    is never written without its task, so a missing one is not still being created)."""
+    task = task_rows.get_any(session, holder)
+    return task is None or task.deleted or task.status in task_states.FINAL
 
 
 def _check_image(image: models.Image, method: str) -> None:

@@ -288,12 +288,7 @@ class ImageService:
         """Set property ``name`` in one locked write, unless it holds another value that
         ``replaceable(current)`` refuses (Conflict). Glance's ``set_property_atomic``."""
         with self.db.session() as session:
-            image = image_rows.get(session, ctx, image_id, for_update=True)
-            current = image.extra_properties.get(name)
-            if current not in (None, value) and not replaceable(current):
-                raise errors.Conflict(f"Image {image_id} has {name}={current}")
-            image.set_property(name, value)
-            image.updated_at = models.utcnow()
+            set_property_locked(session, ctx, image_id, name, value, replaceable)
 
     def delete_property_atomic(self, image_id: str, name: str, value: str) -> bool:
         """Remove property ``name`` if it still holds ``value``; False when it did not."""
@@ -323,6 +318,18 @@ class ImageService:
 
     def _notify(self, event_type: str, image: models.Image) -> None:
         self.notifier.notify(notifiers.Event(event_type, views.notification(image)))
+
+
+def set_property_locked(session: orm.Session, ctx: RequestContext, image_id: str, name: str,
+                        value: str, replaceable: Callable[[str], bool]) -> None:
+    """:meth:`ImageService.set_property_atomic` in the caller's transaction: the image row stays
+    locked until it commits, so whatever else it writes lands with the property, or nothing."""
+    image = image_rows.get(session, ctx, image_id, for_update=True)
+    current = image.extra_properties.get(name)
+    if current not in (None, value) and not replaceable(current):
+        raise errors.Conflict(f"Image {image_id} has {name}={current}")
+    image.set_property(name, value)
+    image.updated_at = models.utcnow()
 
 
 def _check_transition(image: models.Image, target: str) -> None:

@@ -3,10 +3,12 @@
 Both run in one worker thread per request, fed the request body as it arrives
 (:mod:`glint.api.streaming`), in a visible order: claim the image (a status change, so a
 second writer gets 409), copy the bytes through :func:`glint.datapath.copy` into a writer that
-shows nothing until it commits, then record the result. An upload is also inspected on the way
-(:class:`FormatCheck`, the ``require_image_format_match`` setting). Any failure on the way (the client
+shows nothing until it commits, then record the result. An upload also passes the safety gate
+on the way (:mod:`glint.gate`, the ``require_image_format_match`` setting). Any failure on the
+way (the client
 going away, ``image_size_cap``, a size that differs from ``x-openstack-image-size``, a store
-error) aborts the writer and puts the image back to ``queued``: nothing is left behind.
+error) aborts the writer and puts the image back to ``queued``: nothing is left behind. A full
+store answers 413, a read-only one 503 (:func:`glint.errors.store_error`).
 An image deleted meanwhile gets its bytes removed and the request ends with 410.
 """
 
@@ -16,13 +18,12 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any
 
-from glint import datapath, errors, inspection
+from glint import datapath, errors, gate
 from glint.context import RequestContext
 from glint.db import models
 from glint.images import states, views
 from glint.images.service import ImageData, ImageService
 from glint.notifiers import base as notifiers
-from glint.settings import Settings
 from glint.stores.base import Store
 
 GLANCE_DIRECT = "glance-direct"
@@ -32,6 +33,7 @@ class Uploads:
     def __init__(self, images: ImageService) -> None:
         self.images = images
         self.settings = images.settings
+        self.gate = gate.ImageGate.from_settings(images.settings)
 
     # -- PUT /v2/images/{id}/file --------------------------------------------------------
 
@@ -48,17 +50,18 @@ class Uploads:
             raise errors.BadRequest(f"Store {store[:64]} is not available; stores: "
                                     f"{', '.join(backends.ids)}")
         image = self._claim(ctx, image_id, "upload_image", states.SAVING)
-        check = FormatCheck.of(image, self.settings)
+        checked = self._checked(image, chunks)
         try:
-            digest, location = self._write(backends.backend(store), image_id, chunks,
-                                           expected_size, self.settings.hashing_algorithm,
-                                           check)
+            digest, location = self._write(backends.backend(store), image_id,
+                                           checked or chunks, expected_size,
+                                           self.settings.hashing_algorithm)
         except BaseException as exc:
             self._release(ctx, image_id, states.SAVING, exc)
             raise
+        verdict = checked.verdict if checked is not None else None
         data = ImageData(location=location, size=digest.size, checksum=digest.checksum,
                          os_hash_algo=digest.hash_algo, os_hash_value=digest.hash_value,
-                         store=store, virtual_size=check.virtual_size if check else None)
+                         store=store, virtual_size=verdict.virtual_size if verdict else None)
         try:
             image = self.images.set_data(ctx, image_id, data, from_status=states.SAVING)
         except errors.NotFound:  # set_data removed the bytes
@@ -104,17 +107,27 @@ class Uploads:
         self._notify("image.prepare", image)
         return image
 
+    def _checked(self, image: models.Image, chunks: Iterable[bytes]) -> gate.Checked | None:
+        """``require_image_format_match``: the data must be the image's ``disk_format``.
+
+        Glance's rule, applied by the safety gate as the bytes stream past, in the same pass as
+        the copy; its verdict ends the stream, before the commit, so refused data (415) is
+        never stored. Other containers than ``bare`` wrap the disk: their bytes need not be
+        the ``disk_format``, but must not be an unsafe disk image either.
+        """
+        if not self.settings.require_image_format_match or image.disk_format is None:
+            return None
+        return self.gate.stream(chunks, image.disk_format, image.container_format)
+
     def _write(self, store: Store, image_id: str, chunks: Iterable[bytes],
-               expected_size: int | None, hash_algo: str,
-               check: FormatCheck | None = None) -> tuple[datapath.Digest, str]:
-        with store.writer(image_id) as writer:
-            if check is not None:
-                chunks = check.inspection.wrap(chunks)  # in the same pass as the copy
-            digest = datapath.copy(chunks, writer, size_cap=self.settings.image_size_cap,
-                                   hash_algo=hash_algo, expected_size=expected_size)
-            if check is not None:
-                check.finish()  # before the commit: refused data is never stored
-            return digest, writer.commit()
+               expected_size: int | None, hash_algo: str) -> tuple[datapath.Digest, str]:
+        try:
+            with store.writer(image_id) as writer:
+                digest = datapath.copy(chunks, writer, size_cap=self.settings.image_size_cap,
+                                       hash_algo=hash_algo, expected_size=expected_size)
+                return digest, writer.commit()
+        except OSError as exc:  # a store that does not say what it means (the filesystem's do)
+            raise errors.store_error(exc) from exc
 
     def _release(self, ctx: RequestContext, image_id: str, claimed: str,
                  exc: BaseException) -> None:
@@ -129,39 +142,6 @@ class Uploads:
 
     def _notify(self, event_type: str, image: models.Image) -> None:
         self.images.notifier.notify(notifiers.Event(event_type, _payload(image)))
-
-
-class FormatCheck:
-    """``require_image_format_match``: the data must be in the image's ``disk_format``.
-
-    Glance's rule, applied by :mod:`glint.inspection` as the bytes stream past: the detected
-    format must be the declared one (``raw`` takes data no inspector recognises, and GPT/MBR
-    disks), and must pass the inspector's safety checks. Only ``bare`` containers are
-    inspected; others wrap the disk. A refusal is 415, as in Glance.
-    """
-
-    def __init__(self, disk_format: str, vmdk_allowed_types: tuple[str, ...]) -> None:
-        self.disk_format = disk_format
-        self.vmdk_allowed_types = vmdk_allowed_types
-        self.inspection = inspection.Inspection()
-        self.virtual_size: int | None = None
-
-    @classmethod
-    def of(cls, image: models.Image, settings: Settings) -> FormatCheck | None:
-        """The check ``image``'s data needs, or None (setting off, or not a bare disk)."""
-        if (not settings.require_image_format_match or image.container_format != "bare"
-                or image.disk_format is None):
-            return None
-        return cls(image.disk_format, settings.vmdk_allowed_types)
-
-    def finish(self) -> None:
-        """UnsupportedMediaType unless the data passed; then ``virtual_size`` is known."""
-        try:
-            verdict = self.inspection.verdict(self.disk_format, container_format="bare",
-                                              vmdk_allowed_types=self.vmdk_allowed_types)
-        except errors.ScriptError as exc:
-            raise errors.UnsupportedMediaType(exc.message) from None
-        self.virtual_size = verdict.virtual_size
 
 
 def _payload(image: models.Image) -> dict[str, Any]:

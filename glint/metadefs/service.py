@@ -69,7 +69,7 @@ class MetadefService:
             session.add(ns)
             session.flush()
             for association in body.get("resource_type_associations") or []:
-                _associate(session, ns, association)
+                associate(session, ns, association)
             contents.add_all(session, ns, body)
             return _detail(session, ns)
 
@@ -116,7 +116,7 @@ class MetadefService:
         with contents.unique_names(self.db) as session:
             ns = self.access.namespace(session, ctx, name,
                                        "add_metadef_resource_type_association", for_update=True)
-            return _associate(session, ns, body)
+            return associate(session, ns, body)
 
     def dissociate(self, ctx: RequestContext, name: str, resource_type: str) -> None:
         with self.db.session() as session:
@@ -148,12 +148,14 @@ def _assign(ns: models.MetadefNamespace, body: dict[str, Any]) -> None:
     ns.protected = bool(body.get("protected", False))
 
 
-def _associate(session: orm.Session, ns: models.MetadefNamespace,
-               body: dict[str, Any]) -> dict[str, Any]:
+def associate(session: orm.Session, ns: models.MetadefNamespace, body: dict[str, Any],
+              protected: bool = False) -> dict[str, Any]:
+    """Associate ``body["name"]`` with ``ns``, creating that resource type if it is new
+    (``protected``: as ``glint db load-metadefs`` creates them, like Glance's loader)."""
     name = names.check(body["name"], "resource type")
     resource_type = rows.resource_type(session, name)
     if resource_type is None:
-        resource_type = models.MetadefResourceType(name=name, protected=False)
+        resource_type = models.MetadefResourceType(name=name, protected=protected)
         session.add(resource_type)
         session.flush()
     elif rows.association(session, ns.id, resource_type.id) is not None:

@@ -265,7 +265,8 @@ def _copy_image(ctx: contract.ScriptContext, image_id: str,
     """copy-image: the active image's bytes to more stores, each copy checked against the
     image's checksum; stores that hold it already are skipped."""
     backends = _backends(ctx)
-    checksum = ctx.db_api.get_image(image_id).get("checksum")
+    image = ctx.db_api.get_image(image_id)
+    checksum = image.get("checksum")
     held = {backends.resolve(s): loc for s, loc in ctx.db_api.get_image_locations(image_id)}
     source = next(((s, loc) for s, loc in held.items() if s in backends.backends), None)
     if source is None:
@@ -274,9 +275,11 @@ def _copy_image(ctx: contract.ScriptContext, image_id: str,
     for store_id in [str(t) for t in targets]:
         if store_id not in held:
             try:
-                location = multi.copy_between(backends.backend(source[0]), source[1],
-                                              backends.backend(store_id), image_id, checksum,
-                                              ctx.should_cancel)
+                location = multi.copy_between(
+                    backends.backend(source[0]), source[1], backends.backend(store_id),
+                    image_id, checksum, ctx.should_cancel,
+                    check=lambda chunks: ctx.image_gate.stream(
+                        chunks, image.get("disk_format"), image.get("container_format")))
                 ctx.db_api.add_image_location(image_id, store_id, location)
             except Exception as exc:
                 if _must_succeed(ctx):

@@ -131,19 +131,27 @@ def _copy(ctx: contract.ScriptContext, source: Mapping[str, Any], copy: contract
     if isinstance(store, stores.CopyingStore):
         new_location = store.copy(location, image_id)
         try:
-            digest = _hash(ctx, store.read(new_location), algo, source["size"])
+            digest = _hash(ctx, _gated(ctx, source, store.read(new_location)), algo,
+                           source["size"])
             _check(source, digest)
         except BaseException:
             store.delete(new_location)
             raise
     else:
         with store.writer(image_id) as writer:
-            digest = _hash(ctx, store.read(location), algo, source["size"], writer)
+            digest = _hash(ctx, _gated(ctx, source, store.read(location)), algo,
+                           source["size"], writer)
             _check(source, digest)
             new_location = writer.commit()
     return db_api.ImageData(location=new_location, size=digest.size, checksum=digest.checksum,
                             os_hash_algo=algo, os_hash_value=digest.hash_value,
                             store=copy.store_id if ctx.stores.multi else None)
+
+
+def _gated(ctx: contract.ScriptContext, source: Mapping[str, Any],
+           chunks: Iterable[bytes]) -> Iterable[bytes]:
+    """The source's bytes through the safety gate: a clone trusts them no more than an upload."""
+    return ctx.image_gate.stream(chunks, source["disk_format"], source["container_format"])
 
 
 def _hash(ctx: contract.ScriptContext, chunks: Iterable[bytes], algo: str, size: int,
@@ -185,8 +193,9 @@ def _failure(ctx: contract.ScriptContext, exc: Exception) -> errors.ScriptError:
         return exc
     if isinstance(exc, errors.GlintError):
         return errors.ScriptError(exc.message)
-    if isinstance(exc, OSError):
-        return errors.ScriptError(f"Could not copy the image data: {exc.strerror or exc}")
+    if isinstance(exc, OSError):  # from a store that does not say what it means
+        return errors.ScriptError(f"Could not copy the image data: "
+                                  f"{errors.store_error(exc).message}")
     ctx.logger.exception("clone failed with an unexpected error")
     return errors.ScriptError(f"Clone failed due to an internal error ({type(exc).__name__})")
 

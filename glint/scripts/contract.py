@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from glint.context import RequestContext
+    from glint.gate import ImageGate
     from glint.notifiers.base import Notifier
     from glint.scripts.db_api import ScriptDbApi
     from glint.settings import Settings
@@ -86,6 +87,9 @@ class ScriptContext:
     report_progress: ProgressReporter
     should_cancel: Callable[[], bool]
     logger: logging.Logger
+    # The safety gate (glint.gate): pass image bytes through image_gate.stream before trusting,
+    # storing or sending them, and convert only with image_gate.convert.
+    image_gate: ImageGate
     attempt: int = 1  # 1 for the first run; more when re-run after a lost worker or a retry
 
     @property

@@ -10,9 +10,12 @@ Where the data may go is :mod:`glint.scripts.export_targets`'s business: files o
 ``export_allowed_dirs`` and never over an existing file; URLs only where the import URL filter
 lets glint go. Both are checked when the task is created (400) and again when it runs.
 
-With ``export_format`` other than the image's ``disk_format``, the data is converted with
-``qemu-img convert`` (:mod:`glint.scripts.qemu_img`) into a scratch directory under
-``work_dir``, which is removed afterwards, and the converted file is what is sent.
+Every byte sent passes the safety gate (``ctx.image_gate``, :mod:`glint.gate`) first, as in
+an upload: data that is not its ``disk_format`` or is unsafe is not exported, and the stream
+ends in an error before a file target is published. With ``export_format`` other than the
+image's ``disk_format``, the gate converts the data with ``qemu-img convert`` into a scratch
+directory under ``work_dir``, which is removed afterwards, and the converted file is what is
+sent. Images whose ``container_format`` is not ``bare`` are never converted.
 
 The result says where the data went and describes the bytes written: ``size``, the md5
 ``checksum`` and the ``os_hash_value`` multihash (``os_hash_algo``: the ``hashing_algorithm``
@@ -32,8 +35,8 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from glint import errors
-from glint.scripts import contract, export_targets, qemu_img
+from glint import errors, qemu_img
+from glint.scripts import contract, export_targets
 from glint.settings import Settings
 
 DESCRIPTION = "Copy an image's data to a file or an http(s) URL, converting its format if asked."
@@ -85,21 +88,19 @@ def main(ctx: contract.ScriptContext) -> contract.JsonObject:
 def _data(ctx: contract.ScriptContext, image: Mapping[str, Any], copy: contract.ImageCopy,
           disk_format: str) -> Iterator[tuple[Iterable[bytes], int | None]]:
     """The bytes to send and their length: the stored ones, or a converted copy."""
+    gate = ctx.image_gate
     if disk_format == image["disk_format"]:
-        yield copy.read(), image["size"]
+        yield (gate.stream(copy.read(), image["disk_format"],
+                           image["container_format"]), image["size"])
         return
     work = _work_dir(ctx)
     try:
         source = _local_copy(ctx, copy, work)
-        qemu_img.check_source(source, image["disk_format"])
         converted = work / "converted"
-        qemu_img.convert(source, image["disk_format"], converted, disk_format,
-                         ctx.should_cancel)
-        size = converted.stat().st_size
-        if size > ctx.settings.image_size_cap:
-            raise errors.ScriptError(f"The image converted to {disk_format} is {size} bytes, "
-                                     f"more than image_size_cap ({ctx.settings.image_size_cap})")
-        yield _file_chunks(converted), size
+        gate.convert(source, image["disk_format"], disk_format, converted,
+                     container_format=image["container_format"],
+                     should_cancel=ctx.should_cancel)
+        yield _file_chunks(converted), converted.stat().st_size
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

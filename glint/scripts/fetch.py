@@ -3,9 +3,11 @@
 The URL passes the import URL filter (:mod:`glint.urlfilter`) before the first request and on
 every redirect hop, which is followed here rather than by httpx, at most
 ``import_max_redirects`` of them; every connection is made by :class:`Backend`, to addresses
-the filter checked after resolving the host. The body goes to :mod:`glint.scripts.intake`
-(format checks, then the store through :func:`glint.datapath.copy`), with ``image_size_cap``
-checked against ``Content-Length`` before the first byte is read.
+the filter checked after resolving the host. A redirect's ``Location`` is checked as sent,
+before httpx parses it (:func:`check_location`): a malformed one fails the task saying so.
+The body goes to :mod:`glint.scripts.intake` (format checks, then the store through
+:func:`glint.datapath.copy`), with ``image_size_cap`` checked against ``Content-Length`` before
+the first byte is read.
 
 ``import_timeout`` bounds connecting and each wait for data, not the whole download: a large
 image on a live connection takes as long as it takes.
@@ -14,8 +16,10 @@ image on a live connection takes as long as it takes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import ssl
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -23,7 +27,7 @@ import h11
 import httpcore
 import httpx
 
-from glint import errors, urlfilter
+from glint import digits, errors, urlfilter
 from glint.scripts import contract
 from glint.settings import Settings
 
@@ -108,9 +112,40 @@ def _socket_body(sock: socket.socket, pending: bytes, length: int, request: http
 def client(settings: Settings) -> httpx.Client:
     # trust_env=False: no proxy or .netrc from the environment may route around the URL filter.
     # Accept-Encoding identity: the image is the bytes as served, and Content-Length counts them.
+    url_filter = urlfilter.UrlFilter.from_settings(settings)
     return httpx.Client(timeout=settings.import_timeout, follow_redirects=False, trust_env=False,
-                        transport=transport(urlfilter.UrlFilter.from_settings(settings)),
+                        transport=transport(url_filter),
+                        event_hooks={"response": [functools.partial(check_location, url_filter)]},
                         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
+
+
+def check_location(url_filter: urlfilter.UrlFilter, response: httpx.Response) -> None:
+    """Response hook: a redirect's ``Location``, as sent, must be a URL the filter takes.
+
+    It runs before httpx reads the header, which for some malformed values raises an error
+    that names nothing (``InvalidURL``), and reads others more kindly than the filter would
+    (full-width digits in a port; an absolute URL without a host borrows the request's). A
+    relative reference is resolved against the request's URL first.
+    """
+    if not response.has_redirect_location:
+        return
+    location = response.headers["Location"]
+    source = str(response.request.url)
+    target = location if _absolute(location) else urllib.parse.urljoin(source, location)
+    try:
+        url_filter.check(target)
+    except errors.MalformedUrl as exc:
+        raise errors.ScriptError(f"{source} redirected to {location[:200]!r}, which is not a "
+                                 f"valid URL ({exc.message})") from None
+    except errors.BadRequest as exc:
+        raise errors.ScriptError(f"Redirect to {target[:200]} refused: {exc.message}") from None
+
+
+def _absolute(reference: str) -> bool:
+    try:
+        return bool(urllib.parse.urlsplit(reference).scheme)
+    except ValueError:  # checked as it is: the filter says what does not parse
+        return True
 
 
 def transport(url_filter: urlfilter.UrlFilter | None = None) -> httpx.HTTPTransport:
@@ -227,10 +262,7 @@ def content_length(response: httpx.Response) -> int | None:
     value = response.headers.get("Content-Length")
     if value is None or "Transfer-Encoding" in response.headers:
         return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
+    return digits.parse(value)
 
 
 def failure(ctx: contract.ScriptContext, url: str, exc: Exception) -> errors.ScriptError:
@@ -246,8 +278,11 @@ def failure(ctx: contract.ScriptContext, url: str, exc: Exception) -> errors.Scr
         return errors.ScriptError(f"Could not connect to {_host(exc)}: {exc}")
     if isinstance(exc, httpx.HTTPError):
         return errors.ScriptError(f"Fetching {url} from {_host(exc)} failed: {exc}")
-    if isinstance(exc, OSError):
-        return errors.ScriptError(f"Could not store the image data: {exc.strerror or exc}")
+    if isinstance(exc, httpx.InvalidURL):  # a URL the filter passed and httpx did not
+        return errors.ScriptError(f"Fetching {url} failed: a URL on the way is not valid "
+                                  f"({exc})")
+    if isinstance(exc, OSError):  # from a store that does not say what it means
+        return errors.ScriptError(errors.store_error(exc).message)
     ctx.logger.exception("import of %s failed with an unexpected error", url)
     return errors.ScriptError(f"Import failed due to an internal error ({type(exc).__name__})")
 

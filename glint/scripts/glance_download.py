@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from glint import errors
+from glint import digits, errors
 from glint.scripts import contract
 from glint.tasks import handoff
 
@@ -114,8 +114,7 @@ def body(ctx: contract.ScriptContext,
         if response.status_code != 200:
             raise errors.ScriptError(f"The source image's data could not be read: the image "
                                      f"service answered {response.status_code}")
-        length = response.headers.get("content-length")
-        yield response.iter_bytes(CHUNK), int(length) if length and length.isdigit() else None
+        yield response.iter_bytes(CHUNK), digits.parse(response.headers.get("content-length", ""))
 
 
 def check_data(source: Source, checksum: str) -> None:

@@ -1,18 +1,19 @@
 """What the importing scripts do with the bytes they take in, between the source and the store.
 
-In order: decompress them if asked (:mod:`glint.decompression`), check them with the format
-inspector (:mod:`glint.inspection`), convert them with qemu-img if asked
-(:mod:`glint.scripts.qemu_img`), and write them to the store with md5 and the multihash
-(:mod:`glint.datapath`). Without conversion all of it happens in the one pass that writes the
-store: the inspector sees each chunk on its way, and its verdict comes before the caller
-commits, so refused data never becomes an image.
+In order: decompress them if asked (:mod:`glint.decompression`), pass them through the safety
+gate (``ctx.image_gate``, :mod:`glint.gate`), convert them with qemu-img if asked (through the
+gate too), and write them to the store with md5 and the multihash (:mod:`glint.datapath`).
+Without conversion all of it happens in the one pass that writes the store: the gate sees each
+chunk on its way, and its verdict comes before the caller commits, so refused data never
+becomes an image.
 
-Conversion needs files: the source is written to ``<work_dir>/<task id>.source``, checked
-again by ``qemu-img info`` (under CPU and memory limits), converted to
-``<work_dir>/<task id>.<format>``, the output inspected (it must be the target format and
-safe), and that is what goes to the store: the image's size, checksums, ``disk_format`` and
-``virtual_size`` describe the converted bytes. Both files are removed on every path;
-:func:`remove_work_files` removes what a crashed run left.
+Conversion needs files: the source is written to ``<work_dir>/<task id>.source`` (inspected on
+the way), the gate converts it to ``<work_dir>/<task id>.<format>`` (``qemu-img info`` first,
+bounded by ``image_size_cap`` and the free space, the output inspected in turn), and that is
+what goes to the store: the image's size, checksums, ``disk_format`` and ``virtual_size``
+describe the converted bytes. Data in a container other than ``bare`` is never converted.
+Both files are removed on every path; :func:`remove_work_files` removes what a crashed run
+left.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import dataclasses
 import pathlib
 from collections.abc import Iterable, Iterator
 
-from glint import datapath, decompression, errors, inspection
-from glint.scripts import contract, qemu_img
+from glint import datapath, decompression, errors, gate, inspection, qemu_img
+from glint.scripts import contract
 from glint.settings import Settings
 from glint.stores.base import StoreWriter
 
@@ -46,7 +47,8 @@ class Plan:
     def converts(self) -> bool:
         return (self.conversion_format is not None and self.declared is not None
                 and self.conversion_format != self.declared
-                and self.declared not in NOT_CONVERTED)
+                and self.declared not in NOT_CONVERTED
+                and not gate.is_opaque(self.container_format))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,11 +68,11 @@ def take(ctx: contract.ScriptContext, plan: Plan, chunks: Iterable[bytes],
         expected_size = None  # the announced size was the compressed one, checked above
     if plan.converts:
         return _converted(ctx, plan, chunks, writer)
-    checker = inspection.Inspection()
-    digest = _store(ctx, checker.wrap(chunks), writer, expected_size)
-    verdict = checker.verdict(plan.declared, container_format=plan.container_format,
-                              what=plan.what, vmdk_allowed_types=settings.vmdk_allowed_types)
-    return Outcome(digest=digest, disk_format=plan.declared, virtual_size=verdict.virtual_size)
+    checked = ctx.image_gate.stream(chunks, plan.declared, plan.container_format, what=plan.what)
+    digest = _store(ctx, checked, writer, expected_size)
+    assert checked.verdict is not None
+    return Outcome(digest=digest, disk_format=plan.declared,
+                   virtual_size=checked.verdict.virtual_size)
 
 
 def work_files(settings: Settings, task_id: str) -> list[pathlib.Path]:
@@ -92,17 +94,10 @@ def _converted(ctx: contract.ScriptContext, plan: Plan, chunks: Iterable[bytes],
     source, target = work_files(settings, ctx.task_id)[0], (
         settings.effective_work_dir / f"{ctx.task_id}.{plan.conversion_format}")
     try:
-        checker = inspection.Inspection()
-        _write_file(ctx, checker.wrap(chunks), source)
-        checker.verdict(plan.declared, what=plan.what,
-                        vmdk_allowed_types=settings.vmdk_allowed_types)
-        qemu_img.info(source, plan.declared, settings.vmdk_allowed_types)
-        qemu_img.convert(source, plan.declared, target, plan.conversion_format,
-                         should_cancel=ctx.should_cancel)
+        _write_file(ctx, ctx.image_gate.stream(chunks, plan.declared, what=plan.what), source)
+        verdict = ctx.image_gate.convert(source, plan.declared, plan.conversion_format, target,
+                                         should_cancel=ctx.should_cancel)
         source.unlink()
-        verdict = inspection.inspect_file(
-            target, plan.conversion_format, what="the conversion format",
-            vmdk_allowed_types=settings.vmdk_allowed_types)
         digest = _store(ctx, _read_file(target), writer, target.stat().st_size)
     finally:
         source.unlink(missing_ok=True)

@@ -31,9 +31,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from glint import errors, urlfilter
+from glint import errors, qemu_img, urlfilter
 from glint.images import states as image_states
-from glint.scripts import contract, db_api, fetch, intake, qemu_img
+from glint.scripts import contract, db_api, fetch, intake
 from glint.settings import Settings
 
 DESCRIPTION = "Create an image from the data at an http(s) URL (Glance's legacy import task)."

@@ -1,7 +1,9 @@
 """The filesystem store: one file per image under a directory.
 
 A write goes to a hidden temporary file in the same directory, is fsynced, then renamed into
-place (and the directory fsynced), so an image's final name never holds a partial file.
+place (and the directory fsynced), so an image's final name never holds a partial file. A write
+that fails raises :func:`glint.errors.store_error`'s reading of the OSError: StoreFull for a
+full filesystem, StoreUnwritable for a read-only or forbidden one.
 """
 
 from __future__ import annotations
@@ -25,19 +27,26 @@ class FilesystemWriter(base.WriterBase):
     def __init__(self, directory: pathlib.Path, key: str) -> None:
         self._final = directory / key
         self._tmp = directory / f"{TMP_PREFIX}{key}-{uuid.uuid4().hex}"
-        self._fd: int | None = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        try:
+            self._fd: int | None = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                           0o640)
+        except OSError as exc:
+            raise errors.store_error(exc) from exc
         self._key = key
         self._unflushed = 0
 
     def write(self, data: bytes | memoryview) -> None:
         assert self._fd is not None, "write after commit/abort"
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        self._unflushed += len(data)
-        if self._unflushed >= FLUSH_EVERY:
-            self._flush()
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            self._unflushed += len(data)
+            if self._unflushed >= FLUSH_EVERY:
+                self._flush()
+        except OSError as exc:
+            raise errors.store_error(exc) from exc
 
     def copy_from(self, source_fd: int) -> None:
         """Append all of ``source_fd`` from its offset, in the kernel (``copy_file_range``).
@@ -53,7 +62,7 @@ class FilesystemWriter(base.WriterBase):
                     return
         except OSError as exc:  # EXDEV on old kernels, ENOSYS, EINVAL on some filesystems
             if exc.errno not in _NO_COPY_FILE_RANGE:
-                raise
+                raise errors.store_error(exc) from exc
         while data := os.read(source_fd, 1024 * 1024):
             self.write(data)
 
@@ -77,7 +86,7 @@ class FilesystemWriter(base.WriterBase):
             _fsync_dir(self._final.parent)
         except OSError as exc:
             self.abort()
-            raise errors.StoreError(f"could not store image data: {exc.strerror}") from exc
+            raise errors.store_error(exc) from exc
         self._committed = True
         return self._key
 

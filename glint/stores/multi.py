@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from glint import datapath, errors, plugins
 from glint.settings import Settings
@@ -110,35 +110,44 @@ def open_store(settings: Settings, kind: str, path: pathlib.Path) -> Store:
 
 def copy_between(source: Store, location: str, target: Store, image_id: str,
                  checksum: str | None = None,
-                 should_cancel: Callable[[], bool] | None = None) -> str:
+                 should_cancel: Callable[[], bool] | None = None,
+                 check: Callable[[Iterable[bytes]], Iterable[bytes]] = lambda chunks: chunks,
+                 ) -> str:
     """Copy ``location``'s bytes from ``source`` into ``target`` for ``image_id``; return the
     new location.
 
     Within one store that copies itself it does (a reflink where the filesystem can), and the
     copy is read back to check it. Between stores the bytes stream through once, hashed on the
     way, and the copy becomes visible only if their md5 matches ``checksum`` (when given).
-    StoreError on a mismatch or a missing source.
+    StoreError on a mismatch or a missing source. The bytes read pass through ``check``
+    (the safety gate's ``stream``), whose error at their end keeps the copy from being kept.
     """
     own_copy = getattr(target, "copy", None)
     if source is target and own_copy is not None and not isinstance(target, MultiStore):
         new_location: str = own_copy(location, image_id)
-        if checksum is not None and md5_of(target, new_location) != checksum:
+        try:
+            copied = md5_of(target, new_location, check)
+        except BaseException:
+            target.delete(new_location)
+            raise
+        if checksum is not None and copied != checksum:
             target.delete(new_location)
             raise _mismatch(image_id, checksum)
         return new_location
     size = source.size(location)
     with target.writer(image_id) as writer:
-        digest = datapath.copy(source.read(location), writer, size_cap=max(size, 1),
+        digest = datapath.copy(check(source.read(location)), writer, size_cap=max(size, 1),
                                hash_algo="md5", expected_size=size, should_cancel=should_cancel)
         if checksum is not None and digest.checksum != checksum:
             raise _mismatch(image_id, checksum)
         return writer.commit()
 
 
-def md5_of(store: Store, location: str) -> str:
-    """The md5 of the bytes at ``location``."""
+def md5_of(store: Store, location: str,
+           check: Callable[[Iterable[bytes]], Iterable[bytes]] = lambda chunks: chunks) -> str:
+    """The md5 of the bytes at ``location`` (read through ``check``)."""
     digest = hashlib.md5(usedforsecurity=False)
-    for chunk in store.read(location):
+    for chunk in check(store.read(location)):
         digest.update(chunk)
     return digest.hexdigest()
 

@@ -230,8 +230,10 @@ class S3Store:
         if code in ("404", "NoSuchKey") and doing.startswith("reading"):
             location = doing.split(" ", 3)[-1]
             return errors.StoreError(f"image data {location} is missing from the store")
+        if code in ("EntityTooLarge", "QuotaExceeded", "InsufficientStorage"):
+            return errors.StoreFull(f"s3 store at {where}: {doing}: no room ({code})")
         if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "AccessDenied"):
-            return errors.StoreError(
+            return errors.StoreUnwritable(
                 f"s3 store at {where}: {doing}: access denied ({code}): check s3_access_key, "
                 "s3_secret_key and the bucket's permissions")
         if code is not None:

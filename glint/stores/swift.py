@@ -297,7 +297,10 @@ class SwiftStore:
         if status in (401, 403):
             reason = ("authentication failed: check swift_user and swift_key" if status == 401
                       else "access denied (403 Forbidden): the account may not do this")
-            return errors.StoreError(f"swift store at {where}: {doing}: {reason}")
+            return errors.StoreUnwritable(f"swift store at {where}: {doing}: {reason}")
+        if status in (413, 507):  # a quota spent, a full disk
+            return errors.StoreFull(f"swift store at {where}: {doing}: no room "
+                                    f"({status} {getattr(exc, 'http_reason', '') or ''})".rstrip())
         if status is not None:
             reason = getattr(exc, "http_reason", "") or ""
             return errors.StoreError(f"swift store at {where}: {doing}: {status} {reason}".rstrip())

@@ -6,9 +6,11 @@ does). glint never writes tokens to its database or its broker, so the API leave
 the memory of the process that took the request, and the script reads them when it starts and
 drops them when it ends.
 That is why such tasks must run in that process (the ``thread`` or ``inline`` executor): the
-import API refuses ``glance-download`` when ``api_image_import`` is routed elsewhere, and a
-script that finds nothing here (glint restarted in between, or the hand-off expired) fails
-saying so, leaving the image queued for another try.
+import API refuses ``glance-download`` when ``api_image_import`` is routed elsewhere, and the
+task is bound to that process's runner (:mod:`glint.tasks.binding`), so that a sibling API
+worker of ``glint serve --workers N`` never claims it. A task whose process is gone is failed,
+and a script that finds nothing here (the hand-off expired) fails saying so, leaving the image
+queued for another try.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ stops, and nothing it writes afterwards lands.
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import logging
 import os
 import queue
@@ -46,17 +48,30 @@ class Heartbeat:
         self._checked = clock()
 
     def __enter__(self) -> Heartbeat:
-        _THREADS.run(self._beat)
+        # In the runner's context: the heartbeat's log lines name the task (glint.logcontext).
+        _THREADS.run(functools.partial(contextvars.copy_context().run, self._beat))
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  tb: TracebackType | None) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop renewing, and return once no renewal is under way.
+
+        The runner calls this before it writes the task's final status: a beat after that
+        write would find the lease gone (the task is no longer processing) and report it lost,
+        a false alarm. Safe to call more than once.
+        """
         self._done.set()
         self._stopped.wait()
 
     def renew(self, **values: object) -> bool:
-        """Extend the lease (writing ``values`` too); False, and ``lost`` set, when it is gone."""
-        if self.lost.is_set():
+        """Extend the lease (writing ``values`` too); False, and ``lost`` set, when it is gone.
+
+        After :meth:`stop` nothing is written (the task is being finished): False, quietly.
+        """
+        if self.lost.is_set() or self._done.is_set():
             return False
         try:
             with self.db.session() as session:

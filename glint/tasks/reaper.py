@@ -35,6 +35,7 @@ class Reaper:
         self.settings = settings
         self.api_worker = api_worker
         self._stop = threading.Event()
+        self.last_pass: float | None = None  # time.monotonic() of the last good pass
         self._thread: threading.Thread | None = None
         self._last_sweep = float("-inf")
 
@@ -93,12 +94,19 @@ class Reaper:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
     def _loop(self) -> None:
+        self.last_pass = time.monotonic()  # started: judged from now on (glint.health)
         while not self._stop.wait(self.settings.reaper_interval):
             try:
                 self.run_once()
             except Exception:  # the database may be down; the next pass tries again
                 LOG.exception("reaper pass failed")
+            else:
+                self.last_pass = time.monotonic()
 
     def _publish(self, item: Requeued) -> None:
         try:

@@ -2,13 +2,16 @@
 
 Every task type runs on the default executor (the ``executor`` setting) unless
 ``executor_routes`` names another executor for it. Each executor named anywhere is built once;
-a name that no installed executor answers to stops glint from starting.
+a name that no installed executor answers to stops glint from starting, and so does a key of
+``executor_routes`` or ``task_queues`` that is not a task type (a setting written below a TOML
+table header becomes one of its keys: ``notifier = "messaging"`` under ``[task_queues]``).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 
@@ -16,9 +19,10 @@ from glint import errors, plugins
 from glint.executors import base
 from glint.settings import Settings
 
-LOG = logging.getLogger(__name__)
 NAMESPACE = "glint.executors"
 ExecutorClass = Callable[..., base.Executor]  # called as (run, threads=...)
+
+LOG = logging.getLogger(__name__)
 
 
 class Router:
@@ -40,6 +44,28 @@ class Router:
         """Hand the task to the executor its type routes to."""
         self.executor_for(task_type).submit(task_id, task_type)
 
+    def submit_later(self, task_id: str, task_type: str, delay: float) -> None:
+        """Hand the task over in ``delay`` seconds (a retry after its backoff): through the
+        executor's own ``submit_later`` where it has one (the broker's delayed delivery),
+        else from a timer of this process. Until then no slot waits for it."""
+        executor = self.executor_for(task_type)
+        later = getattr(executor, "submit_later", None)
+        if later is not None:
+            later(task_id, task_type, delay)
+            return
+        timer = threading.Timer(max(0.0, delay), self._submit_quietly, (executor, task_id,
+                                                                         task_type))
+        timer.daemon = True  # a retry lost at exit stays pending; start-up or the reaper has it
+        timer.name = f"glint-retry-{task_id[:8]}"
+        timer.start()
+
+    @staticmethod
+    def _submit_quietly(executor: base.Executor, task_id: str, task_type: str) -> None:
+        try:
+            executor.submit(task_id, task_type)
+        except errors.ServiceUnavailable as exc:  # still pending: the reaper re-publishes it
+            LOG.warning("could not submit the retry of task %s: %s", task_id, exc.message)
+
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
         """Stop every executor taking tasks, then wait (``timeout`` in all) for running ones."""
         for executor in self.executors.values():
@@ -52,12 +78,27 @@ class Router:
             executor.shutdown(wait=True, timeout=left)
 
 
+def check_task_types(settings: Settings, task_types: Iterable[str]) -> None:
+    """ConfigurationError naming each key of ``executor_routes`` and ``task_queues`` that is
+    not one of ``task_types`` (every installed script's, broken ones included); none given:
+    a maintenance command, which loads no scripts."""
+    known = set(task_types)
+    if not known:
+        return
+    for setting in ("executor_routes", "task_queues"):
+        unknown = sorted(set(getattr(settings, setting)) - known)
+        if unknown:
+            raise errors.ConfigurationError(
+                f"setting {setting} names {', '.join(map(repr, unknown))}, which "
+                f"{'is not a task type' if len(unknown) == 1 else 'are not task types'} "
+                f"(installed task types: {', '.join(sorted(known))}); its keys are task types")
+
+
 def build(run: base.RunTask, *, default: str, routes: Mapping[str, str], threads: int,
-          task_types: Iterable[str], settings: Settings | None = None) -> Router:
+          settings: Settings | None = None) -> Router:
     """Build each executor named by ``default`` and ``routes`` (once each) around ``run``.
 
-    Raises ConfigurationError naming the setting when an executor is not installed. A route for
-    a task type no installed script serves is only logged: the script may come later.
+    Raises ConfigurationError naming the setting when an executor is not installed.
     """
     executors: dict[str, base.Executor] = {}
     executors[default] = _make(_load(default, "setting executor"), run, threads, settings)
@@ -65,10 +106,6 @@ def build(run: base.RunTask, *, default: str, routes: Mapping[str, str], threads
         if name not in executors:
             where = f"setting executor_routes (task type {task_type!r})"
             executors[name] = _make(_load(name, where), run, threads, settings)
-    known = set(task_types)
-    for task_type in sorted(set(routes) - known) if known else ():  # none: a maintenance command
-        LOG.warning("executor_routes names task type %r, which no installed script serves",
-                    task_type)
     return Router(executors, routes, default)
 
 

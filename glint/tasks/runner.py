@@ -2,8 +2,9 @@
 
 ``run(task_id)`` claims the task under a lease (a conditional update, so a duplicate call or a
 duplicate message does nothing), keeps the lease alive with a heartbeat, builds the script's
-context, calls the script's ``main`` (again, with backoff, after a ``TransientError``) and
-records success or failure through the lease: a runner that lost its lease writes nothing.
+context, calls the script's ``main`` and records success or failure through the lease: a
+runner that lost its lease writes nothing. After a ``TransientError`` the task goes back to
+``pending`` until its backoff has passed, and is submitted again then: no slot waits for it.
 The reaper's moves (re-queue or fail a task whose runner was lost) and cancellation are here
 too. Notifications go out after each commit.
 """
@@ -22,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from glint import errors
+from glint import errors, gate, logcontext
 from glint.context import RequestContext
 from glint.db import engine, leases, models
 from glint.db import images as image_rows
@@ -33,12 +34,10 @@ from glint.scripts import contract, db_api
 from glint.scripts.registry import LoadedScript, Registry
 from glint.settings import Settings
 from glint.stores.base import Store
-from glint.tasks import states, views
+from glint.tasks import binding, progress, states, views
 from glint.tasks.heartbeat import Heartbeat
 
 LOG = logging.getLogger(__name__)
-PROGRESS_INTERVAL = 1.0  # seconds between progress writes
-MiB = 1024 * 1024
 INTERRUPTED = ("glint stopped while this task was running; the task was failed at the next "
                "start and its partial work removed. Create the task again to retry.")
 CANCELLED = "The task was cancelled on request; its partial work was removed."
@@ -49,8 +48,14 @@ REQUEUED = ("The worker running this task ({owner}) was lost (its lease expired)
 UNSUBMITTED = "The task could not be handed to a worker: {reason}"
 TIMED_OUT = ("The task ran past its time limit of {limit:g} seconds and was stopped; its partial "
              "work was removed.")
+ORPHANED = ("The glint process that took this task's request, and alone held what it needs in "
+            "memory (the caller's credentials, never stored), is gone; the task was failed. "
+            "Start it again (for an import: import the image again).")
 OVERRUN = ("The task ran past its time limit of {limit:g} seconds and did not stop when asked; "
            "it was failed and its partial work removed.")
+
+
+Resubmit = Callable[[str, str, float], None]  # (task id, task type, delay in seconds)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +87,11 @@ class Runner:
         self.settings = settings
         self.owner = owner or lease_owner()
         self.stopping = threading.Event()
+        self.gate = gate.ImageGate.from_settings(settings)
+        binding.LIVE.add(self.owner)
+        # How a task re-queued for a retry is submitted again once due: the composition root
+        # sets the router's ``submit_later``; without it the reaper's re-publishing does.
+        self.resubmit: Resubmit | None = None
 
     @property
     def serve_id(self) -> str:
@@ -89,11 +99,23 @@ class Runner:
         return self.owner.rpartition(":")[2]
 
     def run(self, task_id: str) -> None:
-        """Run one task to its final status. Safe to call twice: the second call does nothing."""
-        claimed = self._claim(task_id)
-        if claimed is None:
-            return
-        task, lease = claimed
+        """Run one task to its final status. Safe to call twice: the second call does nothing.
+
+        Every log line of the run names the task, its type, its project and the request that
+        created it (glint.logcontext)."""
+        with logcontext.bound(task_id=task_id):
+            claimed = self._claim(task_id)
+            if claimed is None:
+                self._resubmit_when_due(task_id)
+                return
+            task, lease = claimed
+            with logcontext.bound(task_type=task.type, project_id=task.owner,
+                                  request_id=(task.context or {}).get("request_id")):
+                self._run_claimed(task, lease)
+
+    def _run_claimed(self, task: models.Task, lease: leases.Lease) -> None:
+        LOG.info("task started: attempt %d of %d on %s", task.attempts, task.max_attempts,
+                 self.owner)
         deadline = time.monotonic() + self.settings.task_time_limit
         with Heartbeat(self.db, lease, seconds=self.settings.task_lease,
                        interval=self.settings.task_heartbeat, stopping=self.stopping,
@@ -110,6 +132,8 @@ class Runner:
             if row is None or row.status != states.PENDING:
                 return  # the runner holding it sees the request (should_cancel) and stops
             self._end(session, row, states.FAILURE, message=CANCELLED)
+        if row.retries or row.attempts:  # it ran before: waiting to retry, or re-queued
+            self._discard_unfinished_image(row)
         self._notify("task.failure", row, notifiers.ERROR)
 
     def fail_unsubmitted(self, task_id: str, reason: str) -> None:
@@ -147,11 +171,17 @@ class Runner:
         For an API worker of ``glint serve --workers N`` at start-up, which leaves the failing
         of interrupted tasks to its supervisor. Its siblings may have the same tasks queued: a
         task handed to two of them runs once (the claim is atomic), in whichever gets there first.
+        A task bound to another runner is left to it, or failed if that runner is gone.
         """
         with self.db.reader() as session:
             pending = task_rows.ids_with_status(session, states.PENDING)
             types = task_rows.types_of(session, pending)
-        return [task_id for task_id in pending if is_local(types[task_id])]
+            bound = task_rows.bindings(session, pending)
+        for task_id, holder in bound.items():
+            if holder != self.owner:
+                self._fail_orphaned(task_id)
+        return [task_id for task_id in pending
+                if is_local(types[task_id]) and bound.get(task_id, self.owner) == self.owner]
 
     def reap(self, limit: int = 100) -> list[Requeued]:
         """Deal with tasks whose runner was lost: re-queue them, or fail them at the limit.
@@ -164,7 +194,11 @@ class Runner:
         lost: list[models.Task] = []
         with self.db.session() as session:
             for row in leases.expired(session, now, limit):
-                if row.attempts < row.max_attempts and not row.cancel_requested:
+                if row.bound_to is not None and not row.cancel_requested:
+                    row.lease_token += 1  # its runner alone could run it, and it is lost
+                    self._end(session, row, states.FAILURE, message=ORPHANED)
+                    lost.append(row)
+                elif row.attempts < row.max_attempts and not row.cancel_requested:
                     states.check(row.status, states.PENDING)
                     leases.requeue(session, row, REQUEUED.format(
                         owner=row.lease_owner, next=row.attempts + 1, limit=row.max_attempts), now)
@@ -186,15 +220,22 @@ class Runner:
     def stale_pending(self, older_than: float, limit: int = 100) -> list[Requeued]:
         """Pending tasks untouched for ``older_than`` seconds (their message may be lost).
 
-        Their ``updated_at`` is bumped so the next pass, on any node, waits again.
+        Their ``updated_at`` is bumped so the next pass, on any node, waits again. A task bound
+        to another runner is not published: it waits for that runner, or fails once it is gone.
         """
         now = models.utcnow()
         found: list[Requeued] = []
+        orphans: list[str] = []
         with self.db.session() as session:
             for row in leases.stale_pending(session, now - datetime.timedelta(seconds=older_than),
                                             limit):
                 row.updated_at = now
-                found.append(Requeued(row.id, row.type))
+                if row.bound_to is None or row.bound_to == self.owner:
+                    found.append(Requeued(row.id, row.type))
+                else:
+                    orphans.append(row.id)
+        for task_id in orphans:
+            self._fail_orphaned(task_id)
         return found
 
     # -- internals -----------------------------------------------------------------------
@@ -216,40 +257,63 @@ class Runner:
         except errors.NotFound:
             self._finish(task, beat, states.FAILURE, message=f"Task type '{task.type}' is not installed")
             return
-        retries = 0
-        while True:
-            ctx, api = self._context(task, beat, attempt=task.attempts + retries)
-            try:
-                if script.cleanup is not None and (task.attempts > 1 or retries):
-                    script.cleanup(ctx)
-                result = _json_object(script.main(ctx))
-            except errors.TransientError as exc:
-                if retries < self.settings.task_retry_limit and not beat.should_cancel():
-                    retries += 1
-                    if self._wait_to_retry(beat, retries, exc):
-                        continue
-                self._settle_failure(task, beat, script, ctx, api, exc, retries)
+        ctx, api = self._context(task, beat, attempt=task.attempts + task.retries)
+        try:
+            if script.cleanup is not None and (task.attempts > 1 or task.retries):
+                script.cleanup(ctx)
+            result = _json_object(script.main(ctx))
+        except errors.TransientError as exc:
+            if task.retries < self.settings.task_retry_limit and not beat.should_cancel():
+                self._retry_later(task, beat, exc)
                 return
-            except (Exception, SystemExit) as exc:  # a script's failure ends its task only
-                self._settle_failure(task, beat, script, ctx, api, exc, retries)
-                return
-            if not self._finish(task, beat, states.SUCCESS, result=result):
-                self._discard_created(api)
+            self._settle_failure(task, beat, script, ctx, api, exc, task.retries)
             return
+        except (Exception, SystemExit) as exc:  # a script's failure ends its task only
+            self._settle_failure(task, beat, script, ctx, api, exc, task.retries)
+            return
+        if not self._finish(task, beat, states.SUCCESS, result=result):
+            self._discard_created(api)
 
-    def _wait_to_retry(self, beat: Heartbeat, retry: int, exc: errors.TransientError) -> bool:
-        """Say so in the task's message, then sleep the backoff; False if cancelled meanwhile."""
+    def _retry_later(self, task: models.Task, beat: Heartbeat,
+                     exc: errors.TransientError) -> None:
+        """Re-queue the task until its backoff has passed, saying so in its message, and have
+        it submitted again then. The slot is free meanwhile; its cleanup runs before the
+        re-run, wherever that is."""
+        retry = task.retries + 1
         delay = min(self.settings.task_retry_backoff * 2 ** (retry - 1),
                     self.settings.task_retry_backoff_max)
-        limit = self.settings.task_retry_limit
-        beat.renew(message=f"Attempt failed with a transient error ({exc.message}); retrying in "
-                           f"{delay:g} s (retry {retry} of {limit})"[:65535])
-        deadline = time.monotonic() + delay
-        while time.monotonic() < deadline:
-            if beat.should_cancel():
-                return False
-            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
-        return not beat.should_cancel()
+        message = (f"Attempt failed with a transient error ({exc.message}); retrying in "
+                   f"{delay:g} s (retry {retry} of {self.settings.task_retry_limit})")[:65535]
+        beat.stop()
+        now = models.utcnow()
+        with self.db.session() as session:
+            requeued = leases.retry_later(session, beat.lease,
+                                          now + datetime.timedelta(seconds=delay), message, now)
+        if not requeued:
+            LOG.warning("task %s: lease %d lost; its retry was not queued", task.id,
+                        beat.lease.token)
+            return
+        LOG.info("task %s: transient error (%s); retry %d in %g s", task.id, exc.message,
+                 retry, delay)
+        self._submit_later(task.id, task.type, delay)
+
+    def _resubmit_when_due(self, task_id: str) -> None:
+        """A task that is waiting out a retry's backoff (its message came early: a duplicate,
+        the reaper's, start-up's): submit it again for when it is due."""
+        with self.db.reader() as session:
+            row = task_rows.get_any(session, task_id)
+        now = models.utcnow()
+        if (row is not None and row.status == states.PENDING and row.retry_at is not None
+                and row.retry_at > now):
+            self._submit_later(task_id, row.type, (row.retry_at - now).total_seconds())
+
+    def _submit_later(self, task_id: str, task_type: str, delay: float) -> None:
+        if self.resubmit is None:
+            return  # pending: the reaper's re-publishing finds it
+        try:
+            self.resubmit(task_id, task_type, delay)
+        except errors.ServiceUnavailable as exc:  # pending: the reaper re-publishes it
+            LOG.warning("task %s: could not queue its retry: %s", task_id, exc.message)
 
     def _settle_failure(self, task: models.Task, beat: Heartbeat, script: LoadedScript,
                         ctx: contract.ScriptContext, api: db_api.ScriptDbApi, exc: BaseException,
@@ -296,15 +360,20 @@ class Runner:
             task_id=task.id, task_type=task.type, task_input=dict(task.input or {}),
             request_context=request_context, db_api=api,
             store_api=self.store, notifier_api=self.notifier, settings=self.settings,
-            report_progress=_Progress(lambda text: beat.renew(message=text)),
-            should_cancel=beat.should_cancel, attempt=attempt,
+            report_progress=progress.Reporter(
+                lambda text, data: beat.renew(message=text, progress=data)),
+            should_cancel=beat.should_cancel, attempt=attempt, image_gate=self.gate,
             logger=logging.getLogger(f"glint.task.{task.type}"))
         return ctx, api
 
     def _finish(self, task: models.Task, beat: Heartbeat, target: str,
                 result: dict[str, Any] | None = None, message: str = "") -> bool:
-        """Record the outcome through the lease; False (nothing written) for a zombie."""
+        """Record the outcome through the lease; False (nothing written) for a zombie.
+
+        The heartbeat stops first: one renewing after this write would call the lease lost.
+        """
         states.check(states.PROCESSING, target)
+        beat.stop()
         now = models.utcnow()
         with self.db.session() as session:
             done = leases.write(session, beat.lease, status=target, result=result,
@@ -317,6 +386,8 @@ class Runner:
             LOG.warning("task %s: lease %d lost; its %s was not recorded", task.id,
                         beat.lease.token, target)
             return False
+        LOG.log(logging.WARNING if target == states.FAILURE else logging.INFO,
+                "task ended: %s%s", target, f" ({message})" if message else "")
         self._notify(f"task.{target}", row, notifiers.ERROR if target == states.FAILURE
                      else notifiers.INFO)
         return True
@@ -356,6 +427,19 @@ class Runner:
         self._discard_unfinished_image(row)
         self._notify("task.failure", row, notifiers.ERROR)
 
+    def _fail_orphaned(self, task_id: str) -> None:
+        """Fail a pending task bound to another runner if that runner is gone."""
+        with self.db.session() as session:
+            row = task_rows.get_any(session, task_id)
+            if (row is None or row.status != states.PENDING or row.bound_to is None
+                    or binding.alive(row.bound_to, row.created_at, models.utcnow())):
+                return
+            row.lease_token += 1
+            self._end(session, row, states.FAILURE, message=ORPHANED)
+        LOG.warning("task %s failed: the process it was bound to is gone", task_id)
+        self._discard_unfinished_image(row)
+        self._notify("task.failure", row, notifiers.ERROR)
+
     def _same_serve(self, owner: str | None) -> bool:
         return owner is not None and owner.rpartition(":")[2] == self.serve_id
 
@@ -388,32 +472,13 @@ class Runner:
             request_context=request_context,
             db_api=db_api.ScriptDbApi(self.db, self.images, request_context, task.id),
             store_api=self.store, notifier_api=self.notifier, settings=self.settings,
-            report_progress=_Progress(lambda text: None), should_cancel=lambda: True,
+            report_progress=progress.Reporter(lambda text, data: None),
+            should_cancel=lambda: True, image_gate=self.gate,
             attempt=task.attempts, logger=logging.getLogger(f"glint.task.{task.type}"))
         self._cleanup(script, ctx)
 
     def _notify(self, event_type: str, task: models.Task, priority: str = notifiers.INFO) -> None:
         self.notifier.notify(notifiers.Event(event_type, views.notification(task), priority))
-
-
-class _Progress:
-    """Writes progress to the task's ``message``, at most once per PROGRESS_INTERVAL.
-
-    Each write goes through the lease and renews it.
-    """
-
-    def __init__(self, write: Callable[[str], object],
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._write = write
-        self._clock = clock
-        self._last = float("-inf")
-
-    def __call__(self, done: int, total: int | None = None, message: str | None = None) -> None:
-        now = self._clock()
-        if now - self._last < PROGRESS_INTERVAL:
-            return
-        self._last = now
-        self._write(message if message is not None else f"Copied {done // MiB} MiB")
 
 
 def _message(task: models.Task, exc: BaseException) -> str:

@@ -34,15 +34,28 @@ class TaskService:
         self.runner = runner
 
     def create(self, ctx: RequestContext, task_type: str, task_input: Any,
-               image_id: str | None = None, task_id: str | None = None,
-               authorize: bool = True) -> models.Task:
+               image_id: str | None = None, authorize: bool = True,
+               bound: bool = False) -> models.Task:
         """Authorize, validate, write, commit, notify, *then* hand the id to the executor its
         type routes to.
 
         The policy rule is ``add_task:<type>`` (``add_task`` for a type without one).
         ``authorize=False`` is for tasks glint starts for an action already authorized (an
-        image import); ``task_id`` for callers that must name the task before it exists.
+        image import). ``bound``: only this process's runner may run the task
+        (``glint.tasks.binding``).
         """
+        task = self.new(ctx, task_type, task_input, image_id=image_id, authorize=authorize,
+                        bound=bound)
+        with self.db.session() as session:
+            task_rows.add(session, task)
+        self.dispatch(task)
+        return task
+
+    def new(self, ctx: RequestContext, task_type: str, task_input: Any,
+            image_id: str | None = None, authorize: bool = True,
+            bound: bool = False) -> models.Task:
+        """:meth:`create`'s checks and its row, not yet written: for a caller that writes it in
+        its own transaction (an import, with its image's lock), then calls :meth:`dispatch`."""
         if authorize:
             target = {**policies.project_target(ctx), "type": task_type}
             self.policy.enforce(ctx, self.policy.task_rule(task_type), target)
@@ -55,13 +68,15 @@ class TaskService:
         script.check_input(task_input)
         if script.validate is not None:
             script.validate(task_input, self.settings)
-        task = models.Task(
-            id=task_id or str(uuid.uuid4()), type=task_type, status=states.PENDING,
+        return models.Task(
+            id=str(uuid.uuid4()), type=task_type, status=states.PENDING,
             owner=ctx.owner or "", image_id=image_id,
             request_id=ctx.request_id, user_id=ctx.user_id, input=task_input, result=None,
-            message="", context=ctx.to_dict(), max_attempts=self.settings.task_max_attempts)
-        with self.db.session() as session:
-            task_rows.add(session, task)
+            message="", context=ctx.to_dict(), max_attempts=self.settings.task_max_attempts,
+            bound_to=self.runner.owner if bound else None)
+
+    def dispatch(self, task: models.Task) -> None:
+        """After the commit that wrote ``task``: the event, then the executor."""
         self.notifier.notify(notifiers.Event("task.create", views.notification(task)))
         try:
             self.router.submit(task.id, task.type)
@@ -69,7 +84,6 @@ class TaskService:
             # Not accepted: the task is failed rather than left for a hand-over that may never be.
             self.runner.fail_unsubmitted(task.id, exc.message)
             raise
-        return task
 
     def cancel(self, ctx: RequestContext, task_id: str) -> models.Task:
         """Ask for an unfinished task to stop (``cancel_task``); Conflict when it is final."""

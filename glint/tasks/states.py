@@ -7,7 +7,8 @@
        └──────────────┴──────> failure
 
 ``success`` and ``failure`` are final. ``processing → pending`` is the reaper re-queuing a
-task whose runner was lost (its lease expired). Only the runner changes a task's status.
+task whose runner was lost (its lease expired), or the runner re-queuing one to retry after a
+``TransientError``. Only the runner changes a task's status.
 """
 
 from __future__ import annotations

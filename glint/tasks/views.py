@@ -29,9 +29,13 @@ class Summary(Protocol):
 
 
 def full(task: models.Task) -> dict[str, Any]:
-    """``GET /v2/tasks/{id}``: optional ids and ``expires_at`` omitted while unset."""
+    """``GET /v2/tasks/{id}``: optional ids and ``expires_at`` omitted while unset.
+
+    ``progress`` (glint's, declared in the served schema) is null until the script reports.
+    """
     body = stub(task)
-    body.update({"input": task.input, "result": task.result, "message": task.message or ""})
+    body.update({"input": task.input, "result": task.result, "message": task.message or "",
+                 "progress": task.progress})
     for key in ("image_id", "request_id", "user_id"):
         value = getattr(task, key)
         if value is not None:

@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import time
+from typing import Any
 
 import httpx
 
@@ -39,6 +40,9 @@ def test_import_then_download_with_glanceclient(glance: GlanceCli, file_server: 
     task = wait_for_task(glance, created["id"])
     assert task["status"] == "success", task
     image_id = json.loads(task["result"].replace("'", '"'))["image_id"]
+    # glint's progress field, declared in the served schema, passes the client's validation.
+    progress = json.loads(task["progress"].replace("'", '"').replace("None", "null"))
+    assert progress["total"] == len(data) and 0 < progress["percent"] <= 100
 
     listing = glance("task-list").stdout
     assert created["id"] in listing
@@ -56,6 +60,18 @@ def test_import_then_download_with_glanceclient(glance: GlanceCli, file_server: 
     downloaded = out.read_bytes()
     assert hashlib.md5(downloaded).hexdigest() == image["checksum"]
     assert hashlib.sha512(downloaded).hexdigest() == image["os_hash_value"]
+
+
+def test_openstacksdk_reads_tasks_with_progress(sdk: Any, file_server: FileServer) -> None:
+    url = file_server.add("sdk.raw", os.urandom(2 * 1024 * 1024))
+    created = sdk.image.create_task(type="import", input=json.loads(import_input(url, "sdk")))
+    deadline = time.monotonic() + 60
+    task = sdk.image.get_task(created.id)
+    while task.status not in ("success", "failure") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        task = sdk.image.get_task(created.id)
+    assert (task.status, task.type) == ("success", "import"), task.message
+    assert task.result["image_id"]
 
 
 def test_failed_import_leaves_no_image(glance: GlanceCli, glint_server: Server,

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import pathlib
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -41,16 +44,17 @@ LEASE = {"task_lease": 3.0, "task_heartbeat": 0.5, "reaper_interval": 0.5,
          "task_republish_after": 5.0}
 
 
-def _slow_script() -> Any:
+def _test_script(name: str) -> Any:
     spec = importlib.util.spec_from_file_location(
-        "glint_test_scripts_slow", FIXTURES / "glint_test_scripts" / "slow.py")
+        f"glint_test_scripts_{name}", FIXTURES / "glint_test_scripts" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-SLOW = _slow_script()
+SLOW = _test_script("slow")
+FLAKY = _test_script("flaky")
 
 
 @pytest.fixture
@@ -107,13 +111,13 @@ class Workers:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self, concurrency: int = 1, pool: str = "threads",
-              ready: bool = True) -> subprocess.Popen[bytes]:
+              ready: bool = True, *args: str) -> subprocess.Popen[bytes]:
         """Start a worker and (``ready``) wait until it consumes."""
         log = self.tmp / f"worker-{len(self.processes)}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
                 [str(BIN / "glint"), "worker", "--concurrency", str(concurrency),
-                 "--pool", pool],
+                 "--pool", pool, *args],
                 env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.processes.append(process)
         deadline = time.monotonic() + 30
@@ -152,7 +156,8 @@ def workers(tmp_path: pathlib.Path, database_url: str,
 def api(make_glint: MakeGlint, broker: tuple[str, str]) -> app.Glint:
     """The API side: publishes to the workers' queue, runs nothing itself."""
     url, queue = broker
-    return make_glint(registry=Registry.of({"test-slow": SLOW}), executor="celery",
+    return make_glint(registry=Registry.of({"test-slow": SLOW, "test-flaky": FLAKY}),
+                      executor="celery",
                       broker_url=url, task_default_queue=queue, **LEASE)
 
 
@@ -277,7 +282,69 @@ def test_cancel_a_running_task_through_the_api(api: app.Glint, workers: Workers,
     assert _lines(tmp_path / f"{task_id}.done") == []
 
 
+def test_a_worker_told_to_stop_takes_no_new_task(
+        api: app.Glint, workers: Workers, ctx: Any, tmp_path: pathlib.Path) -> None:
+    """SIGTERM while a task runs: it finishes there, and a task published after the signal,
+    with a slot free, waits for another worker."""
+    stopping = workers.start(concurrency=2)
+    running = _create(api, ctx, tmp_path, 4.0)
+    _wait(lambda: (tmp_path / f"{running}.runs").exists(), 30, "the task to start")
+    stopping.send_signal(signal.SIGTERM)
+    time.sleep(0.2)  # the signal is handled
+    later = _create(api, ctx, tmp_path, 0.1)
+    time.sleep(2.5)  # the consumer's poll ends within this; before, it took the task here
+    assert _task(api, later).status == "pending"
+    assert not (tmp_path / f"{later}.runs").exists()
+    assert stopping.wait(30) == 0, workers.log(stopping)
+    assert (_task(api, running).status, _owner_pid(api, running)) == ("success", stopping.pid)
+    other = workers.start()
+    _wait(lambda: _final(api, later), 30, "the task on another worker")
+    assert (_task(api, later).status, _owner_pid(api, later)) == ("success", other.pid)
+
+
+def test_a_transient_error_is_retried_through_the_broker_and_frees_the_slot(
+        api: app.Glint, workers: Workers, ctx: Any, tmp_path: pathlib.Path) -> None:
+    """One slot: the retry is published with a countdown (on RabbitMQ's quorum queues, its
+    native delayed delivery), and the slot runs another task meanwhile."""
+    workers.env["GLINT_TASK_RETRY_BACKOFF"] = "3"
+    worker = workers.start(concurrency=1)
+    flaky = api.tasks.create(ctx, "test-flaky", {"fail_times": 1,
+                                                 "record_dir": str(tmp_path)}).id
+    _wait(lambda: _task(api, flaky).retries == 1, 30, "the first run to fail")
+    quick = _create(api, ctx, tmp_path, 0.1)
+    _wait(lambda: _final(api, quick), 30, "the other task, while the first waits")
+    assert _task(api, flaky).status == "pending"
+    _wait(lambda: _final(api, flaky), 30, "the retry")
+    task = _task(api, flaky)
+    assert (task.status, task.result, task.retries) == ("success", {"attempt": 2}, 1)
+    runs = _lines(tmp_path / f"{flaky}.runs")
+    assert runs == ["1", str(worker.pid), "2", str(worker.pid)]
+    log = workers.log(worker)
+    assert "direct exchange" not in log and "enable -E" not in log
+
+
 @pytest.mark.parametrize("broker", ["redis"], indirect=True)
+def test_a_workers_health_port_and_its_log_lines(
+        api: app.Glint, workers: Workers, ctx: Any, tmp_path: pathlib.Path) -> None:
+    """The worker answers /healthcheck on its own port, broker included; its log names the
+    request that created each task it runs, so one grep follows a request across nodes."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    worker = workers.start(1, "threads", True, "--health-port", str(port))
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/healthcheck",
+                                     headers={"Accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        report = json.loads(response.read())
+    assert report["status"] == "ok", report
+    assert {"database", "store", "broker", "reaper"} <= set(report["checks"])
+    task_id = _create(api, ctx, tmp_path, 0.1)
+    _wait(lambda: _final(api, task_id), 30, "the task")
+    lines = [line for line in workers.log(worker).splitlines() if task_id in line]
+    assert any(f"[{ctx.request_id} project={ctx.project_id} task={task_id}(test-slow)]: "
+               "task ended: success" in line for line in lines), lines
+
+
 def test_a_worker_started_without_its_database_waits_for_it(
         api: app.Glint, database_url: str, broker: tuple[str, str], ctx: Any,
         tmp_path: pathlib.Path) -> None:

@@ -246,7 +246,7 @@ def test_a_container_the_account_may_only_read_refuses_the_write(
         other = make_swift(swift_env, owner.container, user=reader,
                            key=swift_env["GLINT_SWIFT_KEY2"], create_container=False,
                            storage_url=swift_env["GLINT_SWIFT_STORAGE_URL"])
-        with pytest.raises(errors.StoreError, match=r"swift store.*access denied") as refused:
+        with pytest.raises(errors.StoreUnwritable, match=r"swift store.*access denied") as refused:
             _copy(other, "img-1", os.urandom(11 * MiB))
         assert swift_env["GLINT_SWIFT_KEY2"] not in refused.value.message
         assert list(owner.locations()) == [] and leftovers(owner) == []

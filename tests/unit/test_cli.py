@@ -45,7 +45,8 @@ def database(workdir: pathlib.Path) -> str:
 
 
 @pytest.mark.parametrize("args", [[], ["serve"], ["db"], ["db", "upgrade"], ["db", "current"],
-                                  ["db", "purge"], ["scripts"]])
+                                  ["db", "purge"], ["db", "load-metadefs"],
+                                  ["db", "export-metadefs"], ["scripts"]])
 def test_every_command_has_help(args: list[str]) -> None:
     result = run(*args, "--help")
     assert result.exit_code == 0
@@ -123,7 +124,19 @@ def test_bad_settings_files_are_reported(workdir: pathlib.Path) -> None:
     unknown.write_text('colour = "blue"\n')
     result = run("db", "current", GLINT_CONFIG=str(unknown))
     assert result.exit_code == 2
-    assert "invalid setting colour (GLINT_COLOUR): Extra inputs are not permitted" in result.stderr
+    assert result.stderr.strip() == (f"Error: unknown setting colour in the settings file {unknown} "
+                                     "(the README lists the settings)")
+    assert "GLINT_COLOUR" not in result.stderr  # no such variable was ever set
+
+
+def test_a_bad_value_in_the_settings_file_names_the_file(workdir: pathlib.Path) -> None:
+    config = workdir / "glint.toml"
+    config.write_text("bind_port = 99999\n")
+    result = run("db", "current", GLINT_CONFIG=str(config))
+    assert result.exit_code == 2
+    assert f"invalid setting bind_port (in the settings file {config}): Input" in result.stderr
+    result = run("db", "current", GLINT_CONFIG=str(config), GLINT_BIND_PORT="70000")
+    assert "invalid setting bind_port (GLINT_BIND_PORT): Input" in result.stderr  # env wins
 
 
 def test_a_bad_plugin_name_is_a_setting_error(workdir: pathlib.Path) -> None:
@@ -192,6 +205,64 @@ def test_serve_uses_the_settings_for_host_and_port(served: list[Any]) -> None:
     assert (served[1].host, served[1].port) == ("127.0.0.3", 8080)
 
 
+# -- multi-store over a single store's images -----------------------------------------------
+
+
+def _single_store_image(workdir: pathlib.Path) -> str:
+    """An active image uploaded by a glint with the one (filesystem) store, as before
+    enabled_backends was set; returns its id."""
+    from glint import app, settings
+    from glint.context import RequestContext
+    from glint.images.uploads import Uploads
+
+    assert run("db", "upgrade").exit_code == 0
+    glint = app.build(settings.load(), executor="inline")
+    ctx = RequestContext(user_id="u", project_id="p", roles=("admin",))
+    try:
+        image = glint.images.create(ctx, {"disk_format": "raw", "container_format": "bare"})
+        Uploads(glint.images).upload(ctx, image.id, [b"old bytes"], expected_size=None)
+    finally:
+        glint.close(timeout=1)
+    assert (workdir / "data" / "images" / image.id).is_file()
+    return image.id
+
+
+MULTI = {"GLINT_ENABLED_BACKENDS": '{"fast": "filesystem", "cheap": "filesystem"}',
+         "GLINT_EXECUTOR": "inline"}
+
+
+def test_multi_store_over_single_store_images_is_refused_with_the_fix(
+        served: list[Any], workdir: pathlib.Path) -> None:
+    _single_store_image(workdir)
+    result = run("serve", **MULTI)
+    assert result.exit_code == 2, result.output
+    old = (workdir / "data" / "images").resolve()
+    assert result.stderr.startswith("Error: 1 image stored before enabled_backends was set is "
+                                    f"in the old store {old}, but the default backend 'fast' "
+                                    f"reads {old / 'fast'}")
+    assert f'backend_paths = {{fast = "{old}"}}' in result.stderr
+    assert served == []
+    # The fix as named: the image is readable from the default backend, and serve starts.
+    result = run("serve", **MULTI, GLINT_BACKEND_PATHS=f'{{"fast": "{old}"}}')
+    assert result.exit_code == 0, result.output
+
+
+def test_a_worker_is_refused_too(workdir: pathlib.Path) -> None:
+    _single_store_image(workdir)
+    result = run("worker", **{**MULTI, "GLINT_BROKER_URL": "memory://"})
+    assert result.exit_code == 2, result.output
+    assert "backend_paths = {fast = " in result.stderr
+
+
+def test_multi_store_starts_when_the_old_images_were_moved(
+        served: list[Any], workdir: pathlib.Path) -> None:
+    image_id = _single_store_image(workdir)
+    images = workdir / "data" / "images"
+    (images / "fast").mkdir()
+    (images / image_id).rename(images / "fast" / image_id)
+    assert run("serve", **MULTI).exit_code == 0
+
+
 # -- scripts ------------------------------------------------------------------------------
 
 SCRIPTS = {
@@ -226,7 +297,7 @@ def third_party(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 def test_scripts_lists_served_and_broken_scripts(third_party: None) -> None:
     result = run("scripts")
-    assert result.exit_code == 0
+    assert result.exit_code == 1  # a broken script fails the deploy check
     rows = {line.split()[0]: line.split(maxsplit=4) for line in result.output.splitlines()}
     assert rows["TYPE"][:4] == ["TYPE", "PACKAGE", "VERSION", "STATUS"]
     assert rows["acme-copy"] == ["acme-copy", "acme-scripts", "2.0.1", "ok",
@@ -251,11 +322,13 @@ def test_scripts_lists_the_built_in_import_script() -> None:
 def test_serve_sends_downloads_with_sendfile_with_one_api_worker_or_several(workers: int) -> None:
     from uvicorn.importer import import_from_string
 
+    from glint.api.header_limits import HeaderLimitsProtocol
     from glint.api.sendfile import SendfileProtocol
     from glint.settings import Settings
 
     config = cli._uvicorn_config("app:factory", Settings(api_workers=workers), "info", False)
-    assert import_from_string(config.http) is SendfileProtocol
+    protocol = import_from_string(config.http)
+    assert issubclass(protocol, SendfileProtocol) and issubclass(protocol, HeaderLimitsProtocol)
     assert config.workers == workers
 
 

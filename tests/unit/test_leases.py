@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import threading
 import time
 import types
@@ -154,6 +155,46 @@ def test_a_zombie_that_finishes_records_nothing(make_glint: MakeGlint,
     assert "task.success" not in [e.event_type for e in events]
 
 
+@pytest.mark.parametrize("outcome", ["success", "failure"])
+def test_no_lease_lost_line_after_the_task_finished(make_glint: MakeGlint, ctx: RequestContext,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture,
+                                                    outcome: str) -> None:
+    """The heartbeat stops before the final write: none of its beats lands after it."""
+    def main(sctx: ScriptContext) -> dict[str, Any]:
+        if outcome == "failure":
+            raise errors.ScriptError("no")
+        return {}
+
+    finish = runner_mod.Runner._finish
+
+    def finish_then_linger(self: runner_mod.Runner, *args: Any, **kwargs: Any) -> bool:
+        done = finish(self, *args, **kwargs)
+        time.sleep(0.3)  # ~15 heartbeat intervals before the heartbeat's context ends
+        return done
+
+    monkeypatch.setattr(runner_mod.Runner, "_finish", finish_then_linger)
+    glint = make_glint(registry=Registry.of({"quick": script(main)}), task_lease=5.0,
+                       task_heartbeat=0.02)
+    task = glint.tasks.create(ctx, "quick", {})
+    assert row(glint, task.id).status == outcome
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [line for line in lines if "lost" in line], lines
+
+
+def test_a_lease_really_lost_is_still_logged(make_glint: MakeGlint, ctx: RequestContext,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    def main(sctx: ScriptContext) -> dict[str, Any]:
+        steal(glint, sctx.task_id)
+        time.sleep(0.3)  # the heartbeat's next renewal finds the lease gone
+        return {}
+
+    glint = make_glint(registry=Registry.of({"z": script(main)}), task_lease=5.0,
+                       task_heartbeat=0.02)
+    glint.tasks.create(ctx, "z", {})
+    assert any("was lost; stopping its script" in r.getMessage() for r in caplog.records)
+
+
 # -- the reaper -------------------------------------------------------------------------------
 
 
@@ -251,6 +292,62 @@ def test_transient_errors_give_up_at_the_limit(make_glint: MakeGlint,
     glint = make_glint(registry=Registry.of({"t": script(main)}), task_retry_limit=2, **FAST)
     done = row(glint, glint.tasks.create(ctx, "t", {}).id)
     assert (done.status, done.message) == ("failure", "still down (gave up after 2 retries)")
+
+
+def test_a_retry_waits_in_the_queue_not_in_the_slot(make_glint: MakeGlint,
+                                                   ctx: RequestContext) -> None:
+    """One slot: while the flaky task waits out its backoff, the slot runs another task."""
+    order: list[str] = []
+    failed = threading.Event()
+
+    def flaky(sctx: ScriptContext) -> dict[str, Any]:
+        order.append(f"flaky {sctx.attempt}")
+        if sctx.attempt == 1:
+            failed.set()
+            raise errors.TransientError("busy")
+        return {}
+
+    glint = make_glint(registry=Registry.of({"flaky": script(flaky), "quick": script(
+        lambda c: order.append("quick") or {})}), executor="thread", executor_threads=1,
+        **{**FAST, "task_retry_backoff": 1.0})
+    flaky_id = glint.tasks.create(ctx, "flaky", {}).id
+    assert failed.wait(5)
+    quick_id = glint.tasks.create(ctx, "quick", {}).id
+    _wait_until(lambda: row(glint, quick_id).status == "success", 5)
+    waiting = row(glint, flaky_id)
+    assert (waiting.status, waiting.retries, waiting.attempts) == ("pending", 1, 0)
+    assert waiting.message == ("Attempt failed with a transient error (busy); retrying in 1 s "
+                               "(retry 1 of 3)")
+    assert waiting.retry_at is not None and waiting.retry_at > models.utcnow()
+    glint.runner.run(flaky_id)  # an early message (a duplicate, the reaper's) runs nothing
+    _wait_until(lambda: row(glint, flaky_id).status == "success", 5)
+    assert order == ["flaky 1", "quick", "flaky 2"]
+    assert (row(glint, flaky_id).attempts, row(glint, flaky_id).retries) == (1, 1)
+
+
+def test_a_task_cancelled_while_waiting_to_retry_is_cleaned_up(make_glint: MakeGlint,
+                                                               ctx: RequestContext) -> None:
+    cleaned: list[int] = []
+
+    def main(sctx: ScriptContext) -> dict[str, Any]:
+        raise errors.TransientError("busy")
+
+    glint = make_glint(registry=Registry.of({"t": script(
+        main, cleanup=lambda c: cleaned.append(c.attempt))}), executor="thread",
+        **{**FAST, "task_retry_backoff": 30.0})
+    task = glint.tasks.create(ctx, "t", {})
+    _wait_until(lambda: row(glint, task.id).retries == 1, 5)
+    assert row(glint, task.id).status == "pending"
+    cancelled = glint.tasks.cancel(ctx, task.id)
+    assert (cancelled.status, cancelled.message) == ("failure", runner_mod.CANCELLED)
+    assert len(cleaned) == 1
+
+
+def _wait_until(predicate: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
 
 
 def test_a_plain_error_is_not_retried(make_glint: MakeGlint, ctx: RequestContext) -> None:

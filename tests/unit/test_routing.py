@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import pathlib
 import threading
@@ -110,13 +109,21 @@ def test_an_unknown_default_executor_stops_start_up(make_glint: MakeGlint) -> No
         make_glint(executor="nope")
 
 
-def test_a_route_for_a_type_nobody_serves_is_only_logged(
-        make_glint: MakeGlint, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="glint.tasks.routing"):
-        glint = make_glint(registry=_recording({}), executor_routes={"verify": "inline"})
+@pytest.mark.parametrize("setting", ["executor_routes", "task_queues"])
+def test_a_key_that_is_not_a_task_type_stops_start_up(make_glint: MakeGlint,
+                                                       setting: str) -> None:
+    # What a setting written below the [task_queues] header of a TOML file turns into.
+    with pytest.raises(errors.ConfigurationError) as raised:
+        make_glint(registry=_recording({}), **{setting: {"fast": "inline", "notifier": "inline"}})
+    assert raised.value.message == (
+        f"setting {setting} names 'notifier', which is not a task type (installed task types: "
+        "fast, slow); its keys are task types")
+
+
+def test_a_maintenance_command_loads_no_scripts_and_checks_no_routes(
+        make_glint: MakeGlint) -> None:
+    glint = make_glint(registry=Registry({}, {}), executor_routes={"verify": "inline"})
     assert glint.router.routes == {"verify": "inline"}
-    assert "executor_routes names task type 'verify', which no installed script serves" in (
-        caplog.text)
 
 
 def test_a_router_needs_every_executor_it_routes_to() -> None:

@@ -15,8 +15,10 @@ from glint.db import models
 from glint.scripts.contract import ScriptContext
 from glint.scripts.registry import Registry
 from glint.stores.memory import MemoryStore
-from glint.tasks import runner as runner_mod
+from glint.tasks import progress, views
 from tests.conftest import MakeGlint
+
+MiB = 1024 * 1024
 
 
 def script(main: Any, **attrs: Any) -> types.SimpleNamespace:
@@ -124,31 +126,41 @@ def test_concurrent_runs_claim_the_task_once(make_glint: MakeGlint, ctx: Request
 
 
 def test_progress_is_written_and_rate_limited(make_glint: MakeGlint, ctx: RequestContext) -> None:
-    messages: list[str] = []
+    seen: list[tuple[str, Any]] = []
 
     def main(sctx: ScriptContext) -> dict[str, Any]:
-        sctx.report_progress(15 * 1024 * 1024, 100)
-        messages.append(sctx.db_api.get_task()["message"])
-        sctx.report_progress(30 * 1024 * 1024, 100)  # within the interval: not written
-        messages.append(sctx.db_api.get_task()["message"])
+        sctx.report_progress(15 * MiB, 60 * MiB)
+        seen.append((sctx.db_api.get_task()["message"], sctx.db_api.get_task()["progress"]))
+        sctx.report_progress(30 * MiB, 60 * MiB)  # within the interval: not written
+        seen.append((sctx.db_api.get_task()["message"], sctx.db_api.get_task()["progress"]))
         return {}
 
     glint = make_glint(registry=registry(p=script(main)))
-    glint.tasks.create(ctx, "p", {})
-    assert messages == ["Copied 15 MiB", "Copied 15 MiB"]
+    task = glint.tasks.create(ctx, "p", {})
+    reported = {"done": 15 * MiB, "total": 60 * MiB, "percent": 25.0}
+    assert seen == [("Copied 15 MiB of 60 MiB (25%)", reported)] * 2
+    assert views.full(glint.tasks.get(ctx, task.id))["progress"] == reported
 
 
 def test_progress_clock() -> None:
     now = [0.0]
-    written: list[str] = []
+    written: list[tuple[str, dict[str, Any]]] = []
 
-    progress = runner_mod._Progress(written.append, clock=lambda: now[0])
-    progress(1)
+    reporter = progress.Reporter(lambda text, data: written.append((text, data)),
+                                 clock=lambda: now[0])
+    reporter(1)
     now[0] = 0.5
-    progress(2)
+    reporter(2)
     now[0] = 1.6
-    progress(3, message="step 3 of 4")
-    assert written == ["Copied 0 MiB", "step 3 of 4"]
+    reporter(3, 4, message="step 3 of 4")
+    assert written == [("Copied 0 MiB", {"done": 1, "total": None, "percent": None}),
+                       ("step 3 of 4", {"done": 3, "total": 4, "percent": 75.0})]
+
+
+@pytest.mark.parametrize("done, total, percent", [
+    (0, 0, 100.0), (1, 3, 33.3), (5, 4, 100.0), (7, None, None)])
+def test_progress_percent(done: int, total: int | None, percent: float | None) -> None:
+    assert progress.of(done, total) == {"done": done, "total": total, "percent": percent}
 
 
 def test_stopping_is_seen_by_should_cancel(make_glint: MakeGlint, ctx: RequestContext) -> None:

@@ -107,6 +107,14 @@ def test_the_token_is_never_stored(glint: app.Glint, remote: LocalServer) -> Non
     assert TOKEN not in json.dumps(task.context) + json.dumps(task.input)
 
 
+def test_the_task_is_bound_to_the_process_holding_the_token(glint: app.Glint,
+                                                           remote: LocalServer) -> None:
+    serve_source(remote)
+    task = start(glint, caller(remote), target(glint))
+    # A sibling API worker never claims it (tests/unit/test_binding.py).
+    assert task.bound_to == glint.runner.owner
+
+
 def test_interface_chooses_the_endpoint(glint: app.Glint, remote: LocalServer) -> None:
     serve_source(remote)
     task = start(glint, caller(remote), target(glint), glance_service_interface="internal")

@@ -35,9 +35,20 @@ def test_tenant_id_is_accepted_for_the_project(settings: settings_mod.Settings) 
 
 
 def test_default_identity_without_a_project(settings: settings_mod.Settings) -> None:
-    ctx = identity.from_headers({"x-roles": "admin"}, settings, "req-1")
+    ctx = identity.from_headers({"x-auth-token": "anything"}, settings, "req-1")
     assert (ctx.user_id, ctx.project_id) == ("demo", "demo")
-    assert ctx.roles == ("member", "reader")  # the defaults, not the headers' roles
+    assert ctx.roles == ("member", "reader")
+
+
+@pytest.mark.parametrize(("headers", "named"), [
+    ({"x-roles": "admin"}, "X-Roles without X-Project-Id"),
+    ({"x-user-id": "alice"}, "X-User-Id without X-Project-Id"),
+    ({"x-roles": "admin", "x-user-id": "alice"}, "X-Roles and X-User-Id without X-Project-Id")])
+def test_roles_or_user_without_a_project_is_400_not_the_default(
+        settings: settings_mod.Settings, headers: dict[str, str], named: str) -> None:
+    """Acting as the default identity would silently drop the roles the caller asked for."""
+    with pytest.raises(errors.BadRequest, match=named):
+        identity.from_headers(headers, settings, "req-1")
 
 
 def test_no_default_project_means_401(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from glint import errors
-from glint.api.keystone import IDENTITY_HEADERS, build_auth_protocol
+from glint.api.keystone import CACHE_KEY, IDENTITY_HEADERS, KEYSTONE_TIMEOUT, build_auth_protocol
 from tests.unit.api.support import TestClient
 
 OPTIONS = {"www_authenticate_uri": "http://127.0.0.1:5000/v3",
@@ -35,6 +35,18 @@ def test_options_reach_auth_token_not_the_global_config() -> None:
     assert protocol._conf.get("token_cache_time") == 42
     assert protocol._conf.oslo_conf_obj is not cfg.CONF
     assert protocol.www_authenticate_uri == OPTIONS["www_authenticate_uri"]
+
+
+def test_keystone_calls_time_out_unless_told_otherwise() -> None:
+    assert build_auth_protocol(OPTIONS)._conf.get("http_connect_timeout") == KEYSTONE_TIMEOUT
+    told = build_auth_protocol({**OPTIONS, "http_connect_timeout": 3})
+    assert told._conf.get("http_connect_timeout") == 3
+
+
+def test_tokens_are_cached_in_glints_own_cache_unless_memcached_is_set() -> None:
+    assert build_auth_protocol(OPTIONS)._conf.get("cache") == CACHE_KEY
+    memcached = build_auth_protocol({**OPTIONS, "memcached_servers": "127.0.0.1:11211"})
+    assert memcached._conf.get("cache") is None
 
 
 def test_identity_headers_cover_what_clients_could_spoof() -> None:

@@ -110,6 +110,9 @@ def test_representative_responses_conform(client: TestClient, glint: app.Glint,
     call("GET", "/", headers={})
     call("GET", "/versions", headers={})
     call("GET", "/openapi.json", headers={})
+    call("GET", "/healthcheck", headers={})  # 503 here: the test database has no revision
+    call("HEAD", "/healthcheck", headers={})
+    call("GET", "/healthcheck", headers={**ADMIN, "Accept": "application/json"})
     for name in ("image", "images", "member", "members", "task", "tasks"):
         call("GET", f"/v2/schemas/{name}")
 

@@ -227,7 +227,8 @@ def test_task_schemas_follow_glance_and_list_installed_types(client: TestClient)
     item = tasks["properties"]["tasks"]["items"]
     assert tasks["name"] == "tasks"
     assert tasks["links"] == [{"rel": "describedby", "href": "{schema}"}]
-    assert set(task["properties"]) - set(item["properties"]) == {"input", "result", "message"}
+    assert set(task["properties"]) - set(item["properties"]) == {
+        "input", "result", "message", "progress"}
 
 
 def test_real_tasks_validate_against_the_served_schemas(client: TestClient) -> None:

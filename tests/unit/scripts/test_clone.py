@@ -162,7 +162,7 @@ def test_the_store_copy_is_atomic(tmp_path: pathlib.Path, monkeypatch: pytest.Mo
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(os, "copy_file_range", broken)
-    with pytest.raises(OSError, match="Input/output error"):
+    with pytest.raises(errors.StoreError, match="Input/output error"):
         store.copy(location, "dst")
     assert os.listdir(store.path) == ["src"]  # no temporary file, no partial copy
     with pytest.raises(errors.StoreError, match="missing from the store"):

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from glint import app, errors
+from glint import app, errors, gate, qemu_img
 from glint.context import RequestContext
 from glint.db import models
-from glint.scripts import export_targets, qemu_img
+from glint.scripts import export_targets
 from glint.stores.filesystem import FilesystemStore
 from glint.stores.memory import MemoryStore
 from tests.conftest import MakeGlint
@@ -302,7 +302,8 @@ def test_an_unsafe_source_is_not_converted(glint: app.Glint, ctx: RequestContext
     task = _export(glint, ctx, image.id, f"file://{exports}/out.raw", export_format="raw")
 
     assert task.status == "failure"
-    assert task.message.startswith("the image's qcow2 data is unsafe to convert (")
+    assert task.message == ("Image data refused: the qcow2 image failed safety checks "
+                            "(backing_file: Image has a backing file)")
     assert "backing_file" in task.message
     assert os.listdir(exports) == []
     assert os.listdir(tmp_path / "work") == []
@@ -314,7 +315,7 @@ def test_data_not_in_its_declared_format_is_not_converted(
     image = active_image(glint, ctx, DATA, disk_format="qcow2")  # random bytes, "qcow2"
     task = _export(glint, ctx, image.id, f"file://{exports}/out.raw", export_format="raw")
     assert task.status == "failure"
-    assert "is not valid qcow2 data, as its disk_format says" in task.message
+    assert task.message == "Image data refused: disk_format is 'qcow2' but the data is raw"
     assert os.listdir(exports) == []
 
 
@@ -334,7 +335,8 @@ def test_a_missing_qemu_img_fails_with_what_to_install(
 def test_a_failing_conversion_fails_with_qemu_imgs_reason(
         glint: app.Glint, ctx: RequestContext, exports: pathlib.Path, tmp_path: pathlib.Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(qemu_img, "check_source", lambda path, disk_format: None)
+    monkeypatch.setattr(gate.ImageGate, "check_file",
+                        lambda self, path, disk_format, what="": gate.Verdict(disk_format, None))
     image = active_image(glint, ctx, DATA, disk_format="vdi")  # not a VDI: qemu-img says so
     task = _export(glint, ctx, image.id, f"file://{exports}/out.raw", export_format="raw")
     assert task.status == "failure"

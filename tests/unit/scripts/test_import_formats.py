@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from glint import app, errors
+from glint import app, errors, qemu_img
 from glint.context import RequestContext
 from glint.db import models
-from glint.scripts import qemu_img
 from glint.stores.memory import MemoryStore
 from tests.conftest import MakeGlint
 from tests.httpserver import LocalServer

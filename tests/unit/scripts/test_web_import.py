@@ -19,7 +19,7 @@ from glint.scripts import web_import
 from glint.stores import filesystem
 from glint.stores.filesystem import FilesystemStore
 from glint.stores.memory import MemoryStore
-from glint.tasks import runner as runner_mod
+from glint.tasks import progress
 from tests.conftest import MakeGlint
 from tests.httpserver import LocalServer, closed_port
 
@@ -164,7 +164,7 @@ def test_progress_is_reported_in_bytes_of_the_announced_total(
                message: str | None = None) -> None:
         calls.append((done, total))
 
-    monkeypatch.setattr(runner_mod._Progress, "__call__", record)
+    monkeypatch.setattr(progress.Reporter, "__call__", record)
     glint = make_glint()
     assert _create(glint, ctx, http_server.serve("/i", DATA)).status == "success"
     assert len(calls) > 1
@@ -340,7 +340,7 @@ def test_a_failed_store_write_fails_the_task(make_glint: MakeGlint, ctx: Request
 
     glint = make_glint(store=FullStore())
     task = _create(glint, ctx, http_server.serve("/i", DATA))
-    _assert_failed_cleanly(glint, task, "Could not store the image data: No space left on device")
+    _assert_failed_cleanly(glint, task, "Image storage media is full: No space left on device")
 
 
 # -- the filesystem store ------------------------------------------------------------------
