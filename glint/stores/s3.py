@@ -149,6 +149,13 @@ class S3Store:
                 raise errors.ConfigurationError(
                     self.error(exc, f"creating bucket {self.bucket!r}").message) from None
 
+    def probe(self) -> None:
+        """Ask for the bucket (the health check); StoreError when it cannot answer."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except Exception as exc:
+            raise self.error(exc, f"checking bucket {self.bucket!r}") from None
+
     def writer(self, image_id: str) -> S3Writer:
         return S3Writer(self, _key(image_id))
 

@@ -171,6 +171,14 @@ class SwiftStore:
                 raise errors.ConfigurationError(
                     self.error(exc, f"creating container {container!r}").message) from None
 
+    def probe(self) -> None:
+        """Ask Swift for the container (the health check); StoreError when it cannot answer."""
+        try:
+            with self.connection() as conn:
+                conn.head_container(self.container)
+        except Exception as exc:
+            raise self.error(exc, f"checking container {self.container!r}") from None
+
     @contextlib.contextmanager
     def connection(self, retrying: bool = True) -> Iterator[Any]:
         """A connection of the pool (swiftclient's are not thread-safe: one user at a time);

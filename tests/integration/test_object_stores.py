@@ -363,3 +363,30 @@ def test_start_up_leaves_an_object_stores_unfinished_writes_to_the_reaper(
     assert glint.reaper.sweep_store(clock=1e12) == 0  # younger than store_tmp_max_age
     writer.abort()
     assert leftovers(store) == []
+
+
+@pytest.mark.parametrize("kind", ["swift", "s3"])
+def test_the_health_check_asks_the_object_store(kind: str, swift_env: dict[str, str]) -> None:
+    import urllib.parse
+
+    from glint import health
+    from tests.integration.tcpproxy import TcpProxy
+
+    port = urllib.parse.urlsplit(swift_env["GLINT_S3_ENDPOINT"]).port
+    assert port is not None
+    name = f"glint-test-{secrets.token_hex(4)}"
+    with TcpProxy(("127.0.0.1", port)) as proxy:
+        via = f"http://127.0.0.1:{proxy.port}"
+        store: ObjectStore = (
+            make_swift(swift_env, name, retries=0, auth_url=f"{via}/auth/v1.0",
+                       storage_url=f"{via}/v1/AUTH_glint") if kind == "swift"
+            else make_s3(swift_env, name, retries=0, endpoint=via))
+        try:
+            check = health.store_check({"objects": store})
+            assert check() == "1 writable"
+            proxy.disable()  # nothing is sent before a segment is full: the probe notices
+            with pytest.raises(RuntimeError, match="store objects"):
+                check()
+        finally:
+            proxy.enable()
+            _empty_swift(store) if isinstance(store, SwiftStore) else _empty_s3(store)
