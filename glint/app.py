@@ -105,11 +105,14 @@ class Glint:
     def _remove_unfinished_writes(self) -> None:
         """Before serving, no write of this process is running: its temporary files can go."""
         remote = any(getattr(e, "remote", False) for e in self.router.executors.values())
-        for store in ([] if remote else [self.store]) + [self.images.staging]:
-            cleanup = getattr(store, "remove_temporary_files", None)  # a shared store holds
-            removed = cleanup() if cleanup is not None else 0          # other nodes' writes
-            if removed:
-                LOG.info("removed %d unfinished writes from the %s store", removed, store.name)
+        for group in ([] if remote else [self.store]) + [self.images.staging]:
+            for store in multi.of(group).backends.values():
+                # An object store is shared by every node: the reaper sweeps it, by age.
+                cleanup = (None if getattr(store, "shared", False)
+                           else getattr(store, "remove_temporary_files", None))
+                removed = cleanup() if cleanup is not None else 0
+                if removed:
+                    LOG.info("removed %d unfinished writes from the %s store", removed, store.name)
 
     def _recover(self) -> None:
         self._submit(self._fail_interrupted())
@@ -194,7 +197,7 @@ def build(settings: Settings, *, store: Store | None = None,
     if store is None and settings.enabled_backends:
         store = multi.from_settings(settings)
     elif store is None:
-        store = plugins.load("glint.stores", settings.store)(settings.effective_store_path)
+        store = multi.open_store(settings, settings.store, settings.effective_store_path)
     if notifier is None:
         notifier = _notifier(plugins.load("glint.notifiers", settings.notifier), settings)
     notifier = notifiers.Filtered(notifier, settings.disabled_notifications)

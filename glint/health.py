@@ -6,7 +6,9 @@
     reachable, and migrated to the revision this glint ships (a node left on an old schema is
     not healthy even though it answers).
 ``store``
-    a write to each store can begin and be aborted (nothing is left: the writer never commits).
+    a write to each store can begin and be aborted (nothing is left: the writer never commits);
+    an object store, which sends nothing before a segment is full, is asked over the network
+    (its ``probe``: the container or bucket answers to the credentials).
 ``broker``
     reachable, when an executor publishes to one (``celery``).
 ``reaper``
@@ -132,8 +134,11 @@ def store_check(stores: Mapping[str, Store]) -> Callable[[], str]:
     def check() -> str:
         for name, store in stores.items():
             writer = store.writer(f"healthcheck-{threading.get_ident()}")
+            probe = getattr(store, "probe", None)
             try:
                 writer.write(b"\0")
+                if probe is not None:
+                    probe()
             except Exception as exc:
                 raise RuntimeError(f"store {name}: {_reason(exc)}") from None
             finally:

@@ -56,6 +56,38 @@ class Settings(BaseSettings):
     default_backend: str | None = None  # default: the first of enabled_backends
     # Directory of each filesystem backend (default: data_dir / "images" / <store id>).
     backend_paths: dict[str, pathlib.Path] = pydantic.Field(default_factory=dict)
+    # The swift store (Glance's swift_store_*): Keystone v3 (auth_version "3") or Swift's v1
+    # tempauth ("1"). The key is a secret: kept out of repr, logs and messages.
+    swift_auth_url: str | None = None
+    swift_auth_version: Literal["1", "3"] = "3"
+    swift_user: str | None = None
+    swift_key: pydantic.SecretStr | None = None
+    swift_project_name: str | None = None
+    swift_project_domain_name: str = "Default"
+    swift_user_domain_name: str = "Default"
+    swift_region_name: str | None = None
+    swift_interface: Literal["public", "internal", "admin"] = "public"
+    swift_storage_url: str | None = None  # the account URL, instead of the catalog's
+    swift_container: str = pydantic.Field("glint", min_length=1, pattern=r"^[^/]+$")
+    swift_create_container: bool = False
+    swift_segment_size: int = pydantic.Field(8 * 1024**2, ge=1024**2, le=5 * GiB)
+    swift_segments_in_flight: int = pydantic.Field(4, ge=1, le=64)
+    swift_retries: int = pydantic.Field(5, ge=0)
+    swift_ca_file: str | None = None
+    swift_insecure: bool = False
+    # The s3 store (Glance's s3_store_*). Swift's s3api takes path-style addressing only.
+    s3_endpoint: str | None = None  # none: AWS's endpoint for s3_region
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = None
+    s3_secret_key: pydantic.SecretStr | None = None
+    s3_bucket: str = pydantic.Field("glint", min_length=3)
+    s3_addressing_style: Literal["path", "virtual", "auto"] = "path"
+    s3_create_bucket: bool = False
+    s3_part_size: int = pydantic.Field(8 * 1024**2, ge=5 * 1024**2, le=5 * GiB)
+    s3_parts_in_flight: int = pydantic.Field(4, ge=1, le=64)
+    s3_retries: int = pydantic.Field(5, ge=0)
+    s3_ca_file: str | None = None
+    s3_insecure: bool = False
     executor: str = "thread"
     executor_threads: int = pydantic.Field(8, ge=1, le=256)
     # Task type → executor name, for types that should not run on ``executor``.
@@ -216,6 +248,11 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"backend_paths names stores not in enabled_backends: "
                              f"{', '.join(unknown)}")
+        for kind in ("swift", "s3"):  # one table of settings each: one backend each
+            ids = [i for i, k in backends.items() if k == kind]
+            if len(ids) > 1:
+                raise ValueError(f"enabled_backends: {', '.join(ids)} are all {kind} stores; "
+                                 f"the {kind}_* settings describe one")
         bad = sorted(i for i in backends if not i or "," in i or i.startswith("os_glance_"))
         if bad:
             raise ValueError(f"enabled_backends: invalid store ids {bad} (no commas, not empty, "

@@ -36,11 +36,13 @@ from glint import app, datapath
 from glint import settings as settings_mod
 from glint.context import RequestContext
 from glint.db import models
+from glint.images import locations as image_locations
 from glint.images import service as images
 from glint.images import states as image_states
 from glint.images import views as image_views
 from glint.notifiers.memory import MemoryNotifier
 from glint.scripts import registry as registry_mod
+from glint.stores import multi
 from glint.stores.base import Store
 from glint.stores.memory import MemoryStore
 from glint.tasks import views as task_views
@@ -57,15 +59,22 @@ class ScriptHarness:
     ``directory``: where the SQLite database goes (a fresh temporary directory, removed on
     close, when not given). ``scripts``: task type → script object, served besides the
     installed scripts (``glint.task_scripts`` entry points). ``store``: another store (say a
-    ``FilesystemStore``) instead of the memory store. ``ctx``: who creates images and tasks by
-    default. Other keyword arguments are settings (``hashing_algorithm="sha256"``...).
+    ``FilesystemStore``) instead of the memory store. ``stores``: several stores by id instead
+    (multi-store, the first the default), for scripts that must find an image's bytes in
+    whichever store holds them. ``ctx``: who creates images and tasks by default. Other
+    keyword arguments are settings (``hashing_algorithm="sha256"``...).
     """
 
     def __init__(self, directory: pathlib.Path | None = None, *,
                  scripts: Mapping[str, Any] | None = None, store: Store | None = None,
+                 stores: Mapping[str, Store] | None = None,
                  ctx: RequestContext | None = None, **settings: Any) -> None:
         self._temporary = directory is None
         self.directory = pathlib.Path(directory or tempfile.mkdtemp(prefix="glint-testing-"))
+        if stores:
+            settings.setdefault("enabled_backends", {i: s.name for i, s in stores.items()})
+            store = multi.MultiStore(stores, default=next(iter(stores)),
+                                     types=settings["enabled_backends"])
         self.settings = settings_mod.Settings(**{
             "data_dir": self.directory / "data",
             "database_url": f"sqlite:///{self.directory / 'glint.db'}", **settings})
@@ -95,16 +104,17 @@ class ScriptHarness:
     # -- images ------------------------------------------------------------------------------
 
     def create_image(self, data: bytes | None = None, *, ctx: RequestContext | None = None,
-                     **values: Any) -> dict[str, Any]:
+                     store: str | None = None, **values: Any) -> dict[str, Any]:
         """An image made as ``POST /v2/images`` makes one (``values`` are its attributes and
-        properties; ``raw``/``bare`` unless given), then, with ``data``, uploaded: active,
-        with its size and checksums computed as glint computes them."""
+        properties; ``raw``/``bare`` unless given), then, with ``data``, uploaded (to the store
+        of id ``store``, or the default one): active, with its size and checksums computed as
+        glint computes them."""
         ctx = ctx or self.ctx
         values = {"name": "test-image", "disk_format": "raw", "container_format": "bare",
                   **values}
         image = self.glint.images.create(ctx, values)
         if data is not None:
-            self._upload(ctx, image.id, data)
+            self._upload(ctx, image.id, data, store)
         return self.image(image.id, ctx=ctx)
 
     def image(self, image_id: str, *, ctx: RequestContext | None = None) -> dict[str, Any]:
@@ -119,12 +129,17 @@ class ScriptHarness:
             return [image_views.api(row) for row in rows]
 
     def location(self, image_id: str) -> str | None:
-        """Where the image's bytes are in :attr:`store` (to read, or to damage, them)."""
+        """Where the image's bytes are in their store (to read, or to damage, them)."""
         return self.glint.images.get(RequestContext.admin(), image_id).location
+
+    def store_of(self, image_id: str) -> Store:
+        """The store holding the image's (first copy of) bytes; :attr:`store` with one store."""
+        held = image_locations.held(self.glint.images.get(RequestContext.admin(), image_id))
+        return multi.of(self.store).backend(held[0][0] if held else None)
 
     def image_data(self, image_id: str) -> bytes:
         location = self.location(image_id)
-        return b"" if location is None else b"".join(self.store.read(location))
+        return b"" if location is None else b"".join(self.store_of(image_id).read(location))
 
     # -- notifications -------------------------------------------------------------------
 
@@ -172,8 +187,8 @@ class ScriptHarness:
         self.glint = self._build()  # same database, store and notifier: nothing is lost
         return name
 
-    def _upload(self, ctx: RequestContext, image_id: str, data: bytes) -> None:
-        with self.store.writer(image_id) as writer:
+    def _upload(self, ctx: RequestContext, image_id: str, data: bytes, store: str | None) -> None:
+        with multi.of(self.store).backend(store).writer(image_id) as writer:
             digest = datapath.copy([data], writer, size_cap=self.settings.image_size_cap,
                                    hash_algo=self.settings.hashing_algorithm)
             location = writer.commit()
@@ -181,7 +196,7 @@ class ScriptHarness:
                                      expected=image_states.QUEUED)
         self.glint.images.set_data(ctx, image_id, images.ImageData(
             location=location, size=digest.size, checksum=digest.checksum,
-            os_hash_algo=digest.hash_algo, os_hash_value=digest.hash_value),
+            os_hash_algo=digest.hash_algo, os_hash_value=digest.hash_value, store=store),
             from_status=image_states.SAVING)
 
 

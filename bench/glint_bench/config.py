@@ -6,7 +6,7 @@ import dataclasses
 import os
 import pathlib
 
-SECTIONS = ("limits", "transfers", "dispatch", "celery", "api", "keystone")
+SECTIONS = ("limits", "transfers", "objects", "dispatch", "celery", "api", "keystone")
 
 
 @dataclasses.dataclass(frozen=True)

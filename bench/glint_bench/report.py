@@ -15,6 +15,9 @@ THREAD_P50_MS = 5.0
 CELERY_P50_MS = 30.0
 LIST_P99_MS = 20.0
 LIST_GROWTH = 1.5
+OBJECT_WRITE_RATIO = 0.85  # import and upload into an object store, of the client library's
+OBJECT_READ_RATIO = 0.90  # download from it
+OBJECT_RSS_MIB = 200.0  # server peak RSS during an import (the store is never told the size)
 
 
 def bound(limits: Mapping[str, float], names: Sequence[str]) -> stats.Bound:
@@ -50,6 +53,7 @@ def targets(results: Mapping[str, Any]) -> list[Target]:
         peak = max(moved[n]["peak_rss_mib"] for n in ("import", "upload", "download"))
         found.append(Target(f"server peak RSS, {moved['size_mib']} MiB transfers",
                             f"< {RSS_MIB:.0f} MiB", f"{peak:.0f} MiB", peak < RSS_MIB))
+    found += _object_targets(results.get("objects") or {})
     found += _dispatch_targets(results.get("dispatch") or {})
     levels = (results.get("api") or {}).get("levels") or []
     if levels:  # judged on the most API workers measured (a deployment uses them all)
@@ -64,6 +68,39 @@ def targets(results: Mapping[str, Any]) -> list[Target]:
         found.append(Target(f"list page p99 growth {first['tasks']} -> {last['tasks']} tasks",
                             f"<= {LIST_GROWTH}x", f"{growth:.2f}x", growth <= LIST_GROWTH))
     return found
+
+
+def _object_targets(moved: Mapping[str, Any]) -> list[Target]:
+    found = []
+    for kind in ("swift", "s3"):
+        if kind not in moved:
+            continue
+        for op in ("import", "upload", "download"):
+            t = moved[kind][op]
+            wanted = OBJECT_READ_RATIO if op == "download" else OBJECT_WRITE_RATIO
+            found.append(Target(f"{kind} {op} vs client library", f">= {wanted:.0%}",
+                                f"{t['ratio']:.0%} ({t['mib_s']:.0f} of {t['limit_mib_s']:.0f} "
+                                "MiB/s)", t["ratio"] >= wanted))
+        peak = moved[kind]["import"]["peak_rss_mib"]
+        found.append(Target(f"{kind} import server peak RSS", f"<= {OBJECT_RSS_MIB:.0f} MiB",
+                            f"{peak:.0f} MiB", peak <= OBJECT_RSS_MIB))
+    return found
+
+
+def _object_table(moved: Mapping[str, Any]) -> list[str]:
+    if not moved or "skipped" in moved:
+        return ["", f"object stores: skipped ({moved.get('skipped')})"] if moved else []
+    out = ["", f"object stores on a local one-node Swift: image {moved['size_mib']} MiB, "
+               f"{moved['segment_mib']} MiB segments, {moved['in_flight']} in flight"]
+    rows = []
+    for kind in ("swift", "s3"):
+        for op in ("import", "upload", "download"):
+            t = moved[kind][op]
+            rows.append([kind, op, t["mib_s"], t["limit_mib_s"], f"{t['ratio']:.0%}",
+                         t["peak_rss_mib"], round(t["server_cpu_ms_per_mib"] * 1.024, 2),
+                         f"{t['machine_busy']:.0%}"])
+    return out + _rows(["store", "glint", "MiB/s", "client lib MiB/s", "ratio", "peak RSS MiB",
+                        "server CPU s/GiB", "machine busy"], rows)
 
 
 def _dispatch_targets(dispatch: Mapping[str, Any]) -> list[Target]:
@@ -118,6 +155,7 @@ def table(results: Mapping[str, Any]) -> str:
                        f"{t['ratio']:.0%}", t["peak_rss_mib"], t["server_cpu_ms_per_mib"],
                        f"{t['machine_busy']:.0%}"]
                       for n, t in ((n, moved[n]) for n in ("import", "upload", "download"))])
+    out += _object_table(results.get("objects") or {})
     out += _dispatch_table(results.get("dispatch") or {})
     api = results.get("api")
     if api:

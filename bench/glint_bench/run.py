@@ -29,6 +29,7 @@ from glint_bench import (
     keystone,
     limits,
     machine,
+    objects,
     procs,
     profile,
     report,
@@ -115,6 +116,53 @@ class Run:
             done[name].update(limit=bound.limit, limit_mib_s=round(bound.mib_s, 1),
                               ratio=round(bound.ratio(done[name]["mib_s"]), 3))
         self.results["transfers"] = done
+
+    def run_objects(self) -> None:
+        """Import, upload and download through the swift and s3 stores, against the client
+        libraries moving the same bytes to the same (local, one-node) Swift."""
+        try:
+            env = objects.start_swift()
+        except objects.Unavailable as exc:
+            self.say(f"objects: skipped: {exc}")
+            self.results["objects"] = {"skipped": str(exc)}
+            return
+        www = self.work / "www-objects"
+        www.mkdir()
+        source = transfers.make_source(www / "source.bin", self.data)
+        port = self.file_server(www, "fileserver-objects")
+        done: dict[str, Any] = {"size_mib": self.cfg.size_mib,
+                                "segment_mib": objects.SEGMENT_MIB,
+                                "in_flight": objects.IN_FLIGHT}
+        for kind in ("swift", "s3"):
+            self.say(f"objects: {kind} client library limits")
+            limit = objects.client_limits(kind, env, source.path, source.size)
+            name = f"bench-glint-{secrets.token_hex(3)}"
+            try:
+                done[kind] = self._through_glint(kind, env, name, port, source, limit)
+            finally:
+                objects.remove(kind, env, name)
+        self.results["objects"] = done
+
+    def _through_glint(self, kind: str, env: dict[str, str], name: str, port: int,
+                       source: transfers.Source, limit: dict[str, float]) -> dict[str, Any]:
+        glint = self.glint(self.work / f"glint-{kind}", f"glint-{kind}",
+                           **objects.glint_settings(kind, env, name))
+        found: dict[str, Any] = {"limits_mib_s": {k: round(v, 1) for k, v in limit.items()},
+                                 "idle_rss_mib": round(procs.rss_mib(glint.process.pid), 1)}
+        self.say(f"objects: glint import into {kind}")
+        imported = transfers.import_(glint, f"http://127.0.0.1:{port}/source.bin", source)
+        found["import"] = self.transfer(imported, {})
+        self.say(f"objects: glint upload into {kind}")
+        uploaded = transfers.upload(glint, source)
+        found["upload"] = self.transfer(uploaded, {})
+        self.say(f"objects: glint download from {kind}")
+        found["download"] = self.transfer(
+            transfers.download(glint, uploaded.image_id, source.size), {})
+        self.procs.stop(glint.process)
+        for op, against in (("import", "upload"), ("upload", "upload"), ("download", "download")):
+            found[op].update(limit_mib_s=round(limit[against], 1),
+                             ratio=round(found[op]["mib_s"] / limit[against], 3))
+        return found
 
     def transfer(self, result: transfers.Transfer, profiled: dict[str, Any]) -> dict[str, Any]:
         watch = result.watch

@@ -73,7 +73,7 @@ def validate(task_input: Mapping[str, Any], settings: Settings) -> None:
 
 def main(ctx: contract.ScriptContext) -> contract.JsonObject:
     """Create the clone, copy and check the data, activate it; remove it on failure."""
-    source, location = ctx.db_api.get_active_image(ctx.task_input["image_id"], "clone", "cloned")
+    source, copy = ctx.open_image(ctx.task_input["image_id"], "clone", "cloned")
     values = clone_values(source, ctx.task_input.get("image_properties") or {},
                           ctx.request_context)
     try:
@@ -85,7 +85,7 @@ def main(ctx: contract.ScriptContext) -> contract.JsonObject:
         ctx.db_api.set_image_status(image_id, image_states.IMPORTING,
                                     expected=image_states.QUEUED,
                                     virtual_size=source["virtual_size"])
-        _record(ctx, image_id, _copy(ctx, source, location, image_id))
+        _record(ctx, image_id, _copy(ctx, source, copy, image_id))
     except BaseException as exc:
         _discard(ctx, image_id)
         if not isinstance(exc, Exception):
@@ -106,8 +106,9 @@ def cleanup(ctx: contract.ScriptContext) -> None:
     ctx.db_api.discard_image(image_id)
     # A run killed after its copy committed but before the image recorded it left bytes no
     # image points at; the shipped stores write a clone under its image's id (and delete
-    # removes unfinished writes of that key too).
-    ctx.store_api.delete(image_id)
+    # removes unfinished writes of that key too), in the store its source was read from.
+    for store in ctx.stores.backends.values():
+        store.delete(image_id)
 
 
 def clone_values(source: Mapping[str, Any], overrides: Mapping[str, Any],
@@ -121,10 +122,11 @@ def clone_values(source: Mapping[str, Any], overrides: Mapping[str, Any],
     return values
 
 
-def _copy(ctx: contract.ScriptContext, source: Mapping[str, Any], location: str,
+def _copy(ctx: contract.ScriptContext, source: Mapping[str, Any], copy: contract.ImageCopy,
           image_id: str) -> db_api.ImageData:
-    """Copy the source's bytes for ``image_id``, checked against its record."""
-    store = ctx.store_api
+    """Copy the source's bytes for ``image_id`` within the store holding them, checked
+    against its record."""
+    store, location = copy.store, copy.location
     algo = source["os_hash_algo"] or ctx.settings.hashing_algorithm
     if isinstance(store, stores.CopyingStore):
         new_location = store.copy(location, image_id)
@@ -142,7 +144,8 @@ def _copy(ctx: contract.ScriptContext, source: Mapping[str, Any], location: str,
             _check(source, digest)
             new_location = writer.commit()
     return db_api.ImageData(location=new_location, size=digest.size, checksum=digest.checksum,
-                            os_hash_algo=algo, os_hash_value=digest.hash_value)
+                            os_hash_algo=algo, os_hash_value=digest.hash_value,
+                            store=copy.store_id if ctx.stores.multi else None)
 
 
 def _gated(ctx: contract.ScriptContext, source: Mapping[str, Any],
@@ -173,7 +176,8 @@ def _record(ctx: contract.ScriptContext, image_id: str, data: db_api.ImageData) 
     try:
         ctx.db_api.set_image_data(image_id, data, from_status=image_states.IMPORTING)
     except BaseException:
-        ctx.store_api.delete(data.location)  # set_image_data removes it too, on the errors it expects
+        # set_image_data removes it too, on the errors it expects
+        ctx.stores.backend(data.store).delete(data.location)
         raise
 
 

@@ -32,6 +32,12 @@ point's name is the task type and its target is a module (or any object) that ha
 ``DESCRIPTION: str``
     Optional one-line description shown by ``glint scripts``.
 
+Image bytes: ``ctx.store_api`` is the default store, where new data goes unless a script names
+another. With several stores (``enabled_backends``) an image's bytes may be in any of them:
+read them with ``ctx.open_image(image_id, ...)``, which finds a readable copy wherever it is,
+and write to a store by id with ``ctx.stores.backend(store_id).writer(...)``, recording it with
+``ImageData(store=store_id, ...)``.
+
 glint validates every script when it starts; a script that fails is logged and not served.
 """
 
@@ -39,7 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -49,6 +55,7 @@ if TYPE_CHECKING:
     from glint.scripts.db_api import ScriptDbApi
     from glint.settings import Settings
     from glint.stores.base import Store
+    from glint.stores.multi import MultiStore
 
 CONTRACT_VERSION = 1
 SUPPORTED_CONTRACT_VERSIONS = frozenset({1})
@@ -84,6 +91,58 @@ class ScriptContext:
     # storing or sending them, and convert only with image_gate.convert.
     image_gate: ImageGate
     attempt: int = 1  # 1 for the first run; more when re-run after a lost worker or a retry
+
+    @property
+    def stores(self) -> MultiStore:
+        """Every store by id (``backend(id)``, ``ids``, ``default``); one store: just it."""
+        from glint.stores import multi
+
+        return multi.of(self.store_api)
+
+    def image_copies(self, image_id: str) -> list[ImageCopy]:
+        """Every recorded copy of the image's bytes, the default store's first.
+
+        NotFound when the task's creator may not see the image.
+        """
+        stores = self.stores
+        copies = [ImageCopy(stores.resolve(store_id), stores.backend(store_id), location)
+                  for store_id, location in self.db_api.get_image_locations(image_id)
+                  if stores.resolve(store_id) in stores.backends]
+        return sorted(copies, key=lambda copy: copy.store_id != stores.default)
+
+    def open_image(self, image_id: str, action: str, done: str) -> tuple[JsonObject, ImageCopy]:
+        """The active image and a copy of its bytes that its store still has.
+
+        ScriptError (naming ``action``/``done``, e.g. "clone"/"cloned") unless the image is
+        visible and active and some store holds its bytes.
+        """
+        from glint import errors
+
+        image, _ = self.db_api.get_active_image(image_id, action, done)
+        for copy in self.image_copies(image_id):
+            try:
+                copy.store.size(copy.location)
+            except errors.StoreError as exc:
+                self.logger.warning("image %s: no copy in store %s (%s)", image_id,
+                                    copy.store_id, exc.message)
+                continue
+            return image, copy
+        raise errors.ScriptError(f"Cannot {action} image {image_id}: its data is missing "
+                                 "from every store")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageCopy:
+    """One copy of an image's bytes: the store holding it (and its id), and where in it."""
+
+    store_id: str
+    store: Store
+    location: str
+
+    def read(self, offset: int = 0, length: int | None = None,
+             chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        """Stream the bytes (``length`` of them from ``offset``, or all)."""
+        return self.store.read(self.location, offset, length, chunk_size)
 
 
 class Script(Protocol):

@@ -73,9 +73,9 @@ def validate(task_input: Mapping[str, Any], settings: Settings) -> None:
 def main(ctx: contract.ScriptContext) -> contract.JsonObject:
     """Send the image's (converted) bytes to the target; describe what was written."""
     target = export_targets.parse(ctx.task_input["export_to"], ctx.settings)
-    image, location = ctx.db_api.get_active_image(ctx.task_input["image_id"], "export", "exported")
+    image, copy = ctx.open_image(ctx.task_input["image_id"], "export", "exported")
     disk_format = ctx.task_input.get("export_format") or image["disk_format"]
-    with _data(ctx, image, location, disk_format) as (chunks, length):
+    with _data(ctx, image, copy, disk_format) as (chunks, length):
         digest = target.send(ctx, chunks, length)
     ctx.logger.info("exported image %s to %s (%s, %d bytes)", image["id"], target.url,
                     disk_format, digest.size)
@@ -85,17 +85,17 @@ def main(ctx: contract.ScriptContext) -> contract.JsonObject:
 
 
 @contextlib.contextmanager
-def _data(ctx: contract.ScriptContext, image: Mapping[str, Any], location: str,
+def _data(ctx: contract.ScriptContext, image: Mapping[str, Any], copy: contract.ImageCopy,
           disk_format: str) -> Iterator[tuple[Iterable[bytes], int | None]]:
     """The bytes to send and their length: the stored ones, or a converted copy."""
     gate = ctx.image_gate
     if disk_format == image["disk_format"]:
-        yield (gate.stream(ctx.store_api.read(location), image["disk_format"],
+        yield (gate.stream(copy.read(), image["disk_format"],
                            image["container_format"]), image["size"])
         return
     work = _work_dir(ctx)
     try:
-        source = _local_copy(ctx, location, work)
+        source = _local_copy(ctx, copy, work)
         converted = work / "converted"
         gate.convert(source, image["disk_format"], disk_format, converted,
                      container_format=image["container_format"],
@@ -111,18 +111,19 @@ def _work_dir(ctx: contract.ScriptContext) -> pathlib.Path:
     return pathlib.Path(tempfile.mkdtemp(prefix=f"export-{ctx.task_id}-", dir=root))
 
 
-def _local_copy(ctx: contract.ScriptContext, location: str, work: pathlib.Path) -> pathlib.Path:
+def _local_copy(ctx: contract.ScriptContext, copy: contract.ImageCopy,
+                work: pathlib.Path) -> pathlib.Path:
     """A file qemu-img can read: the store's own file when it has one, else a copy."""
-    path = ctx.store_api.local_path(location)
+    path = copy.store.local_path(copy.location)
     if path is not None:
         return path
-    copy = work / "source"
-    with copy.open("wb") as out:
-        for chunk in ctx.store_api.read(location):
+    local = work / "source"
+    with local.open("wb") as out:
+        for chunk in copy.read():
             if ctx.should_cancel():
                 raise errors.ScriptError("Export cancelled: glint is stopping")
             out.write(chunk)
-    return copy
+    return local
 
 
 def _file_chunks(path: pathlib.Path) -> Iterator[bytes]:

@@ -89,12 +89,23 @@ def of(store: Store) -> MultiStore:
 
 def from_settings(settings: Settings) -> MultiStore:
     """The ``enabled_backends`` of ``settings``, each a ``glint.stores`` plugin."""
-    backends = {store_id: plugins.load("glint.stores", kind)(
-                    settings.effective_backend_path(store_id))
+    backends = {store_id: open_store(settings, kind, settings.effective_backend_path(store_id))
                 for store_id, kind in settings.enabled_backends.items()}
     default = settings.effective_default_backend
     assert default is not None, "from_settings needs enabled_backends"
     return MultiStore(backends, default=default, types=settings.enabled_backends)
+
+
+def open_store(settings: Settings, kind: str, path: pathlib.Path) -> Store:
+    """The ``glint.stores`` plugin ``kind``, built from its settings.
+
+    A plugin class with a ``from_settings`` classmethod (the object stores) builds itself from
+    ``settings``; any other is given its directory, ``path``.
+    """
+    plugin = plugins.load("glint.stores", kind)
+    from_settings = getattr(plugin, "from_settings", None)
+    store: Store = from_settings(settings) if from_settings is not None else plugin(path)
+    return store
 
 
 def copy_between(source: Store, location: str, target: Store, image_id: str,

@@ -74,7 +74,8 @@ class Reaper:
             return 0
         try:
             removed: int = sweep(older_than=self.settings.store_tmp_max_age)
-        except OSError as exc:  # a shared mount that went away; the next sweep tries again
+        # A shared mount that went away, an object store unreachable: the next sweep tries again.
+        except (OSError, errors.StoreError) as exc:
             LOG.warning("could not sweep the %s's unfinished writes: %s", name, exc)
             return 0
         if removed:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pathlib
 import secrets
+import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -119,3 +120,36 @@ def make_glint(make_settings: Callable[..., settings_mod.Settings],
     yield make
     for glint in built:
         glint.close(timeout=10)
+
+
+# -- a real OpenStack Swift (and its S3 API) for the object stores ---------------------------
+
+ROOT = HERE.parents[1]
+
+
+def start_swift_script() -> pathlib.Path | None:
+    """shared/tools/swift/start-swift: beside the repository (CI) or at $GLINT_START_SWIFT."""
+    for candidate in (os.environ.get("GLINT_START_SWIFT"),
+                      ROOT.parent / "shared/tools/swift/start-swift",
+                      pathlib.Path("/work/shared/tools/swift/start-swift")):
+        if candidate and pathlib.Path(candidate).is_file():
+            return pathlib.Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def swift_env() -> dict[str, str]:
+    """The ``GLINT_SWIFT_*``/``GLINT_S3_*`` variables of the local Swift (started if down, as
+    ``make services`` does). Outside CI a missing Swift skips; in CI it fails."""
+    script = start_swift_script()
+    problem = "start-swift not found (shared/tools/swift beside the repository)"
+    if script is not None:
+        run = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True,
+                             timeout=120, check=False)
+        if run.returncode == 0:
+            return dict(line.removeprefix("export ").split("=", 1)
+                        for line in run.stdout.splitlines() if line.startswith("export "))
+        problem = f"Swift did not start: {run.stderr.strip().splitlines()[-1:]}"
+    if in_ci():
+        pytest.fail(problem, pytrace=False)
+    pytest.skip(problem)

@@ -48,3 +48,22 @@ def test_settings_are_frozen() -> None:
     s = settings.load()
     with pytest.raises(pydantic.ValidationError):
         s.bind_port = 1  # type: ignore[misc]
+
+
+def test_object_store_secrets_stay_out_of_reprs_and_dumps() -> None:
+    configured = settings.Settings(swift_key="swift-secret", s3_secret_key="s3-secret")
+    for shown in (repr(configured), str(configured), configured.model_dump_json()):
+        assert "swift-secret" not in shown and "s3-secret" not in shown
+    assert configured.swift_key is not None
+    assert configured.swift_key.get_secret_value() == "swift-secret"
+
+
+def test_one_backend_per_object_store_type() -> None:
+    with pytest.raises(pydantic.ValidationError, match="a, b are all swift stores"):
+        settings.Settings(enabled_backends={"a": "swift", "b": "swift", "c": "filesystem"})
+    settings.Settings(enabled_backends={"a": "swift", "b": "s3", "c": "filesystem"})
+
+
+def test_s3_parts_are_at_least_5_mib() -> None:
+    with pytest.raises(pydantic.ValidationError, match="s3_part_size"):
+        settings.Settings(s3_part_size=1024 * 1024)

@@ -104,3 +104,64 @@ def test_a_failing_script_fails_its_task(script_harness: ScriptHarness) -> None:
         "failing", "failure", "nothing to do")
     assert script_harness.event_types()[-1] == "task.failure"
     assert script_harness.notifier.events[-1].priority == "ERROR"
+
+
+def test_scripts_read_an_image_in_whichever_store_holds_it(tmp_path: pathlib.Path) -> None:
+    from glint.stores.memory import MemoryStore
+
+    stores = {"fast": MemoryStore(), "cheap": FilesystemStore(tmp_path / "cheap")}
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    with ScriptHarness(tmp_path / "glint", stores=stores,
+                       export_allowed_dirs=(exports,)) as harness:
+        image = harness.create_image(DATA, store="cheap")  # not the default store
+        assert harness.store_of(image["id"]) is stores["cheap"] and not stores["fast"].blobs
+        assert harness.image_data(image["id"]) == DATA
+
+        clone = harness.run("clone", {"image_id": image["id"]})
+        assert clone["status"] == "success", clone["message"]
+        assert harness.store_of(clone["result"]["image_id"]) is stores["cheap"]
+        assert harness.image_data(clone["result"]["image_id"]) == DATA
+
+        target = exports / "disk.raw"
+        export = harness.run("export", {"image_id": image["id"], "export_to": target.as_uri()})
+        assert export["status"] == "success", export["message"]
+        assert target.read_bytes() == DATA
+
+        verify = harness.run("verify", {"image_id": image["id"]})
+        assert (verify["status"], verify["result"]["verified"]) == ("success", True)
+
+        stores["cheap"].delete(harness.location(image["id"]) or "")
+        lost = harness.run("clone", {"image_id": image["id"]})
+        assert lost["message"] == (f"Cannot clone image {image['id']}: its data is missing "
+                                   "from every store")
+
+
+def test_a_script_writes_to_a_store_it_names(tmp_path: pathlib.Path) -> None:
+    from glint import datapath
+    from glint.images import states
+    from glint.scripts import db_api
+    from glint.stores.memory import MemoryStore
+
+    module = types.ModuleType("acme.glint_scripts.archive")
+
+    def main(ctx: ScriptContext) -> dict[str, Any]:
+        image_id = ctx.db_api.create_image({"disk_format": "raw", "container_format": "bare"})["id"]
+        ctx.db_api.set_image_status(image_id, states.IMPORTING, expected=states.QUEUED)
+        with ctx.stores.backend("cold").writer(image_id) as writer:
+            digest = datapath.copy([DATA], writer, size_cap=len(DATA), hash_algo="sha512")
+            location = writer.commit()
+        ctx.db_api.set_image_data(image_id, db_api.ImageData(
+            location=location, size=digest.size, checksum=digest.checksum,
+            os_hash_algo="sha512", os_hash_value=digest.hash_value, store="cold"),
+            from_status=states.IMPORTING)
+        return {"image_id": image_id}
+
+    module.main = main  # type: ignore[attr-defined]
+    stores = {"hot": MemoryStore(), "cold": MemoryStore()}
+    with ScriptHarness(tmp_path / "glint", stores=stores) as harness:
+        task = harness.run(module, {})
+        assert task["status"] == "success", task["message"]
+        image = harness.image(task["result"]["image_id"])
+        assert image["status"] == "active" and harness.store_of(image["id"]) is stores["cold"]
+        assert harness.image_data(image["id"]) == DATA and not stores["hot"].blobs

@@ -13,7 +13,7 @@ import hashlib
 from typing import Any
 
 from glint import errors
-from glint.scripts.contract import ScriptContext
+from glint.scripts.contract import ImageCopy, ScriptContext
 
 CONTRACT_VERSION = 1
 DESCRIPTION = "Re-read an image's data and check its size, checksum and multihash."
@@ -29,8 +29,8 @@ MiB = 1024 * 1024
 def main(ctx: ScriptContext) -> dict[str, Any]:
     """Read the image's bytes once, hashing them, and compare with the image record."""
     image_id = ctx.task_input["image_id"]
-    image, location = _image(ctx, image_id)
-    found = _read(ctx, location, image)
+    image, copy = _image(ctx, image_id)
+    found = _read(ctx, copy, image)
     wrong = [_describe(key, image) for key, value in found.items()
              if image[key] is not None and value != image[key]]
     if wrong:
@@ -40,24 +40,25 @@ def main(ctx: ScriptContext) -> dict[str, Any]:
     return {"image_id": image_id, "verified": True, **found}
 
 
-def _image(ctx: ScriptContext, image_id: str) -> tuple[dict[str, Any], str]:
+def _image(ctx: ScriptContext, image_id: str) -> tuple[dict[str, Any], ImageCopy]:
+    """The image and the copy of its bytes to check (in whichever store holds it)."""
     try:
         image = ctx.db_api.get_image(image_id)  # NotFound unless the task's creator may see it
-        location = ctx.db_api.get_image_location(image_id)
+        copies = ctx.image_copies(image_id)
     except errors.NotFound as exc:
         raise errors.ScriptError(f"Cannot verify: {exc.message}") from exc
-    if image["status"] != "active" or location is None:
+    if image["status"] != "active" or not copies:
         raise errors.ScriptError(f"Cannot verify image {image_id}: it is {image['status']} "
                                  "and has no data to check")
-    return image, location
+    return image, copies[0]
 
 
-def _read(ctx: ScriptContext, location: str, image: dict[str, Any]) -> dict[str, Any]:
+def _read(ctx: ScriptContext, copy: ImageCopy, image: dict[str, Any]) -> dict[str, Any]:
     md5 = hashlib.md5(usedforsecurity=False)
     algo = image["os_hash_algo"] or ctx.settings.hashing_algorithm
     multihash = hashlib.new(algo)
     size = 0
-    for chunk in ctx.store_api.read(location):
+    for chunk in copy.read():
         if ctx.should_cancel():
             raise errors.ScriptError("glint is stopping; verification abandoned")
         md5.update(chunk)

@@ -1,0 +1,277 @@
+"""Segmented writes and read-ahead reads, shared by the object stores (``swift``, ``s3``).
+
+An object store takes a large object as segments (Swift SLO segments, S3 multipart parts)
+that may be sent in parallel. :class:`SegmentedWriter` cuts the bytes written to it into
+segments, uploads several at once on a small thread pool and, for memory to stay bounded
+whatever the image size, makes ``write`` wait while the segments in flight hold
+``in_flight_bytes`` already. An image smaller than one segment is sent as one plain object.
+Subclasses say how a segment, a single object and the final manifest are sent, and how to
+drop what was sent.
+"""
+
+from __future__ import annotations
+
+import abc
+import concurrent.futures
+import dataclasses
+import hashlib
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+
+from glint import errors
+from glint.stores import base
+
+LOG = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+MAX_SEGMENTS = 1000  # Swift's SLO and s3api limits (AWS allows 10 000 parts)
+MAX_SEGMENT_SIZE = 5 * 1024 * MiB  # Swift's max_file_size, S3's largest part
+STEADY_SEGMENTS = 500  # segments of the configured size before sizes grow
+GROWTH_EVERY = 32  # after those, the size doubles every this many segments
+
+
+def segment_size(number: int, base_size: int) -> int:
+    """The size of segment ``number`` (from 1) for a configured size of ``base_size``.
+
+    The first ``STEADY_SEGMENTS`` have the configured size, so memory stays at
+    ``segment_size`` x segments in flight for any image up to 500 segments (4 GiB at 8
+    MiB). Past that the size doubles every ``GROWTH_EVERY`` segments, up to 5 GiB, so an
+    image of unknown size can still reach about 1 TiB within 1000 segments.
+    """
+    if number <= STEADY_SEGMENTS:
+        return base_size
+    doublings = (number - STEADY_SEGMENTS - 1) // GROWTH_EVERY + 1
+    return min(base_size << doublings, MAX_SEGMENT_SIZE)
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """One uploaded segment: its number (from 1), size, and the ETag the server returned."""
+
+    number: int
+    size: int
+    etag: str
+
+
+class SegmentedWriter(base.WriterBase, abc.ABC):
+    """A writer that uploads its bytes as segments, several at once.
+
+    ``store`` names the store in error messages. Uploads run on ``in_flight`` threads;
+    ``write`` blocks while the segments queued or uploading hold ``in_flight`` segments'
+    bytes, and raises the first upload error as soon as it is seen.
+    """
+
+    def __init__(self, *, store: str, segment_size: int, in_flight: int) -> None:
+        self._store = store
+        self._base_size = segment_size
+        self._budget = segment_size * in_flight
+        self._pieces: list[bytes] = []  # the segment being filled
+        self._filled = 0
+        self._number = 0  # segments handed to the pool
+        self._held = 0  # bytes of segments not yet uploaded
+        self._cond = threading.Condition()
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            in_flight, thread_name_prefix=f"glint-{store}-segment")
+        self._futures: list[concurrent.futures.Future[Segment]] = []
+        self._closed = False
+
+    # -- what a store provides -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _put_segment(self, number: int, data: bytes, md5: str) -> str:
+        """Upload segment ``number``; return its ETag (checked against ``md5`` by the caller)."""
+
+    @abc.abstractmethod
+    def _put_single(self, data: bytes, md5: str) -> str:
+        """Store ``data`` as the whole object; return the location."""
+
+    @abc.abstractmethod
+    def _put_manifest(self, segments: list[Segment]) -> str:
+        """Join ``segments`` into the object; return the location."""
+
+    @abc.abstractmethod
+    def _discard(self, segments: list[Segment]) -> None:
+        """Remove every segment uploaded (``segments`` are those known to have finished)."""
+
+    @abc.abstractmethod
+    def _error(self, exc: Exception) -> errors.StoreError:
+        """The StoreError to raise for a client library's exception (naming the store)."""
+
+    # -- the writer ------------------------------------------------------------------------
+
+    def write(self, data: bytes | memoryview) -> None:
+        assert not self._closed, "write after commit/abort"
+        view = memoryview(data)
+        while view:
+            want = segment_size(self._number + 1, self._base_size) - self._filled
+            piece = view[:want]
+            # Keep the caller's bytes as they are (no copy) unless a segment ends inside them.
+            self._pieces.append(data if len(piece) == len(data) and isinstance(data, bytes)
+                                else bytes(piece))
+            self._filled += len(piece)
+            view = view[want:]
+            if self._filled == segment_size(self._number + 1, self._base_size):
+                self._submit()
+
+    def commit(self) -> str:
+        assert not self._closed, "commit after commit/abort"
+        try:
+            if self._number == 0:
+                data = self._take()
+                location = self._put_single(data, _md5(data))
+            else:
+                if self._filled:
+                    self._submit()
+                location = self._put_manifest(self._wait_all())
+        except errors.StoreError:
+            self.abort()
+            raise
+        except Exception as exc:
+            self.abort()
+            raise self._error(exc) from exc
+        self._closed = self._committed = True
+        self._pool.shutdown(wait=False)
+        return location
+
+    def abort(self) -> None:
+        if self._closed and self._committed:
+            return
+        self._closed = True
+        self._pieces = []
+        for future in self._futures:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        done = [f.result() for f in self._futures
+                if not f.cancelled() and f.exception() is None]
+        try:
+            self._discard(done)
+        except Exception:  # the reaper removes what is left, after store_tmp_max_age
+            LOG.warning("%s store: could not remove the segments of an aborted write",
+                        self._store, exc_info=True)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _take(self) -> bytes:
+        data = b"".join(self._pieces)
+        self._pieces, self._filled = [], 0
+        return data
+
+    def _submit(self) -> None:
+        data = self._take()
+        with self._cond:
+            while self._held and self._held + len(data) > self._budget:
+                self._raise_failed()
+                self._cond.wait(0.1)
+            self._raise_failed()
+            self._held += len(data)
+        self._number += 1
+        if self._number > MAX_SEGMENTS:
+            raise errors.StoreError(f"{self._store} store: the image needs more than "
+                                    f"{MAX_SEGMENTS} segments; raise the segment size")
+        self._futures.append(self._pool.submit(self._upload, self._number, data))
+
+    def _upload(self, number: int, data: bytes) -> Segment:
+        try:
+            md5 = _md5(data)
+            etag = self._put_segment(number, data, md5)
+            if etag.strip('"') != md5:
+                raise errors.StoreError(f"{self._store} store: segment {number} was stored "
+                                        f"with ETag {etag}, not its md5 {md5}")
+            return Segment(number, len(data), md5)
+        finally:
+            with self._cond:
+                self._held -= len(data)
+                self._cond.notify_all()
+
+    def _raise_failed(self) -> None:
+        for future in self._futures:
+            if future.done() and not future.cancelled() and future.exception() is not None:
+                self._raise(future)
+
+    def _raise(self, future: concurrent.futures.Future[Segment]) -> None:
+        exc = future.exception()
+        if isinstance(exc, errors.StoreError):
+            raise exc
+        assert isinstance(exc, Exception)
+        raise self._error(exc) from exc
+
+    def _wait_all(self) -> list[Segment]:
+        concurrent.futures.wait(self._futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+        self._raise_failed()
+        return [f.result() for f in self._futures]
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong, in words that quote no request (it could carry a credential)."""
+    if isinstance(exc, OSError) or "Connect" in type(exc).__name__:
+        return f"cannot reach the server ({type(exc).__name__})"
+    return type(exc).__name__
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def read_ahead(chunks: Iterator[bytes], depth: int, on_close: Callable[[], None]) -> Iterator[bytes]:
+    """``chunks``, read by a thread up to ``depth`` chunks ahead of the consumer.
+
+    The network read of the next chunks overlaps whatever the consumer does with this one.
+    ``on_close`` runs (on the reading thread) once the reading stops: at the end, on an error,
+    or after the consumer closed the returned generator early.
+    """
+    ahead: queue.Queue[bytes | BaseException | None] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for chunk in chunks:
+                if not _put(ahead, chunk, stop):
+                    return
+            _put(ahead, None, stop)
+        except BaseException as exc:  # handed to the consumer
+            _put(ahead, exc, stop)
+        finally:
+            on_close()
+
+    threading.Thread(target=pump, name="glint-read-ahead", daemon=True).start()
+    return _drain(ahead, stop)
+
+
+def _drain(ahead: queue.Queue[bytes | BaseException | None],
+           stop: threading.Event) -> Iterator[bytes]:
+    try:
+        while (item := ahead.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def _put(ahead: queue.Queue[bytes | BaseException | None], item: bytes | BaseException | None,
+         stop: threading.Event) -> bool:
+    """Put ``item`` unless the consumer stopped first; False then."""
+    while not stop.is_set():
+        try:
+            ahead.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def exact_chunks(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
+    """``chunks`` cut and joined into chunks of ``size`` bytes (the last may be shorter)."""
+    pending = bytearray()
+    for chunk in chunks:
+        if not pending and len(chunk) == size:
+            yield chunk
+            continue
+        pending += chunk
+        while len(pending) >= size:
+            yield bytes(pending[:size])
+            del pending[:size]
+    if pending:
+        yield bytes(pending)

@@ -1,0 +1,143 @@
+"""Segmented writes (glint.stores.segments): sizes, bounded memory, failures, read-ahead.
+
+The object stores run this code on a real Swift in tests/integration/test_object_stores.py;
+here a writer that keeps segments in a dict shows what no server can be made to do on cue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from glint import errors
+from glint.stores import segments
+
+MiB = segments.MiB
+
+
+class DictWriter(segments.SegmentedWriter):
+    """Segments in a dict; ``gate`` holds uploads back, ``fail_at`` makes one fail."""
+
+    def __init__(self, segment_size: int = MiB, in_flight: int = 2, fail_at: int | None = None,
+                 wrong_etag: bool = False) -> None:
+        super().__init__(store="dict", segment_size=segment_size, in_flight=in_flight)
+        self.parts: dict[int, bytes] = {}
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail_at = fail_at
+        self.wrong_etag = wrong_etag
+        self.most_held = 0
+        self.discarded: list[int] | None = None
+        self.result: bytes | None = None
+
+    def _put_segment(self, number: int, data: bytes, md5: str) -> str:
+        self.most_held = max(self.most_held, self._held)
+        self.gate.wait(5)
+        if number == self.fail_at:
+            raise ConnectionResetError("reset by peer")
+        self.parts[number] = data
+        return "0" * 32 if self.wrong_etag else f'"{md5}"'
+
+    def _put_single(self, data: bytes, md5: str) -> str:
+        self.result = data
+        return "single"
+
+    def _put_manifest(self, parts: list[segments.Segment]) -> str:
+        self.result = b"".join(self.parts[p.number] for p in parts)
+        return "manifest"
+
+    def _discard(self, parts: list[segments.Segment]) -> None:
+        self.discarded = sorted(self.parts)
+
+    def _error(self, exc: Exception) -> errors.StoreError:
+        return errors.StoreError(f"dict store: {segments.describe(exc)}")
+
+
+def test_segment_sizes_stay_fixed_then_grow_to_reach_a_terabyte_in_1000_segments() -> None:
+    sizes = [segments.segment_size(n, 8 * MiB) for n in range(1, segments.MAX_SEGMENTS + 1)]
+    assert set(sizes[:segments.STEADY_SEGMENTS]) == {8 * MiB}
+    assert sizes[segments.STEADY_SEGMENTS] == 16 * MiB
+    assert max(sizes) == segments.MAX_SEGMENT_SIZE
+    assert sum(sizes) >= 1024**4
+
+
+def test_small_data_is_one_plain_object() -> None:
+    writer = DictWriter()
+    writer.write(b"small")
+    assert writer.commit() == "single" and writer.result == b"small"
+
+
+def test_segments_join_up_whatever_the_write_sizes() -> None:
+    data = bytes(range(256)) * (4 * MiB // 256) + b"tail"
+    writer = DictWriter()
+    for i in range(0, len(data), 300_000):
+        writer.write(memoryview(data)[i:i + 300_000])
+    assert writer.commit() == "manifest" and writer.result == data
+    assert [len(p) for _, p in sorted(writer.parts.items())] == [MiB] * 4 + [4]
+
+
+def test_memory_stays_within_the_segments_in_flight() -> None:
+    writer = DictWriter(in_flight=2)
+    writer.gate.clear()
+    done = threading.Event()
+
+    def produce() -> None:
+        for _ in range(8):
+            writer.write(b"x" * MiB)
+        done.set()
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    assert not done.wait(0.5)  # blocked: two segments wait for the server
+    writer.gate.set()
+    thread.join(5)
+    assert done.is_set() and writer.most_held <= 2 * MiB
+    writer.commit()
+
+
+def test_a_failed_segment_fails_the_write_and_discards_the_others() -> None:
+    writer = DictWriter(fail_at=2)
+    with pytest.raises(errors.StoreError, match="dict store: cannot reach"), writer:
+        for _ in range(6):
+            writer.write(b"x" * MiB)
+        writer.commit()
+    assert writer.discarded is not None and 2 not in writer.discarded
+
+
+def test_a_segment_stored_with_another_etag_fails_the_write() -> None:
+    writer = DictWriter(wrong_etag=True)
+    with pytest.raises(errors.StoreError, match=r"segment \d was stored with ETag"), writer:
+        writer.write(b"x" * (3 * MiB))
+        writer.commit()
+
+
+def test_exact_chunks_cuts_and_joins() -> None:
+    chunks = [b"ab", b"cdefg", b"h", b"ijklmnop"]
+    assert list(segments.exact_chunks(iter(chunks), 3)) == [b"abc", b"def", b"ghi", b"jkl",
+                                                            b"mno", b"p"]
+
+
+def test_read_ahead_passes_errors_on_and_closes_once() -> None:
+    closed: list[bool] = []
+
+    def source() -> Iterator[bytes]:
+        yield b"one"
+        raise errors.StoreError("dropped")
+
+    chunks = segments.read_ahead(source(), 2, on_close=lambda: closed.append(True))
+    assert next(chunks) == b"one"
+    with pytest.raises(errors.StoreError, match="dropped"):
+        next(chunks)
+    assert closed == [True]
+
+
+def test_read_ahead_stops_reading_when_the_consumer_closes() -> None:
+    closed = threading.Event()
+    chunks = segments.read_ahead((hashlib.md5(bytes([i])).digest() for i in range(10**6)), 2,
+                                 on_close=closed.set)
+    next(chunks)
+    chunks.close()  # type: ignore[attr-defined]
+    assert closed.wait(2)
