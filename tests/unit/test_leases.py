@@ -420,7 +420,8 @@ def test_cancel_a_running_task_on_the_thread_executor(make_glint: MakeGlint,
     glint = make_glint(registry=Registry.of({"c": script(main)}), executor="thread", **FAST)
     task = glint.tasks.create(ctx, "c", {})
     assert started.wait(5)
-    assert glint.tasks.cancel(ctx, task.id).status == "processing"  # stops at its next check
+    # It stops at its next check, which may come before cancel reads the task back.
+    assert glint.tasks.cancel(ctx, task.id).status in ("processing", "failure")
     deadline = time.monotonic() + 5
     while row(glint, task.id).status == "processing" and time.monotonic() < deadline:
         time.sleep(0.02)
