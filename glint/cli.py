@@ -146,12 +146,37 @@ def _supervise(glint: app.Glint, config: uvicorn.Config, overrides: dict[str, An
     sockets = _listening_sockets(config, port)
     glint.recover()
     try:
-        supervisor = multiprocess.Multiprocess(config, sockets=sockets)
-        supervisor.run()
+        with _metrics_directory():
+            supervisor = multiprocess.Multiprocess(config, sockets=sockets)
+            supervisor.run()
     finally:
         glint.close(timeout=0)
     if any(p.exitcode == uvicorn_config.STARTUP_FAILURE for p in supervisor.processes):
         raise click.ClickException("an API worker could not start; the log above says why")
+
+
+@contextlib.contextmanager
+def _metrics_directory() -> Iterator[None]:
+    """prometheus-client's multiprocess mode for the API workers (spawned after this is set):
+    each writes its metrics to files in a directory of this supervisor's, which any of them
+    reads to answer ``/metrics`` for all. The directory goes when the supervisor stops, so a
+    new ``glint serve`` starts its counters from zero, as one process does."""
+    import shutil
+    import tempfile
+
+    from glint import metrics
+
+    directory = tempfile.mkdtemp(prefix="glint-metrics-")
+    previous = os.environ.get(metrics.MULTIPROC_ENV)
+    os.environ[metrics.MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(metrics.MULTIPROC_ENV, None)
+        else:
+            os.environ[metrics.MULTIPROC_ENV] = previous
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _listening_sockets(config: uvicorn.Config, port: int) -> list[socket.socket]:
@@ -267,7 +292,8 @@ def _require_migrated(url: str, unreachable_ok: bool = False) -> None:
               show_default=True, help="Celery execution pool.")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
 @click.option("--health-port", type=click.IntRange(0, 65535),
-              help="Answer GET /healthcheck on this port (on bind_host), as glint serve does.")
+              help="Answer GET /healthcheck and GET /metrics on this port (on bind_host), as "
+              "glint serve does.")
 def worker(queues: str | None, concurrency: int | None, pool: str, log_level: str,
            health_port: int | None) -> None:
     """Run tasks published by the celery executor, until SIGTERM or SIGINT.
@@ -302,7 +328,8 @@ def worker(queues: str | None, concurrency: int | None, pool: str, log_level: st
     if health_port is not None and glint.health is not None:
         from glint import health
 
-        health.serve(glint.health, settings.bind_host, health_port)
+        health.serve(glint.health, settings.bind_host, health_port,
+                     glint.metrics.render if glint.metrics is not None else None)
     threads = concurrency or settings.executor_threads
     LOG.info("glint worker: queues %s, concurrency %d (%s pool), broker %s", chosen, threads,
              pool, _safe(settings.broker_url))

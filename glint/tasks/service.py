@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from glint import errors
+from glint import errors, metrics
 from glint import policy as policies
 from glint.context import RequestContext
 from glint.db import engine, models
@@ -78,6 +78,7 @@ class TaskService:
     def dispatch(self, task: models.Task) -> None:
         """After the commit that wrote ``task``: the event, then the executor."""
         self.notifier.notify(notifiers.Event("task.create", views.notification(task)))
+        metrics.TASKS_CREATED.labels(task.type).inc()
         try:
             self.router.submit(task.id, task.type)
         except errors.ServiceUnavailable as exc:
