@@ -45,6 +45,9 @@ LOG = logging.getLogger(__name__)
 API_WORKER_APP = "glint.api.app:create_api_worker"  # the factory each API worker calls
 # uvicorn's httptools protocol with header limits and zero-copy downloads: glint/api/server.py.
 HTTP_PROTOCOL = "glint.api.server:GlintProtocol"
+# prometheus-client's multiprocess directory (glint.metrics.MULTIPROC_ENV). Not imported from
+# there: prometheus-client picks its mode when first imported, which must come after this is set.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -167,18 +170,16 @@ def _metrics_directory() -> Iterator[None]:
     import shutil
     import tempfile
 
-    from glint import metrics
-
     directory = tempfile.mkdtemp(prefix="glint-metrics-")
-    previous = os.environ.get(metrics.MULTIPROC_ENV)
-    os.environ[metrics.MULTIPROC_ENV] = directory
+    previous = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = directory
     try:
         yield
     finally:
         if previous is None:
-            os.environ.pop(metrics.MULTIPROC_ENV, None)
+            os.environ.pop(MULTIPROC_ENV, None)
         else:
-            os.environ[metrics.MULTIPROC_ENV] = previous
+            os.environ[MULTIPROC_ENV] = previous
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -306,6 +307,14 @@ def worker(queues: str | None, concurrency: int | None, pool: str, log_level: st
     SIGTERM lets running tasks finish (Celery's warm shutdown). A database that cannot be
     reached does not stop it: it waits for it before taking tasks.
     """
+    # prefork: the tasks run in child processes, whose metrics reach the health port through
+    # prometheus-client's multiprocess files (set before anything imports it).
+    with _metrics_directory() if pool == "prefork" else contextlib.nullcontext():
+        _work(queues, concurrency, pool, log_level, health_port)
+
+
+def _work(queues: str | None, concurrency: int | None, pool: str, log_level: str,
+          health_port: int | None) -> None:
     settings = _settings(executor="celery")
     _configure_logging(log_level, settings.log_format)
     _wait_for_database(settings.effective_database_url)

@@ -206,3 +206,9 @@ def test_every_metric_is_in_the_operations_table() -> None:
 
 def _metric_words(expr: str) -> list[str]:
     return re.findall(r"\bglint_[a-z_]+", expr)
+
+
+def test_the_cli_names_the_same_multiprocess_directory() -> None:
+    from glint import cli
+
+    assert cli.MULTIPROC_ENV == metrics.MULTIPROC_ENV
