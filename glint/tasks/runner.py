@@ -196,7 +196,6 @@ class Runner:
         lost: list[models.Task] = []
         with self.db.session() as session:
             for row in leases.expired(session, now, limit):
-                metrics.LEASE_EXPIRIES.labels(row.type).inc()
                 if row.bound_to is not None and not row.cancel_requested:
                     row.lease_token += 1  # its runner alone could run it, and it is lost
                     self._end(session, row, states.FAILURE, message=ORPHANED)
@@ -212,6 +211,8 @@ class Runner:
                     row.lease_token += 1
                     self._end(session, row, states.FAILURE, message=message)
                     lost.append(row)
+        for task_type in [item.task_type for item in requeued] + [row.type for row in lost]:
+            metrics.LEASE_EXPIRIES.labels(task_type).inc()
         metrics.REAPER_ACTIONS.labels("requeue").inc(len(requeued))
         metrics.REAPER_ACTIONS.labels("fail").inc(len(lost))
         for row in lost:

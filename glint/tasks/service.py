@@ -139,7 +139,7 @@ class TaskService:
                                   "never stored: its caller must create it again")
         if self._acts_on_existing_image(task):
             raise errors.Conflict(f"Task {task_id} worked on image {task.image_id}: import the "
-                                  "image again (POST /v2/images/{id}/import) instead")
+                                  f"image again (POST /v2/images/{task.image_id}/import) instead")
         return self.create(RequestContext.from_dict(task.context or {}), task.type,
                            dict(task.input or {}), authorize=False)
 

@@ -140,6 +140,7 @@ def test_retry_refuses_what_cannot_run_again(db: engine.Database) -> None:
     importing = add(db, status=states.FAILURE, type="api_image_import", image_id=image.id)
     refused = run("task", "retry", importing.id)
     assert refused.exit_code == 1 and "import the image again" in refused.output
+    assert f"POST /v2/images/{image.id}/import" in refused.output
 
 
 def test_help_says_retry_makes_a_new_task() -> None:
