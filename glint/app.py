@@ -17,6 +17,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from glint import health as health_checks
+from glint import metrics as metrics_mod
 from glint import plugins
 from glint import policy as policies
 from glint import settings as settings_mod
@@ -61,6 +62,7 @@ class Glint:
 
     reaper: Reaper | None = None
     health: health_checks.Health | None = None
+    metrics: metrics_mod.Exposition | None = None
     # An API worker of `glint serve --workers N`: its supervisor did the start-up recovery.
     api_worker: bool = False
     _recovering: threading.Thread | None = dataclasses.field(default=None, repr=False)
@@ -219,6 +221,8 @@ def build(settings: Settings, *, store: Store | None = None,
                  members=MemberService(db, notifier, settings, policy=policy), tasks=tasks,
                  policy=policy, reaper=reaper,
                  health=health(settings, db, store, reaper, executor or settings.executor),
+                 metrics=metrics_mod.Exposition(
+                     metrics_mod.DatabaseCollector(db, multi.of(store).default)),
                  api_worker=supervisor is not None)
 
 

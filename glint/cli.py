@@ -27,8 +27,11 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from glint import errors, logcontext
+from glint.tasks import states
 
 if TYPE_CHECKING:
+    import datetime
+
     import pydantic
     import pydantic_settings
     import sqlalchemy as sa
@@ -42,6 +45,9 @@ LOG = logging.getLogger(__name__)
 API_WORKER_APP = "glint.api.app:create_api_worker"  # the factory each API worker calls
 # uvicorn's httptools protocol with header limits and zero-copy downloads: glint/api/server.py.
 HTTP_PROTOCOL = "glint.api.server:GlintProtocol"
+# prometheus-client's multiprocess directory (glint.metrics.MULTIPROC_ENV). Not imported from
+# there: prometheus-client picks its mode when first imported, which must come after this is set.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -146,12 +152,35 @@ def _supervise(glint: app.Glint, config: uvicorn.Config, overrides: dict[str, An
     sockets = _listening_sockets(config, port)
     glint.recover()
     try:
-        supervisor = multiprocess.Multiprocess(config, sockets=sockets)
-        supervisor.run()
+        with _metrics_directory():
+            supervisor = multiprocess.Multiprocess(config, sockets=sockets)
+            supervisor.run()
     finally:
         glint.close(timeout=0)
     if any(p.exitcode == uvicorn_config.STARTUP_FAILURE for p in supervisor.processes):
         raise click.ClickException("an API worker could not start; the log above says why")
+
+
+@contextlib.contextmanager
+def _metrics_directory() -> Iterator[None]:
+    """prometheus-client's multiprocess mode for the API workers (spawned after this is set):
+    each writes its metrics to files in a directory of this supervisor's, which any of them
+    reads to answer ``/metrics`` for all. The directory goes when the supervisor stops, so a
+    new ``glint serve`` starts its counters from zero, as one process does."""
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="glint-metrics-")
+    previous = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = previous
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _listening_sockets(config: uvicorn.Config, port: int) -> list[socket.socket]:
@@ -267,7 +296,8 @@ def _require_migrated(url: str, unreachable_ok: bool = False) -> None:
               show_default=True, help="Celery execution pool.")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
 @click.option("--health-port", type=click.IntRange(0, 65535),
-              help="Answer GET /healthcheck on this port (on bind_host), as glint serve does.")
+              help="Answer GET /healthcheck and GET /metrics on this port (on bind_host), as "
+              "glint serve does.")
 def worker(queues: str | None, concurrency: int | None, pool: str, log_level: str,
            health_port: int | None) -> None:
     """Run tasks published by the celery executor, until SIGTERM or SIGINT.
@@ -277,6 +307,14 @@ def worker(queues: str | None, concurrency: int | None, pool: str, log_level: st
     SIGTERM lets running tasks finish (Celery's warm shutdown). A database that cannot be
     reached does not stop it: it waits for it before taking tasks.
     """
+    # prefork: the tasks run in child processes, whose metrics reach the health port through
+    # prometheus-client's multiprocess files (set before anything imports it).
+    with _metrics_directory() if pool == "prefork" else contextlib.nullcontext():
+        _work(queues, concurrency, pool, log_level, health_port)
+
+
+def _work(queues: str | None, concurrency: int | None, pool: str, log_level: str,
+          health_port: int | None) -> None:
     settings = _settings(executor="celery")
     _configure_logging(log_level, settings.log_format)
     _wait_for_database(settings.effective_database_url)
@@ -302,7 +340,8 @@ def worker(queues: str | None, concurrency: int | None, pool: str, log_level: st
     if health_port is not None and glint.health is not None:
         from glint import health
 
-        health.serve(glint.health, settings.bind_host, health_port)
+        health.serve(glint.health, settings.bind_host, health_port,
+                     glint.metrics.render if glint.metrics is not None else None)
     threads = concurrency or settings.executor_threads
     LOG.info("glint worker: queues %s, concurrency %d (%s pool), broker %s", chosen, threads,
              pool, _safe(settings.broker_url))
@@ -467,6 +506,137 @@ def _refusals() -> Iterator[None]:
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+# -- task ---------------------------------------------------------------------------------
+
+
+@main.group()
+def task() -> None:
+    """List, show, cancel and retry tasks: as admin, on the database itself.
+
+    These need the database_url (and for retry the executor) settings of the glint they
+    act on, not a running server.
+    """
+
+
+@task.command("list")
+@click.option("--status", type=click.Choice(states.STATUSES), help="Only tasks in this status.")
+@click.option("--type", "task_type", metavar="TYPE", help="Only tasks of this type.")
+@click.option("--project", metavar="PROJECT", help="Only tasks of this project (owner).")
+@click.option("--older-than", metavar="AGE", help="Only tasks created longer ago than AGE: "
+              "a number with s, m, h or d (90s, 15m, 2h, 1d; or 1h30m).")
+@click.option("--limit", type=click.IntRange(1, 100000), default=50, show_default=True,
+              help="At most this many tasks, newest first.")
+def task_list(status: str | None, task_type: str | None, project: str | None,
+              older_than: str | None, limit: int) -> None:
+    """List tasks, newest first, expired ones included: an aligned table."""
+    from glint.db import models
+    from glint.timefmt import isotime
+
+    age = _age(older_than) if older_than is not None else None
+    filters = {k: v for k, v in {"status": status, "type": task_type,
+                                 "owner": project}.items() if v is not None}
+    with _operator_glint() as glint:
+        found = glint.tasks.find(filters, models.utcnow() - age if age else None, limit)
+    if not found:
+        click.echo("no tasks")
+        return
+    header = ("ID", "TYPE", "STATUS", "PROJECT", "CREATED", "UPDATED", "ATTEMPTS", "WORKER",
+              "MESSAGE")
+    rows = [(t.id, t.type, t.status, t.owner, isotime(t.created_at) or "",
+             isotime(t.updated_at) or "", f"{t.attempts}/{t.max_attempts}",
+             t.lease_owner if t.status == states.PROCESSING and t.lease_owner else "-",
+             _one_line(t.message)) for t in found]
+    click.echo(_table([header, *rows]))
+
+
+@task.command("show")
+@click.argument("task_id")
+def task_show(task_id: str) -> None:
+    """Show a task as JSON: what GET /v2/tasks/{id} shows an admin, with its retries,
+    whether a cancel was asked and the process it is bound to."""
+    import json
+
+    from glint.tasks import views
+
+    with _operator_glint() as glint, _refusals():
+        found = glint.tasks.row(task_id)
+    body = {**views.with_lease(found), "retries": found.retries,
+            "cancel_requested": found.cancel_requested, "bound_to": found.bound_to}
+    click.echo(json.dumps(body, indent=2))
+
+
+@task.command("cancel")
+@click.argument("task_id")
+def task_cancel(task_id: str) -> None:
+    """Cancel a task: a pending one fails now, a running one at its script's next check
+    (its worker sees the request in the database). A finished task cannot be cancelled."""
+    from glint.context import RequestContext
+
+    with _operator_glint() as glint, _refusals():
+        done = glint.tasks.cancel(RequestContext.admin(), task_id)
+    if done.status == states.FAILURE:
+        click.echo(f"task {task_id}: cancelled")
+    else:
+        click.echo(f"task {task_id}: cancel requested; still {done.status} until its script "
+                   "stops")
+
+
+@task.command("retry")
+@click.argument("task_id")
+def task_retry(task_id: str) -> None:
+    """Create a new task with a failed task's type, input and creator (project, user, roles,
+    request id); print the new task's id. The failed task stays as it is.
+
+    The new task goes to the executor its type routes to: to the workers' queue (celery), or,
+    with an in-process executor (thread, inline), it runs in this command, which waits for it
+    and prints how it ended. A task that needed its caller's credentials, or that worked on an
+    image that existed before it (an image import: import the image again), is refused.
+    """
+    with _operator_glint(executor=None) as glint, _refusals():
+        created = glint.tasks.retry(task_id)
+        click.echo(created.id)
+        if not getattr(glint.router.executor_for(created.type), "remote", False):
+            glint.router.shutdown(wait=True)  # the run in this process, to its end
+            ended = glint.tasks.row(created.id)
+            click.echo(f"task {created.id}: {ended.status}"
+                       + (f" ({_one_line(ended.message)})" if ended.message else ""))
+
+
+@contextlib.contextmanager
+def _operator_glint(executor: str | None = "inline") -> Iterator[app.Glint]:
+    """glint built from the settings, to act as admin on its tasks; the default executor is
+    ``inline`` unless ``executor`` is None (the configured one: retry)."""
+    settings = _settings()
+    _configure_logging("warning", settings.log_format)
+    _require_migrated(settings.effective_database_url)
+    glint = _build(settings, executor=executor)
+    try:
+        with _database_errors(settings.effective_database_url):
+            yield glint
+    finally:
+        glint.close(timeout=0)
+
+
+_AGE = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _age(text: str) -> datetime.timedelta:
+    """``2h``, ``15m``, ``1h30m``... as a timedelta; a usage error (exit 2) otherwise."""
+    import datetime
+
+    parts = _AGE.findall(text.strip())
+    if not parts or "".join(n + u for n, u in parts) != text.strip():
+        raise click.BadParameter(f"{text!r} is not an age such as 90s, 15m, 2h, 1d or 1h30m",
+                                 param_hint="--older-than")
+    return datetime.timedelta(seconds=sum(float(n) * _SECONDS[u] for n, u in parts))
+
+
+def _one_line(text: str | None, width: int = 80) -> str:
+    line = " ".join((text or "").split())
+    return line if len(line) <= width else line[:width - 1] + "…"
 
 
 # -- scripts ------------------------------------------------------------------------------

@@ -41,14 +41,16 @@ class Digest:
 
 def copy(chunks: Iterable[bytes], writer: StoreWriter, *, size_cap: int, hash_algo: str,
          expected_size: int | None = None, progress: Callable[[int], None] | None = None,
-         should_cancel: Callable[[], bool] | None = None) -> Digest:
+         should_cancel: Callable[[], bool] | None = None,
+         meter: Callable[[int], None] | None = None) -> Digest:
     """Copy ``chunks`` into ``writer``, hashing them, in one pass; return the digest.
 
     Raises :class:`glint.errors.TooLarge` as soon as more than ``size_cap`` bytes arrive (the rest
     is not read), :class:`glint.errors.BadRequest` when ``expected_size`` is given and the data
     turns out to be another size, :class:`glint.errors.ScriptError` when ``should_cancel()``
     becomes true, and whatever a stage (the writer, say) or the ``chunks`` iterable raised.
-    ``progress`` gets the number of bytes read so far after each batch.
+    ``progress`` gets the number of bytes read so far after each batch; ``meter`` (a metric,
+    :func:`glint.metrics.meter`) the size of each batch, as it is handed to the writer.
     """
     md5 = hashlib.md5(usedforsecurity=False)
     multihash = md5 if hash_algo == "md5" else hashlib.new(hash_algo)
@@ -60,6 +62,8 @@ def copy(chunks: Iterable[bytes], writer: StoreWriter, *, size_cap: int, hash_al
             if should_cancel is not None and should_cancel():
                 raise errors.ScriptError("Data copy cancelled")
             pipeline.feed(batch)
+            if meter is not None:
+                meter(len(batch))
             if progress is not None:
                 progress(limit.size)
         limit.check_complete()

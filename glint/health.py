@@ -37,6 +37,7 @@ from glint.db import engine
 from glint.stores.base import Store
 
 CACHE_SECONDS = 2.0
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # glint.metrics.CONTENT_TYPE
 DISABLED = "DISABLED BY FILE"
 
 
@@ -176,21 +177,30 @@ def reaper_check(last_pass: Callable[[], float | None], running: Callable[[], bo
 # -- a port of its own (glint worker) ---------------------------------------------------------
 
 
-def serve(health: Health, host: str, port: int) -> http.server.ThreadingHTTPServer:
+def serve(health: Health, host: str, port: int, metrics: Callable[[], bytes] | None = None,
+          ) -> http.server.ThreadingHTTPServer:
     """Answer ``GET /healthcheck`` (plain, or JSON with ``Accept: application/json``) on a
-    thread; returns the server (``shutdown()`` stops it)."""
+    thread, and with ``metrics`` (the body's maker, glint.metrics) ``GET /metrics``; returns
+    the server (``shutdown()`` stops it)."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path.split("?")[0] != "/healthcheck":
+            path = self.path.split("?")[0]
+            if path == "/metrics" and metrics is not None:
+                self._answer(200, metrics(), METRICS_CONTENT_TYPE)
+                return
+            if path != "/healthcheck":
                 self.send_error(404)
                 return
             report = health.report()
             wants_json = "application/json" in self.headers.get("Accept", "")
             body = (json.dumps(report.as_json()) if wants_json else report.text()).encode()
-            self.send_response(200 if report.ok else 503)
-            self.send_header("Content-Type",
-                             "application/json" if wants_json else "text/plain; charset=utf-8")
+            self._answer(200 if report.ok else 503, body,
+                         "application/json" if wants_json else "text/plain; charset=utf-8")
+
+        def _answer(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

@@ -1,7 +1,8 @@
 """``create_app``: the Starlette application serving one :class:`glint.app.Glint`.
 
 Middleware, outermost first: request id (every response carries it, and every log line of
-the request), the plain ``/healthcheck`` (answered before any token check), URL version
+the request), the HTTP metrics (each request counted and timed by route template), ``/metrics``
+and the plain ``/healthcheck`` (both answered before any token check), URL version
 negotiation (and the 300 versions document), in keystone mode the token check, identity (the
 request context, whose ``is_admin`` the policy decides when first read). Errors become JSON through
 the one table in :mod:`glint.api.errors`.
@@ -34,6 +35,7 @@ from glint.api import (
     images,
     info,
     metadefs,
+    metrics,
     openapi,
     schemas,
     stores,
@@ -55,6 +57,9 @@ def create_app(glint: Glint, *, manage_lifecycle: bool = True) -> Starlette:
     """The API app for ``glint``; with ``manage_lifecycle`` it starts and closes ``glint``."""
     middleware = [
         Middleware(RequestIdMiddleware),
+        Middleware(metrics.RequestMetricsMiddleware),
+        *([Middleware(metrics.MetricsMiddleware, exposition=glint.metrics)]
+          if glint.metrics is not None else []),
         *([Middleware(health.HealthcheckMiddleware, health=glint.health)]
           if glint.health is not None else []),
         Middleware(versions.VersionNegotiationMiddleware, settings=glint.settings),

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute
 
-from glint import errors
+from glint import errors, metrics
 from glint.api import identity, image_upload, sendfile
 from glint.api.images import image_id
 from glint.api.routing import resource
@@ -100,11 +100,21 @@ def _body(request: Request, sources: Sequence[tuple[str, Store, str]], offset: i
     *others, (_last_id, store, location) = sources
     for store_id, other, other_location in others:
         try:
-            return _from(request, other, other_location, offset, length, status, headers)
+            return _counted(_from(request, other, other_location, offset, length, status,
+                                  headers), store_id, length)
         except (errors.StoreError, OSError) as exc:
             LOG.warning("cannot read image data %s from store %s (%s); reading another copy",
                         other_location, store_id, exc)
-    return _from(request, store, location, offset, length, status, headers)
+    return _counted(_from(request, store, location, offset, length, status, headers), _last_id,
+                    length)
+
+
+def _counted(response: Response, store_id: str, length: int | None) -> Response:
+    """``glint_image_data_bytes{direction="download"}``: the body's length as it is answered
+    (a client that leaves early still counts in full; one of unknown length is not counted)."""
+    if length:
+        metrics.meter("download", store_id)(length)
+    return response
 
 
 def _from(request: Request, store: Store, location: str, offset: int, length: int | None,

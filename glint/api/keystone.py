@@ -200,7 +200,10 @@ class KeystoneMiddleware:
         if isinstance(checked, webob.exc.HTTPException):
             await _send_webob(checked, send)
             return
-        await self.app({**scope, "headers": checked}, receive, send)
+        # In place, not a copy: the router's match (``scope["route"]``) must reach the HTTP
+        # metrics middleware outside this one.
+        scope["headers"] = checked
+        await self.app(scope, receive, send)
 
     async def _checked(self, scope: Scope) -> Checked:
         tokens = sole_tokens(scope["headers"])

@@ -78,9 +78,12 @@ class TasksApi:
         })
 
     def show(self, request: Request) -> Response:
+        """The task; an admin also sees its attempts and the worker holding its lease."""
         raw_id = request.path_params["task_id"]
         task_id = params.path_id(raw_id, f"Task with identifier {raw_id[:64]} not found")
-        return JSONResponse(views.full(self.service.get(identity.context(request), task_id)))
+        ctx = identity.context(request)
+        task = self.service.get(ctx, task_id)
+        return JSONResponse(views.with_lease(task) if ctx.is_admin else views.full(task))
 
     def delete(self, request: Request) -> Response:
         raise errors.MethodNotAllowed(DELETE_MESSAGE, allow="GET")

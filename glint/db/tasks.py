@@ -78,6 +78,19 @@ def get(session: orm.Session, ctx: RequestContext, task_id: str) -> models.Task:
     return task
 
 
+def find(session: orm.Session, filters: dict[str, str], created_before: datetime.datetime | None,
+         limit: int) -> Sequence[models.Task]:
+    """For operators (``glint task list``): tasks not deleted, expired ones too, newest first,
+    whose columns equal ``filters`` (``status``, ``type``, ``owner``)."""
+    stmt = sa.select(models.Task).where(
+        models.Task.deleted.is_(False),
+        *(getattr(models.Task, key) == value for key, value in filters.items()))
+    if created_before is not None:
+        stmt = stmt.where(models.Task.created_at < created_before)
+    order = (models.Task.created_at.desc(), models.Task.id)
+    return session.scalars(stmt.order_by(*order).limit(limit)).all()
+
+
 def get_any(session: orm.Session, task_id: str) -> models.Task | None:
     """The row itself, for the runner."""
     return session.get(models.Task, task_id)

@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any
 
-from glint import datapath, errors, gate
+from glint import datapath, errors, gate, metrics
 from glint.context import RequestContext
 from glint.db import models
 from glint.images import states, views
@@ -54,7 +54,8 @@ class Uploads:
         try:
             digest, location = self._write(backends.backend(store), image_id,
                                            checked or chunks, expected_size,
-                                           self.settings.hashing_algorithm)
+                                           self.settings.hashing_algorithm,
+                                           backends.resolve(store))
         except BaseException as exc:
             self._release(ctx, image_id, states.SAVING, exc)
             raise
@@ -81,7 +82,8 @@ class Uploads:
         self._claim(ctx, image_id, "stage_image", states.UPLOADING)
         staging = self.images.staging
         try:
-            digest, location = self._write(staging, image_id, chunks, expected_size, "md5")
+            digest, location = self._write(staging, image_id, chunks, expected_size, "md5",
+                                           "staging")
         except BaseException as exc:
             self._release(ctx, image_id, states.UPLOADING, exc)
             raise
@@ -120,11 +122,13 @@ class Uploads:
         return self.gate.stream(chunks, image.disk_format, image.container_format)
 
     def _write(self, store: Store, image_id: str, chunks: Iterable[bytes],
-               expected_size: int | None, hash_algo: str) -> tuple[datapath.Digest, str]:
+               expected_size: int | None, hash_algo: str,
+               store_id: str) -> tuple[datapath.Digest, str]:
         try:
             with store.writer(image_id) as writer:
                 digest = datapath.copy(chunks, writer, size_cap=self.settings.image_size_cap,
-                                       hash_algo=hash_algo, expected_size=expected_size)
+                                       hash_algo=hash_algo, expected_size=expected_size,
+                                       meter=metrics.meter("upload", store_id))
                 return digest, writer.commit()
         except OSError as exc:  # a store that does not say what it means (the filesystem's do)
             raise errors.store_error(exc) from exc

@@ -37,7 +37,7 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from glint import errors
+from glint import errors, metrics
 from glint.images import imports, staging
 from glint.images import states as image_states
 from glint.scripts import contract, db_api, fetch, glance_download, intake
@@ -229,12 +229,14 @@ def _write(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any]
     backends = _backends(ctx)
     if outcome is None or not written:
         with backends.backend(store_id).writer(image_id) as writer:
-            outcome = _copy(ctx, image_id, method, plan, writer, source)
+            outcome = _copy(ctx, image_id, method, plan, writer, source,
+                            backends.resolve(store_id))
             return writer.commit(), outcome
     first_store, first_location = written[0]
     return multi.copy_between(backends.backend(first_store), first_location,
                               backends.backend(store_id), image_id, outcome.digest.checksum,
-                              ctx.should_cancel), outcome
+                              ctx.should_cancel,
+                              meter=metrics.meter("import", backends.resolve(store_id))), outcome
 
 
 def _record(ctx: contract.ScriptContext, image_id: str, outcome: intake.Outcome,
@@ -278,6 +280,7 @@ def _copy_image(ctx: contract.ScriptContext, image_id: str,
                 location = multi.copy_between(
                     backends.backend(source[0]), source[1], backends.backend(store_id),
                     image_id, checksum, ctx.should_cancel,
+                    meter=metrics.meter("import", store_id),
                     check=lambda chunks: ctx.image_gate.stream(
                         chunks, image.get("disk_format"), image.get("container_format")))
                 ctx.db_api.add_image_location(image_id, store_id, location)
@@ -311,23 +314,24 @@ def _plan(ctx: contract.ScriptContext, image_id: str) -> intake.Plan:
 
 def _copy(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any],
           plan: intake.Plan, writer: StoreWriter,
-          source: glance_download.Source | None = None) -> intake.Outcome:
+          source: glance_download.Source | None = None,
+          store: str | None = None) -> intake.Outcome:
     if source is not None:
         with glance_download.body(ctx, source) as (chunks, length):
-            outcome = intake.take(ctx, plan, chunks, length, writer)
+            outcome = intake.take(ctx, plan, chunks, length, writer, store)
         if not plan.decompress and plan.conversion_format is None:
             glance_download.check_data(source, outcome.digest.checksum)
         return outcome
     if method["name"] == imports.WEB_DOWNLOAD:
         with fetch.body(ctx, method["uri"]) as (chunks, length):
-            return intake.take(ctx, plan, chunks, length, writer)
+            return intake.take(ctx, plan, chunks, length, writer, store)
     staged = staging.area(ctx.settings)
     try:
         size = staged.size(image_id)
     except errors.StoreError:
         raise errors.ScriptError(f"Image {image_id} has no staged data: stage it again with "
                                  f"PUT /v2/images/{image_id}/stage") from None
-    return intake.take(ctx, plan, staged.read(image_id), size, writer)
+    return intake.take(ctx, plan, staged.read(image_id), size, writer, store)
 
 
 def _revert(ctx: contract.ScriptContext, image_id: str) -> None:

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
-from glint import datapath, decompression, errors, gate, inspection, qemu_img
+from glint import datapath, decompression, errors, gate, inspection, metrics, qemu_img
 from glint.scripts import contract
 from glint.settings import Settings
+from glint.stores import multi
 from glint.stores.base import StoreWriter
 
 # Kept as they are even when a conversion is configured: installer media, and formats that
@@ -59,17 +60,20 @@ class Outcome:
 
 
 def take(ctx: contract.ScriptContext, plan: Plan, chunks: Iterable[bytes],
-         expected_size: int | None, writer: StoreWriter) -> Outcome:
-    """Put ``chunks`` into ``writer`` (not committed) as ``plan`` says; ScriptError if refused."""
+         expected_size: int | None, writer: StoreWriter, store: str | None = None) -> Outcome:
+    """Put ``chunks`` into ``writer`` (not committed) as ``plan`` says; ScriptError if refused.
+
+    ``store`` names the writer's store in ``glint_image_data_bytes`` (None: the default)."""
     settings = ctx.settings
+    meter = metrics.meter("import", store or multi.of(ctx.store_api).default)
     if plan.decompress:
         chunks = decompression.decompress(_capped(chunks, settings.image_size_cap, expected_size),
                                           settings.effective_decompressed_size_cap)
         expected_size = None  # the announced size was the compressed one, checked above
     if plan.converts:
-        return _converted(ctx, plan, chunks, writer)
+        return _converted(ctx, plan, chunks, writer, meter)
     checked = ctx.image_gate.stream(chunks, plan.declared, plan.container_format, what=plan.what)
-    digest = _store(ctx, checked, writer, expected_size)
+    digest = _store(ctx, checked, writer, expected_size, meter)
     assert checked.verdict is not None
     return Outcome(digest=digest, disk_format=plan.declared,
                    virtual_size=checked.verdict.virtual_size)
@@ -88,7 +92,7 @@ def remove_work_files(settings: Settings, task_id: str) -> None:
 
 
 def _converted(ctx: contract.ScriptContext, plan: Plan, chunks: Iterable[bytes],
-               writer: StoreWriter) -> Outcome:
+               writer: StoreWriter, meter: Callable[[int], None]) -> Outcome:
     assert plan.declared is not None and plan.conversion_format is not None
     settings = ctx.settings
     source, target = work_files(settings, ctx.task_id)[0], (
@@ -98,7 +102,7 @@ def _converted(ctx: contract.ScriptContext, plan: Plan, chunks: Iterable[bytes],
         verdict = ctx.image_gate.convert(source, plan.declared, plan.conversion_format, target,
                                          should_cancel=ctx.should_cancel)
         source.unlink()
-        digest = _store(ctx, _read_file(target), writer, target.stat().st_size)
+        digest = _store(ctx, _read_file(target), writer, target.stat().st_size, meter)
     finally:
         source.unlink(missing_ok=True)
         target.unlink(missing_ok=True)
@@ -107,11 +111,11 @@ def _converted(ctx: contract.ScriptContext, plan: Plan, chunks: Iterable[bytes],
 
 
 def _store(ctx: contract.ScriptContext, chunks: Iterable[bytes], writer: StoreWriter,
-           expected_size: int | None) -> datapath.Digest:
+           expected_size: int | None, meter: Callable[[int], None]) -> datapath.Digest:
     return datapath.copy(chunks, writer, size_cap=ctx.settings.image_size_cap,
                          hash_algo=ctx.settings.hashing_algorithm, expected_size=expected_size,
                          progress=lambda done: ctx.report_progress(done, expected_size),
-                         should_cancel=ctx.should_cancel)
+                         should_cancel=ctx.should_cancel, meter=meter)
 
 
 def _capped(chunks: Iterable[bytes], cap: int, expected_size: int | None) -> Iterator[bytes]:

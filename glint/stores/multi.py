@@ -112,7 +112,7 @@ def copy_between(source: Store, location: str, target: Store, image_id: str,
                  checksum: str | None = None,
                  should_cancel: Callable[[], bool] | None = None,
                  check: Callable[[Iterable[bytes]], Iterable[bytes]] = lambda chunks: chunks,
-                 ) -> str:
+                 meter: Callable[[int], None] | None = None) -> str:
     """Copy ``location``'s bytes from ``source`` into ``target`` for ``image_id``; return the
     new location.
 
@@ -137,7 +137,8 @@ def copy_between(source: Store, location: str, target: Store, image_id: str,
     size = source.size(location)
     with target.writer(image_id) as writer:
         digest = datapath.copy(check(source.read(location)), writer, size_cap=max(size, 1),
-                               hash_algo="md5", expected_size=size, should_cancel=should_cancel)
+                               hash_algo="md5", expected_size=size, should_cancel=should_cancel,
+                               meter=meter)
         if checksum is not None and digest.checksum != checksum:
             raise _mismatch(image_id, checksum)
         return writer.commit()

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 
-from glint import errors
+from glint import errors, metrics
 from glint.settings import Settings
 from glint.tasks import routing
 from glint.tasks.runner import Requeued, Runner
@@ -50,10 +50,12 @@ class Reaper:
     def run_once(self) -> int:
         """One pass; returns how many tasks were published again."""
         items = self.runner.reap()
+        requeued = len(items)
         if self.republishes:
             items += self.runner.stale_pending(self.settings.task_republish_after)
         for item in items:
             self._publish(item)
+        metrics.REAPER_ACTIONS.labels("republish").inc(len(items) - requeued)
         self.sweep_store()
         return len(items)
 
@@ -78,6 +80,7 @@ class Reaper:
         except (OSError, errors.StoreError) as exc:
             LOG.warning("could not sweep the %s's unfinished writes: %s", name, exc)
             return 0
+        metrics.REAPER_ACTIONS.labels("sweep").inc(removed)
         if removed:
             LOG.info("removed %d unfinished %s writes older than %g s", removed, name,
                      self.settings.store_tmp_max_age)

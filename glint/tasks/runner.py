@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from glint import errors, gate, logcontext
+from glint import errors, gate, logcontext, metrics
 from glint.context import RequestContext
 from glint.db import engine, leases, models
 from glint.db import images as image_rows
@@ -116,12 +116,14 @@ class Runner:
     def _run_claimed(self, task: models.Task, lease: leases.Lease) -> None:
         LOG.info("task started: attempt %d of %d on %s", task.attempts, task.max_attempts,
                  self.owner)
-        deadline = time.monotonic() + self.settings.task_time_limit
+        started = time.monotonic()
+        deadline = started + self.settings.task_time_limit
         with Heartbeat(self.db, lease, seconds=self.settings.task_lease,
                        interval=self.settings.task_heartbeat, stopping=self.stopping,
                        deadline=deadline, grace=self.settings.task_time_limit_grace,
                        on_overrun=lambda: self._overrun(task.id, lease)) as beat:
             self._execute(task, beat)
+        metrics.TASK_DURATION.labels(task.type).observe(time.monotonic() - started)
 
     def cancel(self, task_id: str) -> None:
         """Ask for the task to stop. A pending task fails now; a running one at its next check."""
@@ -209,6 +211,10 @@ class Runner:
                     row.lease_token += 1
                     self._end(session, row, states.FAILURE, message=message)
                     lost.append(row)
+        for task_type in [item.task_type for item in requeued] + [row.type for row in lost]:
+            metrics.LEASE_EXPIRIES.labels(task_type).inc()
+        metrics.REAPER_ACTIONS.labels("requeue").inc(len(requeued))
+        metrics.REAPER_ACTIONS.labels("fail").inc(len(lost))
         for row in lost:
             LOG.warning("task %s failed: its worker was lost", row.id)
             self._discard_unfinished_image(row)
@@ -248,6 +254,9 @@ class Runner:
             LOG.debug("task %s was not pending (or its lease is held); not running it", task_id)
             return None
         lease, task = claimed
+        if task.attempts == 1 and not task.retries:  # its first claim: the wait since creation
+            wait = (models.utcnow() - task.created_at).total_seconds()
+            metrics.TASK_QUEUE_WAIT.labels(task.type).observe(max(wait, 0.0))
         self._notify("task.processing", task)
         return task, lease
 
@@ -293,6 +302,7 @@ class Runner:
             LOG.warning("task %s: lease %d lost; its retry was not queued", task.id,
                         beat.lease.token)
             return
+        metrics.TASK_RETRIES.labels(task.type).inc()
         LOG.info("task %s: transient error (%s); retry %d in %g s", task.id, exc.message,
                  retry, delay)
         self._submit_later(task.id, task.type, delay)
@@ -478,6 +488,10 @@ class Runner:
         self._cleanup(script, ctx)
 
     def _notify(self, event_type: str, task: models.Task, priority: str = notifiers.INFO) -> None:
+        """The event of a change just committed; a final status is counted here too (every
+        way a task ends comes through, whatever notifications are disabled)."""
+        if event_type in ("task.success", "task.failure"):
+            metrics.observe_finished(task.type, task.status)
         self.notifier.notify(notifiers.Event(event_type, views.notification(task), priority))
 
 

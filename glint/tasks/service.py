@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
-from glint import errors
+from glint import errors, metrics
 from glint import policy as policies
 from glint.context import RequestContext
 from glint.db import engine, models
@@ -78,6 +79,7 @@ class TaskService:
     def dispatch(self, task: models.Task) -> None:
         """After the commit that wrote ``task``: the event, then the executor."""
         self.notifier.notify(notifiers.Event("task.create", views.notification(task)))
+        metrics.TASKS_CREATED.labels(task.type).inc()
         try:
             self.router.submit(task.id, task.type)
         except errors.ServiceUnavailable as exc:
@@ -107,6 +109,46 @@ class TaskService:
         self.policy.enforce(ctx, "get_tasks", policies.project_target(ctx))
         with self.db.reader() as session:
             return task_rows.list_(session, ctx, query)
+
+    def row(self, task_id: str) -> models.Task:
+        """The task, expired or not (NotFound once deleted), for operators: no policy check."""
+        with self.db.reader() as session:
+            task = task_rows.get_any(session, task_id)
+        if task is None or task.deleted:
+            raise errors.NotFound(f"Task with identifier {task_id} not found")
+        return task
+
+    def find(self, filters: dict[str, str], created_before: datetime.datetime | None = None,
+             limit: int = 50) -> Sequence[models.Task]:
+        """For operators, unchecked by policy (``glint task list``): see ``task_rows.find``."""
+        with self.db.reader() as session:
+            return task_rows.find(session, filters, created_before, limit)
+
+    def retry(self, task_id: str) -> models.Task:
+        """A new task with a failed one's type, input and creator's context (``glint task
+        retry``); the failed one stays as it is. Conflict for a task that did not fail, or that
+        cannot be run again as it was created: one bound to the process holding its caller's
+        credentials, or one acting on an image that existed before it (an image import: import
+        the image again, which checks and locks the image).
+        """
+        task = self.row(task_id)
+        if task.status != states.FAILURE:
+            raise errors.Conflict(f"Task {task_id} is {task.status}; only a failed task is retried")
+        if task.bound_to is not None:
+            raise errors.Conflict(f"Task {task_id} needed its caller's credentials, which are "
+                                  "never stored: its caller must create it again")
+        if self._acts_on_existing_image(task):
+            raise errors.Conflict(f"Task {task_id} worked on image {task.image_id}: import the "
+                                  f"image again (POST /v2/images/{task.image_id}/import) instead")
+        return self.create(RequestContext.from_dict(task.context or {}), task.type,
+                           dict(task.input or {}), authorize=False)
+
+    def _acts_on_existing_image(self, task: models.Task) -> bool:
+        if task.image_id is None:
+            return False
+        with self.db.reader() as session:
+            image = session.get(models.Image, task.image_id)
+        return image is not None and image.created_at < task.created_at
 
     def for_image(self, image_id: str) -> Sequence[models.Task]:
         with self.db.reader() as session:

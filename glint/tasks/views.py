@@ -43,6 +43,13 @@ def full(task: models.Task) -> dict[str, Any]:
     return body
 
 
+def with_lease(task: models.Task) -> dict[str, Any]:
+    """:func:`full` plus what an admin sees (declared in the served schema): the runs so far and
+    allowed, and the worker (lease owner) holding the task with its lease's expiry."""
+    return {**full(task), "attempts": task.attempts, "max_attempts": task.max_attempts,
+            "lease_owner": task.lease_owner, "lease_expires_at": isotime(task.lease_expires_at)}
+
+
 def stub(task: Summary) -> dict[str, Any]:
     """An item of ``GET /v2/tasks``."""
     body: dict[str, Any] = {

@@ -324,14 +324,16 @@ def test_a_transient_error_is_retried_through_the_broker_and_frees_the_slot(
 
 
 @pytest.mark.parametrize("broker", ["redis"], indirect=True)
+@pytest.mark.parametrize("pool", ["threads", "prefork"])
 def test_a_workers_health_port_and_its_log_lines(
-        api: app.Glint, workers: Workers, ctx: Any, tmp_path: pathlib.Path) -> None:
-    """The worker answers /healthcheck on its own port, broker included; its log names the
-    request that created each task it runs, so one grep follows a request across nodes."""
+        api: app.Glint, workers: Workers, ctx: Any, tmp_path: pathlib.Path, pool: str) -> None:
+    """The worker answers /healthcheck and /metrics on its own port, broker included, the
+    tasks its prefork children ran counted too; its log names the request that created each
+    task it runs, so one grep follows a request across nodes."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    worker = workers.start(1, "threads", True, "--health-port", str(port))
+    worker = workers.start(1, pool, True, "--health-port", str(port))
     request = urllib.request.Request(f"http://127.0.0.1:{port}/healthcheck",
                                      headers={"Accept": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -343,6 +345,10 @@ def test_a_workers_health_port_and_its_log_lines(
     lines = [line for line in workers.log(worker).splitlines() if task_id in line]
     assert any(f"[{ctx.request_id} project={ctx.project_id} task={task_id}(test-slow)]: "
                "task ended: success" in line for line in lines), lines
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        scraped = response.read().decode()
+    assert 'glint_tasks_finished_total{status="success",type="test-slow"} 1.0' in scraped
+    assert 'glint_task_duration_seconds_count{type="test-slow"} 1.0' in scraped
 
 
 def test_a_worker_started_without_its_database_waits_for_it(

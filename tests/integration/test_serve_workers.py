@@ -40,8 +40,9 @@ DATA = os.urandom(256 * 1024)  # what the source serves; an import gets it in tw
 UPLOAD = os.urandom(4 * 1024 * 1024)  # an upload sends it in two halves
 LEASE = {"task_lease": "2", "task_heartbeat": "0.5", "reaper_interval": "0.5"}
 STARTED = re.compile(r"\[(\d+)\] uvicorn\.error: Application startup complete")
-CONTEXT = r"(?: \[[^]]*\])?"  # the request's log context (glint.logcontext)
-SERVED = re.compile(rf"\[(\d+)\] uvicorn\.access{CONTEXT}: .* \"GET /versions HTTP/1.1\" 200")
+# An access line names the process, then the request it served (glint.logcontext).
+ACCESS = r"\[(\d+)\] uvicorn\.access(?: \[[^\]]*\])?: "
+SERVED = re.compile(ACCESS + r".* \"GET /versions HTTP/1.1\" 200")
 
 
 class Source:
@@ -200,7 +201,7 @@ def _clients(server: Server) -> dict[int, httpx.Client]:
         client = httpx.Client(base_url=server.url, headers=PROJECT_A, timeout=10)
         response = client.get("/versions")
         port = response.extensions["network_stream"].get_extra_info("client_addr")[1]
-        line = re.compile(rf"\[(\d+)\] uvicorn\.access{CONTEXT}: 127\.0\.0\.1:{port} ")
+        line = re.compile(ACCESS + rf"127\.0\.0\.1:{port} ")
         pid = int(_wait_for(lambda: line.search(server.log.read_text()), "its access log line",
                             server).group(1))
         if pid in clients:
@@ -271,7 +272,11 @@ class Upload(threading.Thread):
 
 
 def test_two_api_workers_serve_and_run_tasks_and_stop_on_sigterm(
-        database_url: str, tmp_path: pathlib.Path, source: Source) -> None:
+        database_url: str, tmp_path: pathlib.Path, source: Source,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    temporary = tmp_path / "tmp"  # where the supervisor makes its metrics directory
+    temporary.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temporary))
     server = _serve(tmp_path, database_url)
     try:
         workers = _api_workers(server)
@@ -289,11 +294,32 @@ def test_two_api_workers_serve_and_run_tasks_and_stop_on_sigterm(
         with httpx.Client(base_url=server.url, headers=PROJECT_A, timeout=10) as api:
             image = _check_active_images(api)["imported"]
             assert image["status"] == "active" and image["size"] == len(DATA)
+        _check_metrics_of_both(server, workers)
+        assert [p.name[:14] for p in temporary.iterdir()] == ["glint-metrics-"]
     finally:
         assert server.stop() == 0, server.log.read_text()
     assert not any(_alive(pid) for pid in workers)
+    assert not list(temporary.iterdir())  # the metrics directory went with the supervisor
     log = server.log.read_text()
     assert log.count("Application shutdown complete") == 2, log
+
+
+def _check_metrics_of_both(server: Server, workers: set[int]) -> None:
+    """Whichever API worker answers ``/metrics`` counts the task and the requests of both
+    (prometheus-client's multiprocess mode)."""
+    finished = 'glint_tasks_finished_total{status="success",type="import"} 1.0'
+    for _ in range(40):
+        with httpx.Client(timeout=10) as fresh:  # a new connection: either API worker
+            answer = fresh.get(f"{server.url}/metrics")
+        assert answer.status_code == 200 and finished in answer.text, answer.text
+        if _served_metrics_pids(server) == workers:
+            return
+    raise AssertionError(f"/metrics not served by both API workers: {server.log.read_text()}")
+
+
+def _served_metrics_pids(server: Server) -> set[int]:
+    return {int(pid) for pid in re.findall(ACCESS + r"[^\n]*GET /metrics",
+                                           server.log.read_text())}
 
 
 def test_a_burst_of_connections_is_spread_over_the_api_workers(
@@ -314,8 +340,7 @@ def test_a_burst_of_connections_is_spread_over_the_api_workers(
 
             def served_by() -> dict[int, int] | None:
                 found = {int(client): int(pid) for pid, client in re.findall(
-                    rf"\[(\d+)\] uvicorn\.access{CONTEXT}: 127\.0\.0\.1:(\d+) ",
-                    server.log.read_text())}
+                    ACCESS + r"127\.0\.0\.1:(\d+) ", server.log.read_text())}
                 return found if ports <= found.keys() else None
 
             served = _wait_for(served_by, "the burst's access log lines", server)

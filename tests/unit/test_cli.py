@@ -46,7 +46,9 @@ def database(workdir: pathlib.Path) -> str:
 
 @pytest.mark.parametrize("args", [[], ["serve"], ["db"], ["db", "upgrade"], ["db", "current"],
                                   ["db", "purge"], ["db", "load-metadefs"],
-                                  ["db", "export-metadefs"], ["scripts"]])
+                                  ["db", "export-metadefs"], ["scripts"], ["task"],
+                                  ["task", "list"], ["task", "show"], ["task", "cancel"],
+                                  ["task", "retry"]])
 def test_every_command_has_help(args: list[str]) -> None:
     result = run(*args, "--help")
     assert result.exit_code == 0

@@ -243,3 +243,35 @@ def test_real_tasks_validate_against_the_served_schemas(client: TestClient) -> N
     jsonschema.validate(listing, client.get("/v2/schemas/tasks").json())
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**created, "type": "other"}, task_schema)
+
+
+LEASE_FIELDS = {"attempts", "max_attempts", "lease_owner", "lease_expires_at"}
+
+
+def test_admins_see_attempts_and_the_lease_and_others_never_do(client: TestClient,
+                                                                glint: app.Glint) -> None:
+    import datetime
+
+    from glint.db import models
+
+    task_id = create(client, task_input={"n": 3})["id"]
+    with glint.db.session() as session:  # as a worker holds it mid-run
+        row = session.get(models.Task, task_id)
+        assert row is not None
+        row.status, row.attempts, row.lease_owner = "processing", 2, "node-1:4242:ab12cd34"
+        row.lease_expires_at = datetime.datetime(2030, 1, 2, 3, 4, 5)
+    schema = client.get("/v2/schemas/task").json()
+    strict = {**schema, "additionalProperties": False}
+    shown = client.get(f"/v2/tasks/{task_id}", headers=ADMIN).json()
+    assert {key: shown[key] for key in LEASE_FIELDS} == {
+        "attempts": 2, "max_attempts": 3, "lease_owner": "node-1:4242:ab12cd34",
+        "lease_expires_at": "2030-01-02T03:04:05Z"}
+    jsonschema.validate(shown, strict)
+    plain = client.get(f"/v2/tasks/{task_id}", headers=PROJECT_A).json()  # its project's member
+    assert plain["status"] == "processing" and not LEASE_FIELDS & set(plain)
+    jsonschema.validate(plain, strict)
+    assert not LEASE_FIELDS & set(create(client, ADMIN))  # create answers the plain task
+    finished = client.get(f"/v2/tasks/{create(client, ADMIN)['id']}", headers=ADMIN).json()
+    assert finished["lease_owner"] == glint.runner.owner  # the last runner, its lease over
+    assert (finished["attempts"], finished["lease_expires_at"]) == (1, None)
+    jsonschema.validate(finished, strict)
