@@ -56,9 +56,10 @@ services:  ## Start PostgreSQL, RabbitMQ and Redis if they are down
 tools:  ## Install the command-line tools tests use (qemu-img) if they are missing
 	scripts/ensure-tools
 
-lint: venv  ## ruff and mypy
+lint: venv  ## ruff, mypy and the layering contracts (import-linter)
 	$(BIN)/ruff check glint tests examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: venv tools services lint  ## Lint, then unit, integration (with the wheel installed in a clean venv), acceptance and example-package tests
 	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS) tests/unit tests/integration tests/keystone tests/acceptance \

@@ -45,8 +45,8 @@ from glint.api import (
 from glint.api.identity import IdentityMiddleware
 from glint.api.request_id import RequestIdMiddleware
 from glint.app import Glint, build_api_worker
-from glint.images.imports import Imports
 from glint.images.locations import Locations
+from glint.imports.service import Imports
 from glint.metadefs.service import MetadefService
 from glint.settings import Settings
 

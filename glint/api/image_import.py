@@ -10,7 +10,7 @@ from starlette.routing import BaseRoute
 from glint.api import bodies, identity
 from glint.api.images import image_id
 from glint.api.routing import resource
-from glint.images import imports
+from glint.imports import methods, service
 from glint.settings import Settings
 from glint.stores.multi import MultiStore
 
@@ -18,7 +18,7 @@ STORE_HEADER = "x-image-meta-store"
 
 
 class ImageImportApi:
-    def __init__(self, imports_service: imports.Imports, settings: Settings,
+    def __init__(self, imports_service: service.Imports, settings: Settings,
                  backends: MultiStore) -> None:
         self.imports = imports_service
         self.settings = settings
@@ -27,14 +27,14 @@ class ImageImportApi:
     async def import_image(self, request: Request) -> Response:
         wanted = image_id(request)
         body = await bodies.json_object(request)
-        import_request = imports.parse(body, request.headers.get(STORE_HEADER), self.settings,
+        import_request = methods.parse(body, request.headers.get(STORE_HEADER), self.settings,
                                        self.backends)
         await run_in_threadpool(self.imports.start, identity.context(request), wanted,
                                 import_request)
         return Response(status_code=202)
 
 
-def routes(imports_service: imports.Imports, settings: Settings,
+def routes(imports_service: service.Imports, settings: Settings,
            backends: MultiStore) -> list[BaseRoute]:
     api = ImageImportApi(imports_service, settings, backends)
     return [resource("/v2/images/{image_id}/import", {"POST": api.import_image})]

@@ -9,8 +9,9 @@ from starlette.routing import BaseRoute
 from glint import policy as policies
 from glint.api import identity
 from glint.api.routing import resource
-from glint.images import imports, usage
+from glint.images import usage
 from glint.images.service import ImageService
+from glint.imports import methods as imports
 from glint.settings import Settings
 
 

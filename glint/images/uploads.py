@@ -23,10 +23,9 @@ from glint.context import RequestContext
 from glint.db import models
 from glint.images import states, views
 from glint.images.service import ImageData, ImageService
+from glint.imports import methods
 from glint.notifiers import base as notifiers
 from glint.stores.base import Store
-
-GLANCE_DIRECT = "glance-direct"
 
 
 class Uploads:
@@ -75,7 +74,7 @@ class Uploads:
     def stage(self, ctx: RequestContext, image_id: str, chunks: Iterable[bytes],
               expected_size: int | None) -> models.Image:
         """queued → uploading with ``chunks`` in the staging area, for a glance-direct import."""
-        if GLANCE_DIRECT not in self.settings.enabled_import_methods:
+        if methods.GLANCE_DIRECT not in self.settings.enabled_import_methods:
             raise errors.NotFound("The glance-direct import method is not enabled, so images "
                                   "cannot be staged.")
         # Not inspected here, as in Glance: the import checks the data (once decompressed).

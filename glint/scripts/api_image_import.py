@@ -1,6 +1,6 @@
 """The ``api_image_import`` task script: data into an existing image, Glance's interoperable import.
 
-Created by ``POST /v2/images/{id}/import`` (:mod:`glint.images.imports`), which took the
+Created by ``POST /v2/images/{id}/import`` (:mod:`glint.imports.service`), which took the
 image's import lock for this task first. Input, as Glance's::
 
     {"image_id": "<uuid>",
@@ -38,8 +38,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from glint import errors, metrics
-from glint.images import imports, staging
+from glint.images import staging
 from glint.images import states as image_states
+from glint.imports import methods as imports
 from glint.scripts import contract, db_api, fetch, glance_download, intake
 from glint.settings import Settings
 from glint.stores import multi

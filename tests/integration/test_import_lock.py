@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from glint import app
-from glint.images import imports
+from glint.imports import methods as imports
 from glint.scripts.registry import Registry
 from tests.conftest import MakeGlint
 from tests.unit.api.support import CTX_A

@@ -2,7 +2,7 @@
 
 The "other region" is a local HTTP server answering like Glance (the image record and its
 ``/file``); the caller's token and service catalog are what keystone mode puts in the request
-context, and requests reach the import API through :class:`glint.images.imports.Imports`.
+context, and requests reach the import API through :class:`glint.images.service.Imports`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import pytest
 
 from glint import app, errors
 from glint.context import RequestContext
-from glint.images import imports, states
+from glint.images import states
+from glint.imports import methods, service
 from glint.scripts import api_image_import
 from glint.scripts.registry import Registry
 from glint.stores import multi
@@ -67,8 +68,8 @@ def serve_source(server: LocalServer, data: bytes = DATA, **record: Any) -> None
 def start(glint: app.Glint, ctx: RequestContext, image_id: str, **method: Any) -> Any:
     body = {"method": {"name": "glance-download", "glance_image_id": SOURCE_ID,
                        "glance_region": "RegionTwo", **method}}
-    request = imports.parse(body, None, glint.settings, multi.of(glint.images.store))
-    task = imports.Imports(glint.images, glint.tasks).start(ctx, image_id, request)
+    request = methods.parse(body, None, glint.settings, multi.of(glint.images.store))
+    task = service.Imports(glint.images, glint.tasks).start(ctx, image_id, request)
     assert task is not None
     return glint.tasks.get(ctx, task.id)
 
@@ -172,7 +173,7 @@ def test_bad_requests_are_400(glint: app.Glint, method: dict[str, str], message:
     body = {"method": {"name": "glance-download", "glance_image_id": SOURCE_ID,
                        "glance_region": "RegionTwo", **method}}
     with pytest.raises(errors.BadRequest, match=message):
-        imports.parse(body, None, glint.settings, multi.of(glint.images.store))
+        methods.parse(body, None, glint.settings, multi.of(glint.images.store))
 
 
 def test_needs_the_callers_token(glint: app.Glint) -> None:

@@ -12,7 +12,8 @@ import pytest
 from glint import app
 from glint.api.app import create_app
 from glint.db import models
-from glint.images import imports, states
+from glint.images import states
+from glint.imports import methods as imports
 from glint.scripts import api_image_import
 from glint.scripts.registry import Registry
 from tests.httpserver import LocalServer

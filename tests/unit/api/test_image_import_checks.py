@@ -15,7 +15,8 @@ import pytest
 
 from glint import app
 from glint.api.app import create_app
-from glint.images import imports, states
+from glint.images import states
+from glint.imports import methods as imports
 from glint.scripts.registry import Registry
 from tests.httpserver import LocalServer
 from tests.tools import needs_qemu_img

@@ -12,7 +12,8 @@ import pytest
 
 from glint import app, errors, settings
 from glint.api.app import create_app
-from glint.images import imports, locations, states
+from glint.images import locations, states
+from glint.imports import methods as imports
 from glint.scripts import api_image_import
 from glint.scripts.registry import Registry
 from glint.stores.filesystem import FilesystemStore

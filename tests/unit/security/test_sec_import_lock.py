@@ -20,7 +20,8 @@ from glint import app, errors
 from glint.api.app import create_app
 from glint.context import RequestContext
 from glint.db import models
-from glint.images import imports
+from glint.imports import methods
+from glint.imports import service as import_service
 from glint.scripts.registry import Registry
 from tests.unit.api.support import CTX_A, PROJECT_A, TestClient, add_image
 
@@ -43,8 +44,8 @@ def race(glint: app.Glint, ctx: RequestContext, racers: int = RACERS,
     """``racers`` threads start an import of one image (a new one unless ``image_id``) at
     once; each one's outcome, checked: exactly one started a task."""
     image_id = image_id or add_image(glint, ctx).id
-    request = imports.parse(WEB_DOWNLOAD, None, glint.settings, glint.images.backends)
-    service = imports.Imports(glint.images, glint.tasks)
+    request = methods.parse(WEB_DOWNLOAD, None, glint.settings, glint.images.backends)
+    service = import_service.Imports(glint.images, glint.tasks)
     barrier = threading.Barrier(racers)
     outcomes: list[object] = [None] * racers
 
@@ -73,14 +74,14 @@ def check_one_winner(glint: app.Glint, ctx: RequestContext, image_id: str,
     assert all("has an active import task" in c.message for c in conflicts)
     pending = [t for t in glint.tasks.for_image(image_id) if t.status not in ("failure",)]
     assert [t.id for t in pending] == [getattr(winners[0], "id", None)]
-    assert glint.images.get(ctx, image_id).extra_properties[imports.LOCK] == pending[0].id
+    assert glint.images.get(ctx, image_id).extra_properties[methods.LOCK] == pending[0].id
 
 
 @pytest.fixture
 def held(make_glint: Callable[..., app.Glint]) -> Any:
     """A glint whose imports run on threads and hold their locks until the test ends."""
     gate = threading.Event()
-    glint = make_glint(registry=Registry.of({imports.SCRIPT: held_imports(gate)}),
+    glint = make_glint(registry=Registry.of({methods.SCRIPT: held_imports(gate)}),
                        executor="thread", executor_threads=2)
     yield glint
     gate.set()
