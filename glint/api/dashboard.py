@@ -108,13 +108,16 @@ def _points(throughput: list[dict[str, Any]]) -> str:
 
 
 def _overview_page(snapshot: dict[str, Any]) -> str:
+    # Bars and workers for running tasks only: a finished task's progress is its last report
+    # (rate-limited: glint.tasks.progress), which need not say 100%.
     states = [_row(_e(s["status"]), _e(s["type"]), _e(s["count"]))
               for s in snapshot["tasks_by_state"]]
     recent = [_row(f'<a href="?task={_e(t["id"])}">{_e(t["id"])}</a>', _e(t["type"]),
                    f'<span class="status {_e(t["status"])}">{_e(t["status"])}</span>',
                    _e(t["owner"]), _e(t["created_at"]), _e(f'{t["attempts"]}/{t["max_attempts"]}'),
                    _e(t["lease_owner"] if t["status"] == "processing" else ""),
-                   _progress(t["progress"]), _e(t["message"]),
+                   _progress(t["progress"]) if t["status"] == "processing" else "",
+                   _e(t["message"]),
                    attrs=f' data-task-id="{_e(t["id"])}"') for t in snapshot["recent"]]
     workers = [_row(_e(w["name"]), _e(w["tasks"]), _e(w["lease_expires_at"]))
                for w in snapshot["workers"]]
@@ -142,7 +145,7 @@ def _overview_page(snapshot: dict[str, Any]) -> str:
 _TIMELINE = (("Created", "created_at"), ("Updated", "updated_at"), ("Type", "type"),
              ("Project", "owner"), ("Image", "image_id"), ("Attempts", "attempts"),
              ("Retries", "retries"), ("Worker", "lease_owner"),
-             ("Lease expires", "lease_expires_at"), ("Progress", "progress"),
+             ("Lease expires", "lease_expires_at"), ("Progress (last report)", "progress"),
              ("Cancel requested", "cancel_requested"), ("Outcome", "status"),
              ("Message", "message"))
 
@@ -209,7 +212,8 @@ function overview(d) {
   fill("states", d.tasks_by_state.map(s => [[s.status, s.type, s.count]]));
   fill("recent", d.recent.map(t => [[el("a", {href: "?task=" + encodeURIComponent(t.id)}, t.id),
     t.type, status(t.status), t.owner, t.created_at, t.attempts + "/" + t.max_attempts,
-    t.status === "processing" ? (t.lease_owner || "") : "", bar(t.progress), t.message],
+    ...(t.status === "processing" ? [t.lease_owner || "", bar(t.progress)] : ["", ""]),
+    t.message],
     {"data-task-id": t.id}]));
   fill("workers", d.workers.map(w => [[w.name, w.tasks, w.lease_expires_at || ""]]));
   fill("stores", d.stores.map(s => [[s.store, s.images, size(s.bytes)]]));
