@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.server
 import os
-import pathlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,19 +23,20 @@ from tests.acceptance.test_operator import ADMIN_ROLES, glint_cli, wait_for
 from tests.tools import require_chromium
 
 CHUNK = 256 << 10
-SENT_BEFORE_HOLD = 24  # chunks: 6 MiB of 8, a chunk every STEP seconds
-TOTAL = 32 * CHUNK
-STEP = 0.15
+QUARTER = 8  # chunks: 2 MiB
+TOTAL = 4 * QUARTER * CHUNK
+STEP = 0.15  # seconds between chunks: a quarter takes longer than glint's 1 s between reports
 MEMBER = {"X-User-Id": "someone", "X-Project-Id": "a-project", "X-Roles": "member,reader"}
 
 
 class TrickleSource:
-    """``/quick.raw`` at once; ``/slow.raw`` a chunk every STEP seconds up to 3/4 of it, then
-    the rest once let go: an import whose progress moves, then stays processing."""
+    """``/quick.raw`` at once; ``/slow.raw`` a quarter at a time, each let through by the test
+    (``step``) and sent a chunk every STEP seconds: an import whose progress moves when the
+    test says, and otherwise stays processing."""
 
     def __init__(self) -> None:
-        self.release = threading.Event()
-        release = self.release
+        self.steps = threading.Semaphore(0)
+        steps = self.steps
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -46,10 +46,9 @@ class TrickleSource:
                 try:
                     for index in range(TOTAL // CHUNK):
                         if self.path == "/slow.raw":
-                            if index == SENT_BEFORE_HOLD:
-                                release.wait(60)
-                            elif index < SENT_BEFORE_HOLD:
-                                time.sleep(STEP)
+                            if index and index % QUARTER == 0:
+                                steps.acquire(timeout=60)
+                            time.sleep(STEP)
                         self.wfile.write(b"\0" * CHUNK)
                         self.wfile.flush()
                 except OSError:
@@ -63,8 +62,11 @@ class TrickleSource:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
+    def step(self, quarters: int = 1) -> None:
+        self.steps.release(quarters)
+
     def close(self) -> None:
-        self.release.set()
+        self.step(4)
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -92,9 +94,10 @@ def browser() -> Iterator[Any]:
     driver.quit()
 
 
-@pytest.fixture
-def admin_server(tmp_path: pathlib.Path) -> Iterator[Server]:
-    server = start_glint(tmp_path, default_roles=ADMIN_ROLES)  # the browser sends no identity
+@pytest.fixture(scope="module")
+def admin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    # The browser sends no identity headers: the default identity is an admin.
+    server = start_glint(tmp_path_factory.mktemp("glint"), default_roles=ADMIN_ROLES)
     yield server
     server.stop()
 
@@ -156,9 +159,11 @@ def test_an_admin_watches_an_import_move_and_a_cli_cancel_land(
     slow = import_task(server, f"{source.url}/slow.raw", "slow")
     until(lambda: status_text(browser, slow) == "processing", "the import on the page")
     first = until(lambda: bar_value(browser, slow), "a progress bar")
+    assert 0 < first <= 25
+    source.step()  # the second quarter
     later = until(lambda: bar_value(browser, slow) > first and bar_value(browser, slow),
                   "the progress bar to move")
-    assert 0 < first < later < 100
+    assert first < later <= 50  # the rest waits for the test
     worker = row_cell(browser, slow, 6)
     assert worker is not None and worker.text  # the lease owner holding it
     if os.environ.get("DASHBOARD_SCREENSHOT"):
@@ -166,7 +171,7 @@ def test_an_admin_watches_an_import_move_and_a_cli_cancel_land(
 
     cancelled = glint_cli(server, "task", "cancel", slow)
     assert cancelled.returncode == 0, cancelled.stderr
-    source.release.set()  # the runner sees the request at its next check
+    source.step(3)  # the runner sees the request at its next check
     until(lambda: status_text(browser, slow) == "failure", "the cancel on the page")
     message = row_cell(browser, slow, 8)
     assert message is not None and "cancelled" in message.text
