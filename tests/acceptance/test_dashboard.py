@@ -27,6 +27,7 @@ QUARTER = 8  # chunks: 2 MiB
 TOTAL = 4 * QUARTER * CHUNK
 STEP = 0.15  # seconds between chunks: a quarter takes longer than glint's 1 s between reports
 MEMBER = {"X-User-Id": "someone", "X-Project-Id": "a-project", "X-Roles": "member,reader"}
+HOSTILE = "<img src=x onerror=window.pwned=1><script>window.pwned=2</script>"
 
 
 class TrickleSource:
@@ -156,6 +157,14 @@ def test_an_admin_watches_an_import_move_and_a_cli_cancel_land(
     assert browser.find_element("css selector", "#stores tbody").text.split()[1] == "1"
     browser.execute_script("window.loadedOnce = true")  # gone if the page reloads
 
+    # A project named with markup: the next poll shows its name as text, and nothing runs.
+    body = {"type": "import", "input": {"import_from": f"{source.url}/quick.raw",
+                                        "import_from_format": "raw", "image_properties": {}}}
+    hostile = httpx.post(f"{server.url}/v2/tasks", json=body, timeout=10, headers={
+        **MEMBER, "X-Project-Id": HOSTILE}).json()["id"]
+    until(lambda: (cell := row_cell(browser, hostile, 3)) is not None and cell.text == HOSTILE,
+          "the project's name as text")
+
     slow = import_task(server, f"{source.url}/slow.raw", "slow")
     until(lambda: status_text(browser, slow) == "processing", "the import on the page")
     first = until(lambda: bar_value(browser, slow), "a progress bar")
@@ -176,6 +185,11 @@ def test_an_admin_watches_an_import_move_and_a_cli_cancel_land(
     message = row_cell(browser, slow, 8)
     assert message is not None and "cancelled" in message.text
     assert browser.execute_script("return window.loadedOnce") is True
+    assert browser.execute_script("return window.pwned") is None
+
+    browser.get(f"{server.url}/dashboard")  # rendered by the server this time
+    assert row_cell(browser, hostile, 3).text == HOSTILE
+    assert browser.execute_script("return window.pwned") is None
 
     browser.get(f"{server.url}/dashboard?task={slow}")
     timeline = browser.find_element("id", "task").text
