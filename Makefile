@@ -53,7 +53,7 @@ run: $(RUN_STAMP)  ## Migrate and serve on 127.0.0.1:9292, or HOST=, PORT= (SQLi
 services:  ## Start PostgreSQL, RabbitMQ and Redis if they are down
 	scripts/ensure-services
 
-tools:  ## Install the command-line tools tests use (qemu-img) if they are missing
+tools:  ## Install the command-line tools tests use (qemu-img, chromium, chromedriver) if they are missing
 	scripts/ensure-tools
 
 lint: venv  ## ruff, mypy and the layering contracts (import-linter)

@@ -115,8 +115,8 @@ class DatabaseCollector(registry.Collector):
             "glint_metrics_database_up"])
         try:
             with self.db.reader() as session:
-                tasks = session.execute(_TASKS_BY_STATUS).all()
-                stores = session.execute(_IMAGES_BY_STORE).all()
+                tasks = session.execute(TASKS_BY_STATUS).all()
+                stores = session.execute(IMAGES_BY_STORE).all()
         except sa.exc.SQLAlchemyError as exc:  # the scrape still answers, saying so
             LOG.warning("metrics: cannot read the database: %s", exc.__class__.__name__)
             up.add_metric([], 0)
@@ -137,21 +137,26 @@ class DatabaseCollector(registry.Collector):
                                    labels=["store"])
         size = GaugeMetricFamily("glint_image_bytes", DATABASE_FAMILIES["glint_image_bytes"],
                                  labels=["store"])
-        totals: dict[str, tuple[int, int]] = {}
-        for store, count, total in rows:  # None (a single store's rows) is the default store
-            name = store or self.default_store
-            seen = totals.get(name, (0, 0))
-            totals[name] = (seen[0] + count, seen[1] + int(total or 0))
-        for name, (count, total) in sorted(totals.items()):
+        for name, (count, total) in store_totals(rows, self.default_store).items():
             images.add_metric([name], count)
             size.add_metric([name], total)
         return [images, size]
 
 
-_TASKS_BY_STATUS = (sa.select(models.Task.status, models.Task.type, sa.func.count())
+def store_totals(rows: Iterable[Any], default_store: str) -> dict[str, tuple[int, int]]:
+    """Rows of :data:`IMAGES_BY_STORE` as ``{store: (images, bytes)}``, sorted by store."""
+    totals: dict[str, tuple[int, int]] = {}
+    for store, count, total in rows:  # None (a single store's rows) is the default store
+        name = store or default_store
+        seen = totals.get(name, (0, 0))
+        totals[name] = (seen[0] + count, seen[1] + int(total or 0))
+    return dict(sorted(totals.items()))
+
+
+TASKS_BY_STATUS = (sa.select(models.Task.status, models.Task.type, sa.func.count())
                     .where(models.Task.deleted.is_(False))
                     .group_by(models.Task.status, models.Task.type))
-_IMAGES_BY_STORE = (sa.select(models.ImageLocation.store, sa.func.count(models.Image.id),
+IMAGES_BY_STORE = (sa.select(models.ImageLocation.store, sa.func.count(models.Image.id),
                               sa.func.sum(models.Image.size))
                     .join(models.Image, models.Image.id == models.ImageLocation.image_id)
                     .where(models.Image.deleted.is_(False))

@@ -26,3 +26,16 @@ def require_qemu_img() -> None:
         if in_ci():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
+
+
+def require_chromium() -> tuple[str, str]:
+    """Debian's chromium and its chromedriver (paths); skip (outside CI) or fail (in CI)
+    without them."""
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if browser is None or driver is None:
+        message = ("chromium and chromedriver (Debian's chromium, chromium-driver) are not "
+                   "installed; `make test` installs them")
+        if in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return browser, driver

@@ -24,8 +24,8 @@ from starlette.routing import BaseRoute
 from uvicorn import config as uvicorn_config
 
 from glint import errors
-from glint.api import errors as api_errors
 from glint.api import (
+    dashboard,
     health,
     image_actions,
     image_data,
@@ -42,13 +42,16 @@ from glint.api import (
     tasks,
     versions,
 )
+from glint.api import errors as api_errors
 from glint.api.identity import IdentityMiddleware
 from glint.api.request_id import RequestIdMiddleware
 from glint.app import Glint, build_api_worker
+from glint.dashboard import Dashboard
 from glint.images.locations import Locations
 from glint.imports.service import Imports
 from glint.metadefs.service import MetadefService
 from glint.settings import Settings
+from glint.stores import multi
 
 LOG = logging.getLogger(__name__)
 
@@ -121,6 +124,7 @@ def routes(glint: Glint) -> list[BaseRoute]:
         *info.routes(glint.images, glint.settings),
         *metadefs.routes(MetadefService(glint.db, glint.policy), glint.settings),
         *(health.routes(glint.health) if glint.health is not None else []),
+        *dashboard.routes(Dashboard(glint.db, glint.tasks, multi.of(glint.store).default)),
     ]
 
 

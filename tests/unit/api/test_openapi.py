@@ -186,4 +186,12 @@ def test_representative_responses_conform(client: TestClient, glint: app.Glint,
     call("DELETE", f"/v2/images/{protected.id}")
     call("DELETE", f"/v2/images/{image_id}", headers=ADMIN)
     metadefs_support.tour(call, glint)
+    call("GET", "/dashboard", headers=ADMIN)
+    call("GET", f"/dashboard?task={task['id']}", headers=ADMIN)
+    call("GET", "/dashboard?task=nope", headers=ADMIN)
+    call("GET", "/dashboard")  # 403: not an admin
+    assert call("GET", "/dashboard/data", headers=ADMIN).json()["recent"]
+    assert call("GET", f"/dashboard/data?task={failed['id']}",
+                headers=ADMIN).json()["task"]["status"] == "failure"
+    call("GET", "/dashboard/data")
     assert openapi_support.documented(doc) - toured == set()
