@@ -33,7 +33,8 @@ def describe(done: int, total: int | None) -> str:
 
 
 class Reporter:
-    """``ctx.report_progress``: writes ``progress`` and ``message``, at most once an INTERVAL."""
+    """``ctx.report_progress``: writes ``progress`` and ``message``, at most once an INTERVAL,
+    and the report that reaches ``total`` whenever it comes."""
 
     def __init__(self, write: Write, clock: Callable[[], float] = time.monotonic) -> None:
         self._write = write
@@ -42,7 +43,8 @@ class Reporter:
 
     def __call__(self, done: int, total: int | None = None, message: str | None = None) -> None:
         now = self._clock()
-        if now - self._last < INTERVAL:
+        finished = total is not None and done >= total  # always written: the bar reaches 100%
+        if now - self._last < INTERVAL and not finished:
             return
         self._last = now
         self._write(message if message is not None else describe(done, total), of(done, total))

@@ -153,8 +153,11 @@ def test_progress_clock() -> None:
     reporter(2)
     now[0] = 1.6
     reporter(3, 4, message="step 3 of 4")
+    now[0] = 1.7  # within the interval, but the last report: written, so the bar reaches 100%
+    reporter(4, 4, message="step 4 of 4")
     assert written == [("Copied 0 MiB", {"done": 1, "total": None, "percent": None}),
-                       ("step 3 of 4", {"done": 3, "total": 4, "percent": 75.0})]
+                       ("step 3 of 4", {"done": 3, "total": 4, "percent": 75.0}),
+                       ("step 4 of 4", {"done": 4, "total": 4, "percent": 100.0})]
 
 
 @pytest.mark.parametrize("done, total, percent", [
