@@ -134,6 +134,8 @@ class Task(Timestamped, Base):
         sa.Index("ix_tasks_expires_at", "expires_at"),
         sa.Index("ix_tasks_image_id", "image_id"),
         sa.Index("ix_tasks_status_lease", "status", "lease_expires_at"),
+        sa.Index("ix_tasks_status_type", "status", "type"),  # /metrics counts (0008)
+        sa.Index("ix_tasks_updated_at", "updated_at"),  # the dashboard's recent tasks (0008)
     )
 
     id: orm.Mapped[str] = orm.mapped_column(sa.String(36), primary_key=True)
