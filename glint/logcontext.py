@@ -92,4 +92,5 @@ def config(level: str, log_format: str, processes: bool = False) -> dict[str, ob
             "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "glint",
                                     "filters": ["context"]}},
             "root": {"level": level.upper(), "handlers": ["stderr"]},
-            "loggers": {"alembic": {"level": "WARNING"}}}
+            # swiftclient logs each failed request with (the start of) its token at INFO.
+            "loggers": {"alembic": {"level": "WARNING"}, "swiftclient": {"level": "WARNING"}}}
