@@ -36,6 +36,9 @@ from glint import errors, inspection, qemu_img
 from glint.settings import Settings
 
 BARE = "bare"
+# A conversion's private directory is named "<target name><this><random>", beside the target:
+# whoever cleans up after the target's owner (a crashed run, say) finds it by that name.
+SCRATCH_SUFFIX = ".gate-"
 _READ_SIZE = 1024 * 1024
 # Free space a conversion leaves on the work directory's filesystem: the smaller of these.
 FREE_SPACE_MARGIN = 1024**3
@@ -133,7 +136,8 @@ class ImageGate:
             raise errors.ImageRefused(f"Image refused: container_format {container_format!r} "
                                       "is stored as it is and never converted")
         qemu_img.output_format(target_format)  # BadRequest for a format qemu-img cannot write
-        with tempfile.TemporaryDirectory(prefix="gate-", dir=target.parent) as private:
+        with tempfile.TemporaryDirectory(prefix=f"{target.name}{SCRATCH_SUFFIX}",
+                                         dir=target.parent) as private:
             # Names inside the image resolve here, next to nothing, not next to other images.
             linked = _private_copy(source, pathlib.Path(private))
             source_verdict = self.check_file(linked, source_format)

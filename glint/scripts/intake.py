@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 
 from glint import datapath, decompression, errors, gate, inspection, metrics, qemu_img
@@ -87,8 +88,11 @@ def work_files(settings: Settings, task_id: str) -> list[pathlib.Path]:
 
 
 def remove_work_files(settings: Settings, task_id: str) -> None:
+    """The task's work files, and the scratch directories of conversions it did not finish."""
     for path in work_files(settings, task_id):
         path.unlink(missing_ok=True)
+        for scratch in path.parent.glob(f"{path.name}{gate.SCRATCH_SUFFIX}*"):
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _converted(ctx: contract.ScriptContext, plan: Plan, chunks: Iterable[bytes],

@@ -89,3 +89,33 @@ def test_qemu_img_is_held_to_the_bound_while_it_runs(bomb: corpus.Case,
     with pytest.raises(errors.ScriptError, match=f"more than {8 * 1024 * 1024} bytes"):
         qemu_img.convert(source, "qcow2", target, "raw", max_size=8 * 1024 * 1024)
     assert not target.exists() or target.stat().st_size <= 8 * 1024 * 1024
+
+
+def test_a_crashed_conversions_scratch_is_removed_with_its_tasks_work_files(
+        cases: list[corpus.Case], tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from glint.scripts import intake
+    from glint.settings import Settings
+
+    safe = next(c for c in cases if c.name == "safe-qcow2")
+    source, target = tmp_path / "t1.source", tmp_path / "t1.raw"
+    source.write_bytes(safe.data)
+    seen: list[pathlib.Path] = []
+
+    def crash(linked: pathlib.Path, *args: object, **kwargs: object) -> None:
+        seen.append(linked.parent)
+        raise KeyboardInterrupt  # the process dies here, as a kill would stop it
+
+    monkeypatch.setattr(qemu_img, "convert", crash)
+    image_gate = gate.ImageGate(vmdk_allowed_types=(), size_cap=1 << 40, work_dir=tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        image_gate.convert(source, "qcow2", "raw", target)
+    assert seen[0].parent == tmp_path and seen[0].name.startswith("t1.raw.gate-")
+    # A kill leaves the directory behind (here the context manager removed it): make one.
+    leftover = tmp_path / "t1.raw.gate-x1y2z3"
+    leftover.mkdir()
+    (leftover / "source").write_bytes(safe.data)
+    others = tmp_path / "t2.raw.gate-a1b2c3"
+    others.mkdir()
+    intake.remove_work_files(Settings(data_dir=tmp_path, work_dir=tmp_path), "t1")
+    assert not leftover.exists() and not source.exists()
+    assert others.exists()  # another task's
