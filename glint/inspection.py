@@ -34,8 +34,7 @@ Every refusal is a :class:`glint.errors.ScriptError` that names the problem.
 from __future__ import annotations
 
 import dataclasses
-import pathlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from oslo_utils.imageutils import format_inspector
 
@@ -51,7 +50,6 @@ UNSAFE_PROBED = frozenset({"qcow", "qed"})
 # What the inspectors are fed until the format is decided: a VMDK descriptor (up to 1 MiB) in
 # one piece, VHDX metadata regions learnt of in time.
 BLOCK_SIZE = 1024 * 1024
-_READ_SIZE = 64 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,12 +69,6 @@ class Inspection:
         self._decided = False
         self._pending = bytearray()  # not yet fed: less than a block, until decided
         self._probe_head = b""  # the first bytes, for qemu's probes
-
-    def wrap(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        """Yield ``chunks`` unchanged, inspecting each on the way."""
-        for chunk in chunks:
-            self.feed(chunk)
-            yield chunk
 
     def feed(self, chunk: bytes) -> None:
         if len(self._probe_head) < qemu_probe.PROBE_SIZE:
@@ -141,16 +133,6 @@ class Inspection:
     def _matches(self) -> list[format_inspector.FileInspector]:
         rich = [i for i in self._inspectors if i.NAME != "raw" and i.format_match]
         return rich or [i for i in self._inspectors if i.NAME == "raw"]
-
-
-def inspect_file(path: pathlib.Path, declared: str, *, what: str,
-                 vmdk_allowed_types: Iterable[str]) -> Verdict:
-    """Inspect a whole file (a conversion's output, say) as :class:`Inspection` does."""
-    inspection = Inspection()
-    with path.open("rb") as stream:
-        while chunk := stream.read(_READ_SIZE):
-            inspection.feed(chunk)
-    return inspection.verdict(declared, what=what, vmdk_allowed_types=vmdk_allowed_types)
 
 
 def _check_match(detected: str, declared: str, what: str, error: Exception | None) -> None:

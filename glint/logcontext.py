@@ -41,10 +41,6 @@ def bound(**fields: str | None) -> Iterator[None]:
         _CURRENT.reset(token)
 
 
-def current() -> dict[str, str]:
-    return dict(_CURRENT.get())
-
-
 class ContextFilter(logging.Filter):
     """Puts the bound fields on each record (a handler's filter: it sees every logger's)."""
 

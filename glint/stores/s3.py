@@ -165,10 +165,7 @@ class S3Store:
         if length == 0:
             self.size(location)
             return iter(())
-        ranged = {}
-        if offset or length is not None:
-            end = "" if length is None else str(offset + length - 1)
-            ranged["Range"] = f"bytes={offset}-{end}"
+        ranged = segments.range_header(offset, length)
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=key, **ranged)["Body"]
         except Exception as exc:

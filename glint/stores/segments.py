@@ -275,3 +275,12 @@ def exact_chunks(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
             del pending[:size]
     if pending:
         yield bytes(pending)
+
+
+def range_header(offset: int, length: int | None) -> dict[str, str]:
+    """The HTTP ``Range`` header of a read from ``offset`` (``length`` bytes, or to the end);
+    none for a whole object."""
+    if not offset and length is None:
+        return {}
+    end = "" if length is None else str(offset + length - 1)
+    return {"Range": f"bytes={offset}-{end}"}

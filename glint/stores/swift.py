@@ -207,10 +207,7 @@ class SwiftStore:
         if length == 0:
             self.size(location)
             return iter(())
-        headers = {}
-        if offset or length is not None:
-            end = "" if length is None else str(offset + length - 1)
-            headers["Range"] = f"bytes={offset}-{end}"
+        headers = segments.range_header(offset, length)
         conn = self._connection_for_read()
         try:
             _, body = conn.get_object(self.container, key, resp_chunk_size=chunk_size,
