@@ -25,7 +25,7 @@ from typing import Any
 
 from glint import errors, gate, logcontext, metrics
 from glint.context import RequestContext
-from glint.db import engine, leases, models
+from glint.db import attempts, engine, leases, models
 from glint.db import images as image_rows
 from glint.db import tasks as task_rows
 from glint.images import service as images
@@ -389,6 +389,8 @@ class Runner:
             done = leases.write(session, beat.lease, status=target, result=result,
                                 message=message[:65535], expires_at=self._expiry(now),
                                 updated_at=now, lease_expires_at=None)
+            if done:
+                attempts.end(session, task.id, target, message, now)
             row = task_rows.get_any(session, task.id)
             if row is not None:
                 session.refresh(row)
@@ -408,6 +410,7 @@ class Runner:
         now = models.utcnow()
         row.status, row.message, row.result = target, message[:65535], None
         row.expires_at, row.updated_at, row.lease_expires_at = self._expiry(now), now, None
+        attempts.end(session, row.id, target, message, now)
         session.flush()
 
     def _expiry(self, now: datetime.datetime) -> datetime.datetime:
