@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     swift_container: str = pydantic.Field("glint", min_length=1, pattern=r"^[^/]+$")
     swift_create_container: bool = False
     swift_segment_size: int = pydantic.Field(8 * 1024**2, ge=1024**2, le=5 * GiB)
-    swift_segments_in_flight: int = pydantic.Field(4, ge=1, le=64)
+    swift_segments_in_flight: int = pydantic.Field(3, ge=1, le=64)
     swift_retries: int = pydantic.Field(5, ge=0)
     swift_ca_file: str | None = None
     swift_insecure: bool = False
@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     s3_addressing_style: Literal["path", "virtual", "auto"] = "path"
     s3_create_bucket: bool = False
     s3_part_size: int = pydantic.Field(8 * 1024**2, ge=5 * 1024**2, le=5 * GiB)
-    s3_parts_in_flight: int = pydantic.Field(4, ge=1, le=64)
+    s3_parts_in_flight: int = pydantic.Field(3, ge=1, le=64)
     s3_retries: int = pydantic.Field(5, ge=0)
     s3_ca_file: str | None = None
     s3_insecure: bool = False

@@ -150,17 +150,26 @@ class Run:
         found: dict[str, Any] = {"limits_mib_s": {k: round(v, 1) for k, v in limit.items()},
                                  "idle_rss_mib": round(procs.rss_mib(glint.process.pid), 1)}
         self.say(f"objects: glint import into {kind}")
-        imported = transfers.import_(glint, f"http://127.0.0.1:{port}/source.bin", source)
-        found["import"] = self.transfer(imported, {})
+        with self.profiled(glint, f"{kind}-import") as profiled:
+            imported = transfers.import_(glint, f"http://127.0.0.1:{port}/source.bin", source)
+        found["import"] = self.transfer(imported, profiled)
+        self.say(f"objects: glint import into {kind}, size unknown")
+        with self.profiled(glint, f"{kind}-import-unsized") as profiled:
+            imported = transfers.import_(glint, f"http://127.0.0.1:{port}/source.bin?unsized",
+                                         source)
+        found["import_unsized"] = self.transfer(imported, profiled)
         self.say(f"objects: glint upload into {kind}")
-        uploaded = transfers.upload(glint, source)
-        found["upload"] = self.transfer(uploaded, {})
+        with self.profiled(glint, f"{kind}-upload") as profiled:
+            uploaded = transfers.upload(glint, source)
+        found["upload"] = self.transfer(uploaded, profiled)
         self.say(f"objects: glint download from {kind}")
-        found["download"] = self.transfer(
-            transfers.download(glint, uploaded.image_id, source.size), {})
+        with self.profiled(glint, f"{kind}-download") as profiled:
+            downloaded = transfers.download(glint, uploaded.image_id, source.size)
+        found["download"] = self.transfer(downloaded, profiled)
         self.procs.stop(glint.process)
-        for op, against in (("import", "upload"), ("upload", "upload"), ("download", "download")):
+        for op, against in objects.AGAINST.items():
             found[op].update(limit_mib_s=round(limit[against], 1),
+                             limit_cpu_s_gib=round(limit[f"{against}_cpu_s_gib"], 2),
                              ratio=round(found[op]["mib_s"] / limit[against], 3))
         return found
 

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import swiftclient.client
 
 from glint import datapath, errors
 from glint.stores import multi
@@ -127,6 +128,34 @@ def test_a_failed_write_leaves_no_segment(store: ObjectStore) -> None:
     with pytest.raises(RuntimeError), store.writer("img-aborted") as writer:
         writer.write(os.urandom(11 * MiB))
         raise RuntimeError("the source went away")
+    assert list(store.locations()) == [] and leftovers(store) == []
+
+
+def test_a_segment_changed_on_the_way_is_refused_by_the_server(
+        store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each segment is checked by the server against a hash glint took before sending it:
+    Swift against the md5 sent as its ETag, S3 against the signed SHA-256 of the payload."""
+    def changed(body: bytes) -> bytes:
+        return bytes([body[0] ^ 1]) + body[1:]  # one bit flipped, as a faulty link would
+
+    if isinstance(store, SwiftStore):
+        send = swiftclient.client.HTTPConnection._request
+
+        def tampering(self: Any, method: str, url: str, **kwargs: Any) -> Any:
+            if method == "PUT" and isinstance(kwargs.get("data"), bytes) and "/00002" in url:
+                kwargs["data"] = changed(kwargs["data"])
+            return send(self, method, url, **kwargs)
+
+        monkeypatch.setattr(swiftclient.client.HTTPConnection, "_request", tampering)
+    else:
+        def tamper(request: Any, **_: Any) -> None:
+            if "partNumber=2" in request.url:
+                body = request.body.read() if hasattr(request.body, "read") else request.body
+                request.body = changed(body)
+
+        store.client.meta.events.register("before-send.s3.UploadPart", tamper)
+    with pytest.raises(errors.StoreError, match=r"422 Unprocessable|BadDigest"):
+        _copy(store, "img-changed", os.urandom(12 * MiB))
     assert list(store.locations()) == [] and leftovers(store) == []
 
 
