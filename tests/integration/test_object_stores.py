@@ -226,6 +226,31 @@ def test_copy_between_the_object_stores_and_a_filesystem(swift_env: dict[str, st
         _empty_s3(s3)
 
 
+def test_two_swift_backends_each_with_its_own_container(swift_env: dict[str, str],
+                                                        tmp_path: Any) -> None:
+    from glint.settings import Settings
+
+    one, two = (f"glint-test-{secrets.token_hex(4)}" for _ in range(2))
+    configured = Settings(
+        data_dir=tmp_path, enabled_backends={"one": "swift", "two": "swift"},
+        swift_auth_url=swift_env["GLINT_SWIFT_AUTH_URL"], swift_auth_version="1",
+        swift_user=swift_env["GLINT_SWIFT_USER"], swift_key=swift_env["GLINT_SWIFT_KEY"],
+        swift_container=one, swift_create_container=True,
+        backend_settings={"two": {"swift_container": two, "swift_segment_size": MiB}})
+    stores = multi.from_settings(configured)
+    first, second = stores.backend("one"), stores.backend("two")
+    assert isinstance(first, SwiftStore) and isinstance(second, SwiftStore)
+    try:
+        data = os.urandom(3 * MiB)
+        in_two, _ = _copy(second, "img-two", data)
+        assert list(second.locations()) == ["img-two"] and list(first.locations()) == []
+        assert len(leftovers(second)) == 3 and leftovers(first) == []  # 1 MiB segments there
+        assert b"".join(second.read(in_two)) == data
+    finally:
+        _empty_swift(first)
+        _empty_swift(second)
+
+
 # -- refusals: at start-up, with a message naming the store and never the secret ----------
 
 def test_wrong_credentials_stop_glint_at_start_up(swift_env: dict[str, str],
