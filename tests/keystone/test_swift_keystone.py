@@ -12,7 +12,6 @@ it by region and interface, as it would among several.
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import secrets
@@ -194,13 +193,11 @@ def test_images_go_to_the_project_account_the_keystone_catalog_names(
         writer.write(data)
         location = writer.commit()
     assert b"".join(store.read(location)) == data
-    # The member's own project account, through the endpoint of the test's region.
-    member = keystone.personas["member"]
-    request = urllib.request.Request(
-        f"{keystone_proxy}/v1/AUTH_{member.project_id}/{container}?format=json",
-        headers={"X-Auth-Token": member.token()})
-    with urllib.request.urlopen(request, timeout=10) as listing:
-        assert [entry["name"] for entry in json.load(listing)] == ["img-ks"]
+    with store.connection() as conn:
+        # The catalog's endpoint of the test's region, for the member's own project account.
+        storage_url, _ = conn.get_auth()
+        assert storage_url == f"{keystone_proxy}/v1/AUTH_{keystone.personas['member'].project_id}"
+        assert [entry["name"] for entry in conn.get_container(container)[1]] == ["img-ks"]
     store.delete(location)
     assert list(store.locations()) == [] and store.remove_temporary_files() == 0
     with store.connection() as conn:
