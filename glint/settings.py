@@ -6,9 +6,10 @@ Precedence: keyword arguments > environment > settings file > defaults. Only the
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic_settings import (
@@ -56,6 +57,12 @@ class Settings(BaseSettings):
     default_backend: str | None = None  # default: the first of enabled_backends
     # Directory of each filesystem backend (default: data_dir / "images" / <store id>).
     backend_paths: dict[str, pathlib.Path] = pydantic.Field(default_factory=dict)
+    # Per backend, the swift_* or s3_* settings that differ from the top-level ones (Glance's
+    # per-backend sections): store id → {setting: value}. Several swift (or s3) backends
+    # need them, each naming its own container or bucket at least. Values are kept as secrets
+    # (a key or password may be among them: reprs and dumps show none).
+    backend_settings: dict[str, dict[str, pydantic.Secret[str | int | float | bool]]] = (
+        pydantic.Field(default_factory=dict))
     # The swift store (Glance's swift_store_*): Keystone v3 (auth_version "3") or Swift's v1
     # tempauth ("1"). The key is a secret: kept out of repr, logs and messages.
     swift_auth_url: str | None = None
@@ -71,7 +78,7 @@ class Settings(BaseSettings):
     swift_container: str = pydantic.Field("glint", min_length=1, pattern=r"^[^/]+$")
     swift_create_container: bool = False
     swift_segment_size: int = pydantic.Field(8 * 1024**2, ge=1024**2, le=5 * GiB)
-    swift_segments_in_flight: int = pydantic.Field(4, ge=1, le=64)
+    swift_segments_in_flight: int = pydantic.Field(3, ge=1, le=64)
     swift_retries: int = pydantic.Field(5, ge=0)
     swift_ca_file: str | None = None
     swift_insecure: bool = False
@@ -84,7 +91,7 @@ class Settings(BaseSettings):
     s3_addressing_style: Literal["path", "virtual", "auto"] = "path"
     s3_create_bucket: bool = False
     s3_part_size: int = pydantic.Field(8 * 1024**2, ge=5 * 1024**2, le=5 * GiB)
-    s3_parts_in_flight: int = pydantic.Field(4, ge=1, le=64)
+    s3_parts_in_flight: int = pydantic.Field(3, ge=1, le=64)
     s3_retries: int = pydantic.Field(5, ge=0)
     s3_ca_file: str | None = None
     s3_insecure: bool = False
@@ -248,11 +255,29 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"backend_paths names stores not in enabled_backends: "
                              f"{', '.join(unknown)}")
-        for kind in ("swift", "s3"):  # one table of settings each: one backend each
-            ids = [i for i, k in backends.items() if k == kind]
-            if len(ids) > 1:
-                raise ValueError(f"enabled_backends: {', '.join(ids)} are all {kind} stores; "
-                                 f"the {kind}_* settings describe one")
+        for store_id, overrides in self.backend_settings.items():
+            kind = backends.get(store_id)
+            if kind is None:
+                raise ValueError(f"backend_settings names a store not in enabled_backends: "
+                                 f"{store_id}")
+            foreign = sorted(k for k in overrides
+                             if not k.startswith(f"{kind}_") or k not in type(self).model_fields)
+            if foreign:
+                raise ValueError(f"backend_settings.{store_id}: {', '.join(foreign)} "
+                                 f"{'is not a' if len(foreign) == 1 else 'are not'} {kind}_* "
+                                 f"setting{'s' if len(foreign) > 1 else ''} ({store_id} is a "
+                                 f"{kind} store)")
+        for kind, where in (("swift", ("swift_auth_url", "swift_storage_url", "swift_container")),
+                            ("s3", ("s3_endpoint", "s3_region", "s3_bucket"))):
+            seen: dict[tuple[object, ...], str] = {}
+            for store_id in (i for i, k in backends.items() if k == kind):
+                own = self.for_backend(store_id)
+                place = tuple(getattr(own, name) for name in where)
+                if place in seen:
+                    raise ValueError(
+                        f"enabled_backends: {seen[place]} and {store_id} are the same {kind} "
+                        f"store ({', '.join(where)}); give one its own in backend_settings")
+                seen[place] = store_id
         bad = sorted(i for i in backends if not i or "," in i or i.startswith("os_glance_"))
         if bad:
             raise ValueError(f"enabled_backends: invalid store ids {bad} (no commas, not empty, "
@@ -263,6 +288,21 @@ class Settings(BaseSettings):
     def effective_default_backend(self) -> str | None:
         """The store new data goes to without a choice; None without multi-store."""
         return self.default_backend or next(iter(self.enabled_backends), None)
+
+    def for_backend(self, store_id: str) -> Settings:
+        """These settings as backend ``store_id`` sees them: with its ``backend_settings``,
+        each value checked as the top-level setting of the same name is."""
+        overrides = self.backend_settings.get(store_id)
+        if not overrides:
+            return self
+        values = {}
+        for name, value in overrides.items():
+            try:
+                values[name] = _setting(name).validate_python(value.get_secret_value())
+            except pydantic.ValidationError as exc:
+                raise ValueError(f"backend_settings.{store_id}.{name}: "
+                                 f"{exc.errors()[0]['msg']}") from None
+        return self.model_copy(update=values)
 
     def effective_backend_path(self, store_id: str) -> pathlib.Path:
         path = self.backend_paths.get(store_id)
@@ -315,3 +355,11 @@ class Settings(BaseSettings):
 def load(**overrides: Any) -> Settings:
     """Build the settings from the environment (and ``$GLINT_CONFIG``), with overrides on top."""
     return Settings(**overrides)
+
+
+@functools.cache
+def _setting(name: str) -> pydantic.TypeAdapter[Any]:
+    """A validator of values for setting ``name`` (its type and constraints)."""
+    field = Settings.model_fields[name]
+    checked: Any = Annotated[field.annotation, field]  # the field's type with its constraints
+    return pydantic.TypeAdapter(checked)

@@ -3,7 +3,9 @@
 The import source and the reference for the loopback limits. ``sendfile(2)`` moves the bytes
 from the page cache to the socket in the kernel, so this server costs almost no CPU and the
 figures it gives are loopback's, not Python's. It serves the files directly in its root
-(GET and HEAD, ``Content-Length``, one request per connection) and nothing else.
+(GET and HEAD, ``Content-Length``, one request per connection) and nothing else. With the
+query ``?unsized`` the response has no ``Content-Length``: the body ends when the connection
+closes, as from a source that does not know its size.
 
 Run as ``python -m glint_bench.fileserver ROOT``: it prints its port on stdout, then serves
 until SIGTERM or SIGINT.
@@ -32,7 +34,7 @@ class Handler(socketserver.BaseRequestHandler):
         if head is None:
             return
         method, _, target = head.partition(" ")
-        name = target.split(" ", 1)[0].lstrip("/")
+        name, _, query = target.split(" ", 1)[0].lstrip("/").partition("?")
         path = self.root / name
         if method not in ("GET", "HEAD"):
             sock.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n"
@@ -44,8 +46,9 @@ class Handler(socketserver.BaseRequestHandler):
             return
         with path.open("rb") as body:
             size = os.fstat(body.fileno()).st_size
+            length = "" if query == "unsized" else f"Content-Length: {size}\r\n"
             sock.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-                         f"Content-Length: {size}\r\nConnection: close\r\n\r\n".encode())
+                         f"{length}Connection: close\r\n\r\n".encode())
             if method == "GET":
                 sock.sendfile(body)
 

@@ -22,8 +22,12 @@ from glint_bench import stats
 # Segment (part) size and segments in flight, for glint and the client libraries alike;
 # glint's defaults unless BENCH_SEGMENT_MIB / BENCH_IN_FLIGHT say otherwise.
 SEGMENT_MIB = int(os.environ.get("BENCH_SEGMENT_MIB", 8))
-IN_FLIGHT = int(os.environ.get("BENCH_IN_FLIGHT", 4))
+IN_FLIGHT = int(os.environ.get("BENCH_IN_FLIGHT", 3))
 CHUNK = 1024 * 1024
+# glint's transfers and the client library's they are judged against. ``import_unsized`` is an
+# import from a source that sends no Content-Length (the server's peak RSS target is for it).
+AGAINST = {"import": "upload", "import_unsized": "upload", "upload": "upload",
+           "download": "download"}
 HERE = pathlib.Path(__file__).resolve()
 
 
@@ -65,7 +69,8 @@ def glint_settings(kind: str, env: dict[str, str], name: str) -> dict[str, str]:
 
 def client_limits(kind: str, env: dict[str, str], source: pathlib.Path,
                   size: int) -> dict[str, float]:
-    """MiB/s of the plain client library's upload and download of ``source``."""
+    """MiB/s of the plain client library's upload and download of ``source``, and the CPU
+    seconds per GiB they took (``upload_cpu_s_gib``, ``download_cpu_s_gib``)."""
     name = f"bench-limit-{secrets.token_hex(3)}"
     if kind == "swift":
         return _swift_limits(env, name, source, size)
@@ -86,20 +91,18 @@ def _swift_limits(env: dict[str, str], name: str, source: pathlib.Path,
                                   auth_version="1")
     conn.put_container(name)
     with SwiftService(options) as service:
-        start = time.perf_counter()
-        for result in service.upload(name, [SwiftUploadObject(str(source), "image")]):
-            if not result["success"]:
-                raise RuntimeError(f"swiftclient upload: {result.get('error')}")
-        upload_s = time.perf_counter() - start
-        start = time.perf_counter()
-        _, body = conn.get_object(name, "image", resp_chunk_size=CHUNK)
-        got = sum(len(chunk) for chunk in body)
-        download_s = time.perf_counter() - start
+        with _Timed() as upload:
+            for result in service.upload(name, [SwiftUploadObject(str(source), "image")]):
+                if not result["success"]:
+                    raise RuntimeError(f"swiftclient upload: {result.get('error')}")
+        with _Timed() as download:
+            _, body = conn.get_object(name, "image", resp_chunk_size=CHUNK)
+            got = sum(len(chunk) for chunk in body)
         for _ in service.delete(name):
             pass
     if got != size:
         raise RuntimeError(f"swiftclient download: {got} of {size} bytes")
-    return {"upload": stats.mib_per_s(size, upload_s), "download": stats.mib_per_s(size, download_s)}
+    return _limits(size, upload, download)
 
 
 def _s3_limits(env: dict[str, str], name: str, source: pathlib.Path,
@@ -119,18 +122,37 @@ def _s3_limits(env: dict[str, str], name: str, source: pathlib.Path,
     transfer = TransferConfig(multipart_threshold=SEGMENT_MIB * CHUNK,
                               multipart_chunksize=SEGMENT_MIB * CHUNK,
                               max_concurrency=IN_FLIGHT)
-    start = time.perf_counter()
-    client.upload_file(str(source), name, "image", Config=transfer)
-    upload_s = time.perf_counter() - start
-    start = time.perf_counter()
-    body = client.get_object(Bucket=name, Key="image")["Body"]
-    got = sum(len(chunk) for chunk in body.iter_chunks(CHUNK))
-    download_s = time.perf_counter() - start
+    with _Timed() as upload:
+        client.upload_file(str(source), name, "image", Config=transfer)
+    with _Timed() as download:
+        body = client.get_object(Bucket=name, Key="image")["Body"]
+        got = sum(len(chunk) for chunk in body.iter_chunks(CHUNK))
     client.delete_object(Bucket=name, Key="image")
     client.delete_bucket(Bucket=name)
     if got != size:
         raise RuntimeError(f"boto3 download: {got} of {size} bytes")
-    return {"upload": stats.mib_per_s(size, upload_s), "download": stats.mib_per_s(size, download_s)}
+    return _limits(size, upload, download)
+
+
+class _Timed:
+    """The wall and CPU seconds (this process's, all threads) of a block."""
+
+    seconds = cpu_s = 0.0
+
+    def __enter__(self) -> _Timed:
+        self._start, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.seconds = time.perf_counter() - self._start
+        self.cpu_s = time.process_time() - self._cpu
+
+
+def _limits(size: int, upload: _Timed, download: _Timed) -> dict[str, float]:
+    gib = size / 1024**3
+    return {"upload": stats.mib_per_s(size, upload.seconds),
+            "download": stats.mib_per_s(size, download.seconds),
+            "upload_cpu_s_gib": upload.cpu_s / gib, "download_cpu_s_gib": download.cpu_s / gib}
 
 
 def remove(kind: str, env: dict[str, str], name: str) -> None:

@@ -89,7 +89,8 @@ def of(store: Store) -> MultiStore:
 
 def from_settings(settings: Settings) -> MultiStore:
     """The ``enabled_backends`` of ``settings``, each a ``glint.stores`` plugin."""
-    backends = {store_id: open_store(settings, kind, settings.effective_backend_path(store_id))
+    backends = {store_id: open_store(settings.for_backend(store_id), kind,
+                                     settings.effective_backend_path(store_id))
                 for store_id, kind in settings.enabled_backends.items()}
     default = settings.effective_default_backend
     assert default is not None, "from_settings needs enabled_backends"

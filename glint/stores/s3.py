@@ -1,9 +1,11 @@
 """The ``s3`` store: image bytes as objects in a bucket of an S3-compatible service.
 
 An image smaller than one part is one ``PutObject``; a larger one is a multipart upload whose
-parts are sent several at once, each with its ``Content-MD5`` (the server refuses a part that
-does not match). An aborted write aborts its multipart upload; the reaper aborts uploads a
-killed worker left, once older than ``store_tmp_max_age``.
+parts are sent several at once. Each request signs the SHA-256 of its body (SigV4's
+``x-amz-content-sha256``, over https too), and the server refuses a part that does not match
+it: the same guarantee as a ``Content-MD5``, at less than half the CPU. An aborted write
+aborts its multipart upload; the reaper aborts uploads a killed worker left, once older than
+``store_tmp_max_age``.
 
 boto3 is set up to work on AWS and on Swift's s3api alike: SigV4, checksums only when an
 operation requires them (Swift 2.30 rejects ``aws-chunked`` bodies and ignores the CRC32
@@ -14,7 +16,6 @@ Needs the extra ``glint[s3]`` (boto3).
 
 from __future__ import annotations
 
-import base64
 import logging
 import pathlib
 import threading
@@ -51,19 +52,16 @@ class S3Writer(segments.SegmentedWriter):
                     Bucket=self._s3.bucket, Key=self._key)["UploadId"]
             return self._upload_id
 
-    def _put_segment(self, number: int, data: bytes, md5: str) -> str:
+    def _put_segment(self, number: int, data: bytes) -> str:
         answer = self._s3.client.upload_part(
             Bucket=self._s3.bucket, Key=self._key, UploadId=self._started(), PartNumber=number,
-            Body=data, ContentLength=len(data), ContentMD5=_b64(md5))
+            Body=data, ContentLength=len(data))
         etag: str = answer["ETag"]
         return etag
 
-    def _put_single(self, data: bytes, md5: str) -> str:
-        answer = self._s3.client.put_object(Bucket=self._s3.bucket, Key=self._key, Body=data,
-                                            ContentLength=len(data), ContentMD5=_b64(md5))
-        if answer["ETag"].strip('"') != md5:
-            raise errors.StoreError(f"s3 store: image data {self._key!r} was stored with ETag "
-                                    f"{answer['ETag']}, not its md5 {md5}")
+    def _put_single(self, data: bytes) -> str:
+        self._s3.client.put_object(Bucket=self._s3.bucket, Key=self._key, Body=data,
+                                   ContentLength=len(data))
         return self._key
 
     def _put_manifest(self, parts: list[segments.Segment]) -> str:
@@ -90,7 +88,7 @@ class S3Store:
     def __init__(self, *, access_key: str, secret_key: str, bucket: str = "glint",
                  endpoint: str | None = None, region: str = "us-east-1",
                  addressing_style: str = "path", create_bucket: bool = False,
-                 part_size: int = 8 * segments.MiB, parts_in_flight: int = 4,
+                 part_size: int = 8 * segments.MiB, parts_in_flight: int = 3,
                  retries: int = 5, ca_file: str | None = None, insecure: bool = False,
                  read_ahead: int = 4) -> None:
         if boto3 is None:  # pragma: no cover - depends on the install
@@ -101,7 +99,12 @@ class S3Store:
         self.part_size = part_size
         self.parts_in_flight = parts_in_flight
         self.read_ahead = read_ahead
-        config = Config(signature_version="s3v4", s3={"addressing_style": addressing_style},
+        # Every request signs the SHA-256 of its payload, over https too, and the server refuses
+        # a body that does not match it: the integrity check of each part, cheaper than a
+        # Content-MD5 (SHA-256 has CPU instructions, md5 has none).
+        config = Config(signature_version="s3v4",
+                        s3={"addressing_style": addressing_style,
+                            "payload_signing_enabled": True},
                         request_checksum_calculation="when_required",
                         response_checksum_validation="when_required",
                         retries={"mode": "standard", "max_attempts": retries + 1},
@@ -258,10 +261,6 @@ class S3Store:
             yield from chunks
         except Exception as exc:
             raise self.error(exc, f"reading image data {location!r}") from None
-
-
-def _b64(md5: str) -> str:
-    return base64.b64encode(bytes.fromhex(md5)).decode()
 
 
 def _code(exc: BaseException) -> str | None:

@@ -5,8 +5,10 @@ that may be sent in parallel. :class:`SegmentedWriter` cuts the bytes written to
 segments, uploads several at once on a small thread pool and, for memory to stay bounded
 whatever the image size, makes ``write`` wait while the segments in flight hold
 ``in_flight_bytes`` already. An image smaller than one segment is sent as one plain object.
-Subclasses say how a segment, a single object and the final manifest are sent, and how to
-drop what was sent.
+Subclasses say how a segment, a single object and the final manifest are sent (each checked
+by the server on the way: Swift against the md5 sent as the ETag, S3 against the signed
+SHA-256 of the payload), and how to drop what was sent. A segment is hashed on the thread
+that uploads it, so the hashing overlaps the data path's own and the other uploads.
 """
 
 from __future__ import annotations
@@ -80,12 +82,13 @@ class SegmentedWriter(base.WriterBase, abc.ABC):
     # -- what a store provides -------------------------------------------------------------
 
     @abc.abstractmethod
-    def _put_segment(self, number: int, data: bytes, md5: str) -> str:
-        """Upload segment ``number``; return its ETag (checked against ``md5`` by the caller)."""
+    def _put_segment(self, number: int, data: bytes) -> str:
+        """Upload segment ``number``, which the server checks arrived intact (Swift's with
+        :meth:`check_etag`); return the ETag the manifest records for it."""
 
     @abc.abstractmethod
-    def _put_single(self, data: bytes, md5: str) -> str:
-        """Store ``data`` as the whole object; return the location."""
+    def _put_single(self, data: bytes) -> str:
+        """Store ``data`` as the whole object, checked as a segment is; return the location."""
 
     @abc.abstractmethod
     def _put_manifest(self, segments: list[Segment]) -> str:
@@ -119,8 +122,7 @@ class SegmentedWriter(base.WriterBase, abc.ABC):
         assert not self._closed, "commit after commit/abort"
         try:
             if self._number == 0:
-                data = self._take()
-                location = self._put_single(data, _md5(data))
+                location = self._put_single(self._take())
             else:
                 if self._filled:
                     self._submit()
@@ -174,16 +176,17 @@ class SegmentedWriter(base.WriterBase, abc.ABC):
 
     def _upload(self, number: int, data: bytes) -> Segment:
         try:
-            md5 = _md5(data)
-            etag = self._put_segment(number, data, md5)
-            if etag.strip('"') != md5:
-                raise errors.StoreError(f"{self._store} store: segment {number} was stored "
-                                        f"with ETag {etag}, not its md5 {md5}")
-            return Segment(number, len(data), md5)
+            return Segment(number, len(data), self._put_segment(number, data).strip('"'))
         finally:
             with self._cond:
                 self._held -= len(data)
                 self._cond.notify_all()
+
+    def check_etag(self, what: str, etag: str, md5: str) -> None:
+        """StoreError unless the server's ``etag`` for ``what`` is ``md5``."""
+        if etag.strip('"') != md5:
+            raise errors.StoreError(f"{self._store} store: {what} was stored with ETag {etag}, "
+                                    f"not its md5 {md5}")
 
     def _raise_failed(self) -> None:
         for future in self._futures:
@@ -210,7 +213,7 @@ def describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _md5(data: bytes) -> str:
+def md5(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 

@@ -55,14 +55,18 @@ class SwiftWriter(segments.SegmentedWriter):
     def _segment_name(self, number: int) -> str:
         return f"{self._key}/{self._upload_id}/{number:05d}"
 
-    def _put_segment(self, number: int, data: bytes, md5: str) -> str:
-        etag: str = self._swift.put(self._swift.segment_container, self._segment_name(number),
-                                    data, md5)
-        return etag
+    def _put_segment(self, number: int, data: bytes) -> str:
+        md5 = segments.md5(data)
+        etag = self._swift.put(self._swift.segment_container, self._segment_name(number), data,
+                               md5)
+        self.check_etag(f"segment {number}", etag, md5)
+        return md5
 
-    def _put_single(self, data: bytes, md5: str) -> str:
+    def _put_single(self, data: bytes) -> str:
         old = self._swift.upload_of(self._key)
-        self._swift.put(self._swift.container, self._key, data, md5)
+        md5 = segments.md5(data)
+        self.check_etag(f"image data {self._key!r}",
+                        self._swift.put(self._swift.container, self._key, data, md5), md5)
         if old is not None:
             self._swift.remove_upload(self._key, old)
         return self._key
@@ -97,7 +101,7 @@ class SwiftStore:
                  user_domain_name: str = "Default", region_name: str | None = None,
                  interface: str = "public", storage_url: str | None = None,
                  container: str = "glint", create_container: bool = False,
-                 segment_size: int = 8 * segments.MiB, segments_in_flight: int = 4,
+                 segment_size: int = 8 * segments.MiB, segments_in_flight: int = 3,
                  retries: int = 5, ca_file: str | None = None, insecure: bool = False,
                  timeout: float = 60.0, read_ahead: int = 4) -> None:
         _need_client()

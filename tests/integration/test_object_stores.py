@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import swiftclient.client
 
 from glint import datapath, errors
 from glint.stores import multi
@@ -130,6 +131,34 @@ def test_a_failed_write_leaves_no_segment(store: ObjectStore) -> None:
     assert list(store.locations()) == [] and leftovers(store) == []
 
 
+def test_a_segment_changed_on_the_way_is_refused_by_the_server(
+        store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each segment is checked by the server against a hash glint took before sending it:
+    Swift against the md5 sent as its ETag, S3 against the signed SHA-256 of the payload."""
+    def changed(body: bytes) -> bytes:
+        return bytes([body[0] ^ 1]) + body[1:]  # one bit flipped, as a faulty link would
+
+    if isinstance(store, SwiftStore):
+        send = swiftclient.client.HTTPConnection._request
+
+        def tampering(self: Any, method: str, url: str, **kwargs: Any) -> Any:
+            if method == "PUT" and isinstance(kwargs.get("data"), bytes) and "/00002" in url:
+                kwargs["data"] = changed(kwargs["data"])
+            return send(self, method, url, **kwargs)
+
+        monkeypatch.setattr(swiftclient.client.HTTPConnection, "_request", tampering)
+    else:
+        def tamper(request: Any, **_: Any) -> None:
+            if "partNumber=2" in request.url:
+                body = request.body.read() if hasattr(request.body, "read") else request.body
+                request.body = changed(body)
+
+        store.client.meta.events.register("before-send.s3.UploadPart", tamper)
+    with pytest.raises(errors.StoreError, match=r"422 Unprocessable|BadDigest"):
+        _copy(store, "img-changed", os.urandom(12 * MiB))
+    assert list(store.locations()) == [] and leftovers(store) == []
+
+
 def test_the_reader_stops_when_the_consumer_does(store: ObjectStore) -> None:
     location, _ = _copy(store, "img-partial-read", os.urandom(12 * MiB))
     chunks = store.read(location)
@@ -195,6 +224,31 @@ def test_copy_between_the_object_stores_and_a_filesystem(swift_env: dict[str, st
     finally:
         _empty_swift(swift)
         _empty_s3(s3)
+
+
+def test_two_swift_backends_each_with_its_own_container(swift_env: dict[str, str],
+                                                        tmp_path: Any) -> None:
+    from glint.settings import Settings
+
+    one, two = (f"glint-test-{secrets.token_hex(4)}" for _ in range(2))
+    configured = Settings(
+        data_dir=tmp_path, enabled_backends={"one": "swift", "two": "swift"},
+        swift_auth_url=swift_env["GLINT_SWIFT_AUTH_URL"], swift_auth_version="1",
+        swift_user=swift_env["GLINT_SWIFT_USER"], swift_key=swift_env["GLINT_SWIFT_KEY"],
+        swift_container=one, swift_create_container=True,
+        backend_settings={"two": {"swift_container": two, "swift_segment_size": MiB}})
+    stores = multi.from_settings(configured)
+    first, second = stores.backend("one"), stores.backend("two")
+    assert isinstance(first, SwiftStore) and isinstance(second, SwiftStore)
+    try:
+        data = os.urandom(3 * MiB)
+        in_two, _ = _copy(second, "img-two", data)
+        assert list(second.locations()) == ["img-two"] and list(first.locations()) == []
+        assert len(leftovers(second)) == 3 and leftovers(first) == []  # 1 MiB segments there
+        assert b"".join(second.read(in_two)) == data
+    finally:
+        _empty_swift(first)
+        _empty_swift(second)
 
 
 # -- refusals: at start-up, with a message naming the store and never the secret ----------

@@ -33,15 +33,17 @@ class DictWriter(segments.SegmentedWriter):
         self.discarded: list[int] | None = None
         self.result: bytes | None = None
 
-    def _put_segment(self, number: int, data: bytes, md5: str) -> str:
+    def _put_segment(self, number: int, data: bytes) -> str:
         self.most_held = max(self.most_held, self._held)
         self.gate.wait(5)
         if number == self.fail_at:
             raise ConnectionResetError("reset by peer")
         self.parts[number] = data
-        return "0" * 32 if self.wrong_etag else f'"{md5}"'
+        md5 = segments.md5(data)
+        self.check_etag(f"segment {number}", "0" * 32 if self.wrong_etag else f'"{md5}"', md5)
+        return md5
 
-    def _put_single(self, data: bytes, md5: str) -> str:
+    def _put_single(self, data: bytes) -> str:
         self.result = data
         return "single"
 

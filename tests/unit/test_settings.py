@@ -58,10 +58,35 @@ def test_object_store_secrets_stay_out_of_reprs_and_dumps() -> None:
     assert configured.swift_key.get_secret_value() == "swift-secret"
 
 
-def test_one_backend_per_object_store_type() -> None:
-    with pytest.raises(pydantic.ValidationError, match="a, b are all swift stores"):
-        settings.Settings(enabled_backends={"a": "swift", "b": "swift", "c": "filesystem"})
-    settings.Settings(enabled_backends={"a": "swift", "b": "s3", "c": "filesystem"})
+def test_several_object_stores_of_a_type_each_need_their_own_place() -> None:
+    two = {"a": "swift", "b": "swift", "c": "s3", "d": "s3", "e": "filesystem"}
+    with pytest.raises(pydantic.ValidationError, match="a and b are the same swift store"):
+        settings.Settings(enabled_backends=two)
+    configured = settings.Settings(
+        enabled_backends=two, swift_key="top-secret", swift_segments_in_flight=4,
+        backend_settings={"b": {"swift_container": "other", "swift_key": "b-secret"},
+                          "d": {"s3_bucket": "other", "s3_parts_in_flight": "6"}})
+    b, d = configured.for_backend("b"), configured.for_backend("d")
+    assert (b.swift_container, b.swift_segments_in_flight) == ("other", 4)
+    assert b.swift_key is not None and b.swift_key.get_secret_value() == "b-secret"
+    assert (d.s3_bucket, d.s3_parts_in_flight) == ("other", 6)
+    assert configured.for_backend("a") is configured
+    for shown in (repr(configured), configured.model_dump_json(), repr(b)):
+        assert "b-secret" not in shown and "top-secret" not in shown
+
+
+@pytest.mark.parametrize(("overrides", "refusal"), [
+    ({"a": {"s3_bucket": "x"}}, "backend_settings.a: s3_bucket is not a swift_"),
+    ({"b": {"swift_nope": 1}}, "backend_settings.b: swift_nope is not a swift_"),
+    ({"x": {"swift_container": "y"}}, "names a store not in enabled_backends: x"),
+    ({"b": {"swift_segments_in_flight": 0}}, "backend_settings.b.swift_segments_in_flight: "
+                                             "Input should be greater than or equal to 1"),
+])
+def test_backend_settings_are_checked(overrides: dict[str, dict[str, object]],
+                                      refusal: str) -> None:
+    with pytest.raises(pydantic.ValidationError, match=refusal):
+        settings.Settings(enabled_backends={"a": "swift", "b": "swift"},
+                          backend_settings=overrides)
 
 
 def test_s3_parts_are_at_least_5_mib() -> None:
