@@ -37,15 +37,9 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from glint import errors, metrics
-from glint.images import staging
-from glint.images import states as image_states
+from glint import errors
 from glint.imports import methods as imports
-from glint.scripts import contract, db_api, fetch, glance_download, intake
-from glint.settings import Settings
-from glint.stores import multi
-from glint.stores.base import StoreWriter
-from glint.tasks import handoff
+from glint.scripts import contract, fetch, glance_download, intake
 
 DESCRIPTION = ("Import data into an existing image: glance-direct (staged data), "
                "web-download, glance-download or copy-image "
@@ -68,7 +62,7 @@ INPUT_SCHEMA: dict[str, Any] = {
 }
 
 
-def validate(task_input: Mapping[str, Any], settings: Settings) -> None:
+def validate(task_input: Mapping[str, Any], settings: contract.ScriptSettings) -> None:
     """The method must be enabled, and a web-download URI pass the URL filter."""
     imports.check_method(task_input["import_req"], settings)
 
@@ -101,12 +95,11 @@ def main(ctx: contract.ScriptContext) -> contract.JsonObject:
             raise _failure(ctx, image_id, method, exc) from exc
     finally:
         _quietly(ctx, "release the import lock of", image_id, ctx.db_api.release_import_lock)
-        handoff.HANDOFF.discard(ctx.task_id)  # glance-download's caller token, if any
     return {"image_id": image_id}
 
 
-def _backends(ctx: contract.ScriptContext) -> multi.MultiStore:
-    return multi.of(ctx.store_api)
+def _backends(ctx: contract.ScriptContext) -> contract.Stores:
+    return ctx.stores
 
 
 def _targets(ctx: contract.ScriptContext) -> list[str | None]:
@@ -133,7 +126,8 @@ def cleanup(ctx: contract.ScriptContext) -> None:
     released.
     """
     intake.remove_work_files(ctx.settings, ctx.task_id)
-    if ctx.db_api.get_task()["status"] not in ("success", "failure"):
+    if ctx.db_api.get_task()["status"] not in (contract.TaskStatus.SUCCESS,
+                                               contract.TaskStatus.FAILURE):
         return
     image_id = ctx.task_input["image_id"]
     try:
@@ -145,9 +139,9 @@ def cleanup(ctx: contract.ScriptContext) -> None:
     backends = _backends(ctx)
     held = {backends.resolve(s) for s, _location in ctx.db_api.get_image_locations(image_id)}
     for store_id in _targets(ctx):  # the stores keep an image's bytes under its id
-        if backends.resolve(store_id) not in held or image["status"] != image_states.ACTIVE:
+        if backends.resolve(store_id) not in held or image["status"] != contract.ImageStatus.ACTIVE:
             backends.backend(store_id).delete(image_id)
-    if image["status"] != image_states.ACTIVE:
+    if image["status"] != contract.ImageStatus.ACTIVE:
         _revert(ctx, image_id)
     _quietly(ctx, "release the import lock of", image_id, ctx.db_api.release_import_lock)
 
@@ -167,13 +161,13 @@ def _begin(ctx: contract.ScriptContext, image_id: str, method: str,
     if _backends(ctx).multi:
         ctx.db_api.import_progress(image_id, start=[str(t) for t in targets])
     if method == imports.COPY_IMAGE:
-        if image["status"] != image_states.ACTIVE:
+        if image["status"] != contract.ImageStatus.ACTIVE:
             raise errors.ScriptError(f"Cannot copy image {image_id}: it is {image['status']}")
         return
-    if image["status"] == image_states.IMPORTING:
+    if image["status"] == contract.ImageStatus.IMPORTING:
         return  # an earlier run of this task got this far
     try:
-        ctx.db_api.set_image_status(image_id, image_states.IMPORTING,
+        ctx.db_api.set_image_status(image_id, contract.ImageStatus.IMPORTING,
                                     expected=imports.NEEDED_STATUS[method])
     except errors.GlintError as exc:
         raise errors.ScriptError(f"Cannot import into image {image_id}: {exc.message}") from exc
@@ -218,7 +212,7 @@ def _import(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any
     elif not written:
         assert last_error is not None
         raise last_error
-    _quietly(ctx, "remove the staged data of", image_id, staging.area(ctx.settings).delete)
+    _quietly(ctx, "remove the staged data of", image_id, ctx.stores.staging.delete)
 
 
 def _write(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any],
@@ -234,10 +228,8 @@ def _write(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any]
                             backends.resolve(store_id))
             return writer.commit(), outcome
     first_store, first_location = written[0]
-    return multi.copy_between(backends.backend(first_store), first_location,
-                              backends.backend(store_id), image_id, outcome.digest.checksum,
-                              ctx.should_cancel,
-                              meter=metrics.meter("import", backends.resolve(store_id))), outcome
+    return backends.copy(first_store, first_location, store_id, image_id,
+                         outcome.digest.checksum, ctx.should_cancel), outcome
 
 
 def _record(ctx: contract.ScriptContext, image_id: str, outcome: intake.Outcome,
@@ -249,12 +241,12 @@ def _record(ctx: contract.ScriptContext, image_id: str, outcome: intake.Outcome,
         return
     digest = outcome.digest
     (store, location), *copies = written
-    data = db_api.ImageData(location=location, size=digest.size, checksum=digest.checksum,
+    data = contract.ImageData(location=location, size=digest.size, checksum=digest.checksum,
                             os_hash_algo=digest.hash_algo, os_hash_value=digest.hash_value,
                             disk_format=outcome.disk_format, virtual_size=outcome.virtual_size,
                             store=store, copies=tuple((str(s), loc) for s, loc in copies))
     try:
-        ctx.db_api.set_image_data(image_id, data, from_status=image_states.IMPORTING)
+        ctx.db_api.set_image_data(image_id, data, from_status=contract.ImageStatus.IMPORTING)
     except BaseException as exc:
         _delete(_backends(ctx), written)  # set_image_data removes them too, on the errors
         if isinstance(exc, errors.NotFound):  # it expects
@@ -278,10 +270,8 @@ def _copy_image(ctx: contract.ScriptContext, image_id: str,
     for store_id in [str(t) for t in targets]:
         if store_id not in held:
             try:
-                location = multi.copy_between(
-                    backends.backend(source[0]), source[1], backends.backend(store_id),
-                    image_id, checksum, ctx.should_cancel,
-                    meter=metrics.meter("import", store_id),
+                location = backends.copy(
+                    source[0], source[1], store_id, image_id, checksum, ctx.should_cancel,
                     check=lambda chunks: ctx.image_gate.stream(
                         chunks, image.get("disk_format"), image.get("container_format")))
                 ctx.db_api.add_image_location(image_id, store_id, location)
@@ -298,7 +288,7 @@ def _copy_image(ctx: contract.ScriptContext, image_id: str,
         ctx.db_api.import_progress(image_id, done=store_id)
 
 
-def _delete(backends: multi.MultiStore, written: list[tuple[str | None, str]]) -> None:
+def _delete(backends: contract.Stores, written: list[tuple[str | None, str]]) -> None:
     for store_id, location in written:
         backends.backend(store_id).delete(location)
 
@@ -314,7 +304,7 @@ def _plan(ctx: contract.ScriptContext, image_id: str) -> intake.Plan:
 
 
 def _copy(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any],
-          plan: intake.Plan, writer: StoreWriter,
+          plan: intake.Plan, writer: contract.StoreWriter,
           source: glance_download.Source | None = None,
           store: str | None = None) -> intake.Outcome:
     if source is not None:
@@ -326,7 +316,7 @@ def _copy(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any],
     if method["name"] == imports.WEB_DOWNLOAD:
         with fetch.body(ctx, method["uri"]) as (chunks, length):
             return intake.take(ctx, plan, chunks, length, writer, store)
-    staged = staging.area(ctx.settings)
+    staged = ctx.stores.staging
     try:
         size = staged.size(image_id)
     except errors.StoreError:
@@ -338,10 +328,10 @@ def _copy(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any],
 def _revert(ctx: contract.ScriptContext, image_id: str) -> None:
     """Glance's revert: the image back to queued, its staged data gone."""
     with contextlib.suppress(errors.NotFound, errors.Conflict):  # deleted or moved on meanwhile
-        ctx.db_api.set_image_status(image_id, image_states.QUEUED,
-                                    expected=image_states.IMPORTING, size=None,
+        ctx.db_api.set_image_status(image_id, contract.ImageStatus.QUEUED,
+                                    expected=contract.ImageStatus.IMPORTING, size=None,
                                     virtual_size=None)
-    _quietly(ctx, "remove the staged data of", image_id, staging.area(ctx.settings).delete)
+    _quietly(ctx, "remove the staged data of", image_id, ctx.stores.staging.delete)
     intake.remove_work_files(ctx.settings, ctx.task_id)
 
 

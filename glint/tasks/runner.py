@@ -30,12 +30,15 @@ from glint.db import images as image_rows
 from glint.db import tasks as task_rows
 from glint.images import service as images
 from glint.notifiers import base as notifiers
-from glint.scripts import contract, db_api
+from glint.scripts import contract
 from glint.scripts.registry import LoadedScript, Registry
 from glint.settings import Settings
 from glint.stores.base import Store
-from glint.tasks import binding, progress, states, views
+from glint.tasks import binding, states, views
+from glint.tasks.context_factory import ContextFactory
+from glint.tasks.handoff import Handoff
 from glint.tasks.heartbeat import Heartbeat
+from glint.tasks.script_api import ScriptDbApi
 
 LOG = logging.getLogger(__name__)
 INTERRUPTED = ("glint stopped while this task was running; the task was failed at the next "
@@ -78,7 +81,7 @@ def lease_owner(serve_id: str | None = None) -> str:
 class Runner:
     def __init__(self, db: engine.Database, registry: Registry, images_service: images.ImageService,
                  store: Store, notifier: notifiers.Notifier, settings: Settings,
-                 owner: str | None = None) -> None:
+                 owner: str | None = None, handoff: Handoff | None = None) -> None:
         self.db = db
         self.registry = registry
         self.images = images_service
@@ -88,6 +91,10 @@ class Runner:
         self.owner = owner or lease_owner()
         self.stopping = threading.Event()
         self.gate = gate.ImageGate.from_settings(settings)
+        # The callers' credentials, in this process's memory only (glint.tasks.handoff).
+        self.handoff = handoff if handoff is not None else Handoff()
+        self.contexts = ContextFactory(db, images_service, store, notifier, settings, self.gate,
+                                       self.handoff)
         binding.LIVE.add(self.owner)
         # How a task re-queued for a retry is submitted again once due: the composition root
         # sets the router's ``submit_later``; without it the reaper's re-publishing does.
@@ -326,7 +333,7 @@ class Runner:
             LOG.warning("task %s: could not queue its retry: %s", task_id, exc.message)
 
     def _settle_failure(self, task: models.Task, beat: Heartbeat, script: LoadedScript,
-                        ctx: contract.ScriptContext, api: db_api.ScriptDbApi, exc: BaseException,
+                        ctx: contract.ScriptContext, api: ScriptDbApi, exc: BaseException,
                         retries: int) -> None:
         if beat.lost.is_set():
             LOG.warning("task %s: lease lost; its run stopped (%s)", task.id, exc)
@@ -354,7 +361,7 @@ class Runner:
         except Exception:
             LOG.exception("task %s: cleanup of %s failed", ctx.task_id, ctx.task_type)
 
-    def _discard_created(self, api: db_api.ScriptDbApi) -> None:
+    def _discard_created(self, api: ScriptDbApi) -> None:
         """A zombie's own images go: the task's new runner makes its own."""
         for image_id in api.created:
             try:
@@ -363,18 +370,10 @@ class Runner:
                 LOG.exception("could not discard image %s of a lost run", image_id)
 
     def _context(self, task: models.Task, beat: Heartbeat,
-                 attempt: int) -> tuple[contract.ScriptContext, db_api.ScriptDbApi]:
-        request_context = RequestContext.from_dict(task.context or {})
-        api = db_api.ScriptDbApi(self.db, self.images, request_context, task.id, beat.lease)
-        ctx = contract.ScriptContext(
-            task_id=task.id, task_type=task.type, task_input=dict(task.input or {}),
-            request_context=request_context, db_api=api,
-            store_api=self.store, notifier_api=self.notifier, settings=self.settings,
-            report_progress=progress.Reporter(
-                lambda text, data: beat.renew(message=text, progress=data)),
-            should_cancel=beat.should_cancel, attempt=attempt, image_gate=self.gate,
-            logger=logging.getLogger(f"glint.task.{task.type}"))
-        return ctx, api
+                 attempt: int) -> tuple[contract.ScriptContext, ScriptDbApi]:
+        return self.contexts.build(
+            task, attempt=attempt, lease=beat.lease, should_cancel=beat.should_cancel,
+            report=lambda text, data: beat.renew(message=text, progress=data))
 
     def _finish(self, task: models.Task, beat: Heartbeat, target: str,
                 result: dict[str, Any] | None = None, message: str = "") -> bool:
@@ -392,6 +391,7 @@ class Runner:
             row = task_rows.get_any(session, task.id)
             if row is not None:
                 session.refresh(row)
+        self.handoff.discard(task.id)
         if not done or row is None:
             LOG.warning("task %s: lease %d lost; its %s was not recorded", task.id,
                         beat.lease.token, target)
@@ -409,6 +409,7 @@ class Runner:
         row.status, row.message, row.result = target, message[:65535], None
         row.expires_at, row.updated_at, row.lease_expires_at = self._expiry(now), now, None
         session.flush()
+        self.handoff.discard(row.id)
 
     def _expiry(self, now: datetime.datetime) -> datetime.datetime:
         return now + datetime.timedelta(hours=self.settings.task_time_to_live)
@@ -476,15 +477,7 @@ class Runner:
             self.images.discard(RequestContext.admin(), task.image_id)
 
     def _abandon(self, script: LoadedScript, task: models.Task) -> None:
-        request_context = RequestContext.from_dict(task.context or {})
-        ctx = contract.ScriptContext(
-            task_id=task.id, task_type=task.type, task_input=dict(task.input or {}),
-            request_context=request_context,
-            db_api=db_api.ScriptDbApi(self.db, self.images, request_context, task.id),
-            store_api=self.store, notifier_api=self.notifier, settings=self.settings,
-            report_progress=progress.Reporter(lambda text, data: None),
-            should_cancel=lambda: True, image_gate=self.gate,
-            attempt=task.attempts, logger=logging.getLogger(f"glint.task.{task.type}"))
+        ctx, _ = self.contexts.build(task, attempt=task.attempts)
         self._cleanup(script, ctx)
 
     def _notify(self, event_type: str, task: models.Task, priority: str = notifiers.INFO) -> None:
