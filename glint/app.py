@@ -106,13 +106,10 @@ class Glint:
 
     def _remove_unfinished_writes(self) -> None:
         """Before serving, no write of this process is running: its temporary files can go."""
-        remote = any(getattr(e, "remote", False) for e in self.router.executors.values())
-        for group in ([] if remote else [self.store]) + [self.images.staging]:
+        for group in ([] if self.router.remote else [self.store]) + [self.images.staging]:
             for store in multi.of(group).backends.values():
                 # An object store is shared by every node: the reaper sweeps it, by age.
-                cleanup = (None if getattr(store, "shared", False)
-                           else getattr(store, "remove_temporary_files", None))
-                removed = cleanup() if cleanup is not None else 0
+                removed = 0 if store.shared else store.remove_temporary_files()
                 if removed:
                     LOG.info("removed %d unfinished writes from the %s store", removed, store.name)
 
@@ -155,7 +152,7 @@ class Glint:
             return
 
     def _runs_locally(self, task_type: str) -> bool:
-        return not getattr(self.router.executor_for(task_type), "remote", False)
+        return self.router.runs_locally(task_type)
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Stop taking tasks, let running ones finish (up to ``timeout``), release resources."""
@@ -270,6 +267,9 @@ class _Settled:
 
     def delete(self, location: str) -> None:
         self.area.delete(location)
+
+    def remove_temporary_files(self, older_than: float | None = None) -> int:
+        return 0  # removed before serving (see above)
 
 
 def _first_line(exc: BaseException) -> str:

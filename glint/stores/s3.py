@@ -25,7 +25,7 @@ from typing import Any
 
 from glint import errors
 from glint.settings import Settings
-from glint.stores import segments
+from glint.stores import base, segments
 
 LOG = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class S3Writer(segments.SegmentedWriter):
         return self._s3.error(exc, f"writing image data {self._key!r}")
 
 
-class S3Store:
+class S3Store(base.StoreBase):
     """Image bytes in an S3 bucket."""
 
     name = "s3"

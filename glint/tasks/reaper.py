@@ -20,6 +20,7 @@ import time
 
 from glint import errors, metrics
 from glint.settings import Settings
+from glint.stores.base import Store
 from glint.tasks import routing
 from glint.tasks.runner import Requeued, Runner
 
@@ -44,8 +45,7 @@ class Reaper:
         """Remote executors lose messages. A local queue is rebuilt at start-up, except that an
         API worker of ``glint serve --workers N`` that stopped (or died while its supervisor
         was stopping) leaves its queued tasks pending while its siblings serve on."""
-        return self.api_worker or any(getattr(e, "remote", False)
-                                      for e in self.router.executors.values())
+        return self.api_worker or self.router.remote
 
     def run_once(self) -> int:
         """One pass; returns how many tasks were published again."""
@@ -70,12 +70,9 @@ class Reaper:
         areas = {"store": self.runner.store, "staging area": self.runner.images.staging}
         return sum(self._sweep(name, area) for name, area in areas.items())
 
-    def _sweep(self, name: str, area: object) -> int:
-        sweep = getattr(area, "remove_temporary_files", None)
-        if sweep is None:
-            return 0
+    def _sweep(self, name: str, area: Store) -> int:
         try:
-            removed: int = sweep(older_than=self.settings.store_tmp_max_age)
+            removed = area.remove_temporary_files(older_than=self.settings.store_tmp_max_age)
         # A shared mount that went away, an object store unreachable: the next sweep tries again.
         except (OSError, errors.StoreError) as exc:
             LOG.warning("could not sweep the %s's unfinished writes: %s", name, exc)
