@@ -1,5 +1,8 @@
 """The task lifecycle: the status names and one transition table, defined here only.
 
+It sits in the database layer, beside the rows and the claim that follow it;
+:mod:`glint.tasks.states` names it for the task layer.
+
 ::
 
     pending ──> processing ──> success
