@@ -22,6 +22,7 @@ from glint import errors, metrics
 from glint.settings import Settings
 from glint.stores.base import Store
 from glint.tasks import routing
+from glint.tasks.recovery import Role
 from glint.tasks.runner import Requeued, Runner
 
 LOG = logging.getLogger(__name__)
@@ -30,11 +31,11 @@ SWEEP_INTERVAL = 300.0  # seconds between sweeps of the store's unfinished write
 
 class Reaper:
     def __init__(self, runner: Runner, router: routing.Router, settings: Settings,
-                 api_worker: bool = False) -> None:
+                 role: Role = Role.SERVE) -> None:
         self.runner = runner
         self.router = router
         self.settings = settings
-        self.api_worker = api_worker
+        self.role = role
         self._stop = threading.Event()
         self.last_pass: float | None = None  # time.monotonic() of the last good pass
         self._thread: threading.Thread | None = None
@@ -45,7 +46,7 @@ class Reaper:
         """Remote executors lose messages. A local queue is rebuilt at start-up, except that an
         API worker of ``glint serve --workers N`` that stopped (or died while its supervisor
         was stopping) leaves its queued tasks pending while its siblings serve on."""
-        return self.api_worker or self.router.remote
+        return self.role.republishes or self.router.remote
 
     def run_once(self) -> int:
         """One pass; returns how many tasks were published again."""

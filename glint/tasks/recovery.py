@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import enum
 import logging
 import os
 import socket
@@ -37,6 +38,38 @@ from glint.tasks.context_factory import ContextFactory
 from glint.tasks.endings import CANCELLED, INTERRUPTED, LOST, ORPHANED, OVERRUN, REQUEUED, Endings
 
 LOG = logging.getLogger("glint.tasks.runner")
+
+
+class Role(enum.Enum):
+    """What a process does about the tasks and writes a stopped process left behind.
+
+    One ``glint serve`` process does all of it at start-up. With ``--workers N`` the
+    supervisor does the failing, before it starts the API workers, and each API worker only
+    resubmits pending tasks; an API worker that dies leaves its queued tasks pending while
+    its siblings serve on, so the reaper republishes stale ones as for a remote executor. A
+    ``glint worker`` leaves all of it to the reaper: its tasks are the broker's.
+    """
+
+    SERVE = "serve"
+    SUPERVISOR = "supervisor"
+    API_WORKER = "api worker"
+    WORKER = "worker"
+
+    @property
+    def fails_interrupted(self) -> bool:
+        """Fail the in-process tasks a stop cut off, and remove this node's unfinished writes
+        and staging residue (no write or task of this node is running yet)."""
+        return self in (Role.SERVE, Role.SUPERVISOR)
+
+    @property
+    def resumes_pending(self) -> bool:
+        """Submit the pending in-process tasks again at start-up."""
+        return self in (Role.SERVE, Role.API_WORKER)
+
+    @property
+    def republishes(self) -> bool:
+        """Republish pending tasks whose message may be lost even with in-process executors."""
+        return self is Role.API_WORKER
 
 
 @dataclasses.dataclass(frozen=True)
