@@ -87,7 +87,7 @@ def main(ctx: contract.ScriptContext) -> contract.JsonObject:
             if source is not None:
                 _quietly(ctx, "restore the formats and properties of", image_id,
                          lambda i: glance_download.restore(ctx, i, source))
-            if _backends(ctx).multi:  # the stores left to do failed with the import
+            if ctx.stores.multi:  # the stores left to do failed with the import
                 _quietly(ctx, "record the failed stores of", image_id, lambda i: (
                     ctx.db_api.import_progress(i, failed=ctx.db_api.importing_stores(i))))
             if not isinstance(exc, Exception):
@@ -98,14 +98,10 @@ def main(ctx: contract.ScriptContext) -> contract.JsonObject:
     return {"image_id": image_id}
 
 
-def _backends(ctx: contract.ScriptContext) -> contract.Stores:
-    return ctx.stores
-
-
 def _targets(ctx: contract.ScriptContext) -> list[str | None]:
     """The stores to import to (the task's ``backend``); [None], the one store, without
     multi-store."""
-    backends = _backends(ctx)
+    backends = ctx.stores
     if not backends.multi:
         return [None]
     named = ctx.task_input.get("backend") or [None]
@@ -136,7 +132,7 @@ def cleanup(ctx: contract.ScriptContext) -> None:
         return
     if image.get(imports.LOCK) != ctx.task_id:
         return  # another import owns the image now
-    backends = _backends(ctx)
+    backends = ctx.stores
     held = {backends.resolve(s) for s, _location in ctx.db_api.get_image_locations(image_id)}
     for store_id in _targets(ctx):  # the stores keep an image's bytes under its id
         if backends.resolve(store_id) not in held or image["status"] != contract.ImageStatus.ACTIVE:
@@ -158,7 +154,7 @@ def _begin(ctx: contract.ScriptContext, image_id: str, method: str,
         raise errors.ScriptError(
             f"Image {image_id} is not locked for this task: imports start with "
             f"POST /v2/images/{image_id}/import")
-    if _backends(ctx).multi:
+    if ctx.stores.multi:
         ctx.db_api.import_progress(image_id, start=[str(t) for t in targets])
     if method == imports.COPY_IMAGE:
         if image["status"] != contract.ImageStatus.ACTIVE:
@@ -179,7 +175,7 @@ def _import(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any
     ``all_stores_must_succeed`` (the default) the image is active once every store has it,
     and any failure undoes all; without, it is active after the first store, and a store
     that fails is listed in ``os_glance_failed_import``."""
-    backends = _backends(ctx)
+    backends = ctx.stores
     plan = _plan(ctx, image_id)
     must_succeed = _must_succeed(ctx) or not backends.multi
     written: list[tuple[str | None, str]] = []
@@ -221,7 +217,7 @@ def _write(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any]
            source: glance_download.Source | None = None) -> tuple[str, intake.Outcome]:
     """The data into ``store_id``: from the source into the first store, then copied from
     the first store (checked against its md5); the location and the source's outcome."""
-    backends = _backends(ctx)
+    backends = ctx.stores
     if outcome is None or not written:
         with backends.backend(store_id).writer(image_id) as writer:
             outcome = _copy(ctx, image_id, method, plan, writer, source,
@@ -248,7 +244,7 @@ def _record(ctx: contract.ScriptContext, image_id: str, outcome: intake.Outcome,
     try:
         ctx.db_api.set_image_data(image_id, data, from_status=contract.ImageStatus.IMPORTING)
     except BaseException as exc:
-        _delete(_backends(ctx), written)  # set_image_data removes them too, on the errors
+        _delete(ctx.stores, written)  # set_image_data removes them too, on the errors
         if isinstance(exc, errors.NotFound):  # it expects
             raise errors.ScriptError(f"Image {image_id} was deleted during the import; "
                                      "its data was removed") from exc
@@ -259,7 +255,7 @@ def _copy_image(ctx: contract.ScriptContext, image_id: str,
                 targets: list[str | None]) -> None:
     """copy-image: the active image's bytes to more stores, each copy checked against the
     image's checksum; stores that hold it already are skipped."""
-    backends = _backends(ctx)
+    backends = ctx.stores
     image = ctx.db_api.get_image(image_id)
     checksum = image.get("checksum")
     held = {backends.resolve(s): loc for s, loc in ctx.db_api.get_image_locations(image_id)}
