@@ -555,15 +555,21 @@ def task_list(status: str | None, task_type: str | None, project: str | None,
 @click.argument("task_id")
 def task_show(task_id: str) -> None:
     """Show a task as JSON: what GET /v2/tasks/{id} shows an admin, with its retries,
-    whether a cancel was asked and the process it is bound to."""
+    whether a cancel was asked, the process it is bound to and its runs (``history``: each
+    run's worker, start, end and outcome)."""
     import json
 
+    from glint.dashboard import attempt_view
+    from glint.db import attempts
     from glint.tasks import views
 
     with _operator_glint() as glint, _refusals():
         found = glint.tasks.row(task_id)
+        with glint.db.reader() as session:
+            runs = attempts.of(session, task_id)
     body = {**views.with_lease(found), "retries": found.retries,
-            "cancel_requested": found.cancel_requested, "bound_to": found.bound_to}
+            "cancel_requested": found.cancel_requested, "bound_to": found.bound_to,
+            "history": [attempt_view(run) for run in runs]}
     click.echo(json.dumps(body, indent=2))
 
 

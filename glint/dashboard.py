@@ -1,6 +1,6 @@
 """What the admins' dashboard shows (``GET /dashboard``): one snapshot of the database.
 
-Tasks by state and type, the newest tasks with their progress, the workers holding leases,
+Tasks by state and type, the newest tasks with their progress, the workers holding leases, each task's runs,
 images and bytes by store, and tasks finished per minute. The counts reuse the queries the
 ``/metrics`` gauges read (:mod:`glint.metrics`). Everything is plain JSON-able data: the page
 is rendered from it (:mod:`glint.api.dashboard`) and its script polls it.
@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from glint import metrics
-from glint.db import engine, models
+from glint.db import attempts, engine, models
 from glint.tasks import states, views
 from glint.tasks.service import TaskService
 from glint.timefmt import isotime
@@ -66,9 +66,18 @@ class Dashboard:
     def task(self, task_id: str) -> dict[str, Any]:
         """One task's timeline (NotFound when there is no such task)."""
         found = self.tasks.row(task_id)
+        with self.db.reader() as session:
+            runs = attempts.of(session, task_id)
         return {**task_view(found), "retries": found.retries, "image_id": found.image_id,
                 "cancel_requested": found.cancel_requested,
-                "lease_expires_at": isotime(found.lease_expires_at)}
+                "lease_expires_at": isotime(found.lease_expires_at),
+                "history": [attempt_view(run) for run in runs]}
+
+
+def attempt_view(run: models.TaskAttempt) -> dict[str, Any]:
+    """One run of a task: its number, worker, start, end and outcome (None while it runs)."""
+    return {"number": run.number, "worker": run.worker, "started_at": isotime(run.started_at),
+            "ended_at": isotime(run.ended_at), "outcome": run.outcome, "message": run.message}
 
 
 def task_view(task: models.Task) -> dict[str, Any]:

@@ -163,8 +163,19 @@ def _task_page(task: dict[str, Any]) -> str:
         else:
             shown = _e(value)
         items.append(f'<dt>{_e(label)}</dt><dd data-key="{key}">{shown}</dd>')
+    runs = [_row(_e(run["number"]), _e(run["worker"]), _e(run["started_at"]),
+                 _e(run["ended_at"] or ""), _outcome(run["outcome"]), _e(run["message"]))
+            for run in task["history"]]
     return (f'<p><a href="{PATH}">All tasks</a></p><h2>Task {_e(task["id"])}</h2>'
-            f'<dl id="task">{"".join(items)}</dl>')
+            f'<dl id="task">{"".join(items)}</dl><h2>Runs</h2>'
+            + _table("history", ("#", "Worker", "Started", "Ended", "Outcome", "Message"), runs))
+
+
+def _outcome(outcome: str | None) -> str:
+    """A run's outcome as the page shows it: a run without one is still running."""
+    shown = outcome or "running"
+    return f'<span class="status {_e(shown)}">{_e(shown)}</span>'
+
 
 
 _STYLE = """
@@ -229,6 +240,8 @@ function detail(t) {
     dd.replaceChildren(key === "progress" ? bar(value) : key === "status" ? status(value)
       : key === "attempts" ? value + "/" + t.max_attempts : String(value ?? ""));
   }
+  fill("history", t.history.map(r => [[r.number, r.worker, r.started_at, r.ended_at || "",
+    status(r.outcome || "running"), r.message]]));
 }
 async function poll() {
   try {

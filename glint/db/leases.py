@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from glint import errors
-from glint.db import models
+from glint.db import attempts, models
 from glint.db.task_states import PENDING, PROCESSING
 
 Task = models.Task
@@ -55,6 +55,7 @@ def claim_row(session: orm.Session, task_id: str, owner: str, seconds: float,
         "expires": now + datetime.timedelta(seconds=seconds)}).one_or_none()
     if task is None:
         return None
+    attempts.start(session, task_id, task.attempts + task.retries, owner, now)
     return Lease(task_id, owner, task.lease_token), task
 
 
@@ -98,6 +99,7 @@ def retry_later(session: orm.Session, lease: Lease, at: datetime.datetime, messa
     rather than waited for in the runner's slot. The run is not counted as an attempt (those
     count lost runners) but as a retry; the token moves on, as for any re-queue. False for a
     zombie."""
+    attempts.end(session, lease.task_id, attempts.RETRY, message, now)
     return write(session, lease, status=PENDING, lease_owner=None, lease_expires_at=None,
                  lease_token=Task.lease_token + 1, attempts=Task.attempts - 1,
                  retries=Task.retries + 1, retry_at=at, message=message, updated_at=now)
@@ -147,6 +149,7 @@ def stale_pending(session: orm.Session, before: datetime.datetime,
 
 def requeue(session: orm.Session, task: Task, message: str, now: datetime.datetime) -> None:
     """processing → pending under a new token: the lost runner's lease is void from here."""
+    attempts.end(session, task.id, attempts.LOST, message, now)
     task.status = PENDING
     task.lease_owner = None
     task.lease_expires_at = None

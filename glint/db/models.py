@@ -171,6 +171,28 @@ class Task(Timestamped, Base):
     retry_at: orm.Mapped[datetime.datetime | None]
 
 
+
+class TaskAttempt(Base):
+    """One run of a task: who ran it, when, and how it ended (the dashboard's timeline).
+
+    A row is written when a runner claims the task and closed when the run ends: with the
+    task's final status, ``retry`` (re-queued after a TransientError), or ``lost`` (its lease
+    ran out and the reaper re-queued it). An open row (``ended_at`` NULL) is a run in progress.
+    Rows go with their task when ``glint db purge`` removes it.
+    """
+
+    __tablename__ = "task_attempts"
+    __table_args__ = (sa.Index("ix_task_attempts_task_id", "task_id", "number"),)
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True, autoincrement=True)
+    task_id: orm.Mapped[str] = orm.mapped_column(sa.String(36))
+    number: orm.Mapped[int]  # 1 for the first run, retries and re-queues included
+    worker: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    started_at: orm.Mapped[datetime.datetime]
+    ended_at: orm.Mapped[datetime.datetime | None]
+    outcome: orm.Mapped[str | None] = orm.mapped_column(sa.String(30))
+    message: orm.Mapped[str] = orm.mapped_column(sa.Text, default="")
+
 # -- metadata definitions (metadefs): glint.metadefs -----------------------------------------
 # Glance's catalogue of the metadata an operator suggests for images, volumes, flavors...
 # Rows are hard-deleted, as Glance does; the children of a namespace go with it.

@@ -13,7 +13,7 @@ from sqlalchemy import orm
 
 from glint import errors
 from glint.context import RequestContext
-from glint.db import models
+from glint.db import attempts, models
 
 SORT_KEYS = frozenset({"id", "type", "status", "owner", "created_at", "updated_at",
                        "expires_at", "image_id", "user_id", "request_id"})
@@ -203,7 +203,9 @@ def by_image(session: orm.Session, image_id: str) -> Sequence[models.Task]:
 
 
 def purge_expired(session: orm.Session, now: datetime.datetime) -> int:
-    """Hard-delete tasks past ``expires_at`` and soft-deleted ones; return how many."""
-    result = session.execute(sa.delete(models.Task).where(
-        sa.or_(models.Task.expires_at <= now, models.Task.deleted.is_(True))))
+    """Hard-delete tasks past ``expires_at`` and soft-deleted ones (and their runs); return
+    how many tasks."""
+    gone = sa.or_(models.Task.expires_at <= now, models.Task.deleted.is_(True))
+    attempts.purge(session, sa.select(models.Task.id).where(gone))
+    result = session.execute(sa.delete(models.Task).where(gone))
     return int(result.rowcount)  # type: ignore[attr-defined]

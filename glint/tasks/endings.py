@@ -1,11 +1,12 @@
 """How a task ends: the one way its final status is written, the messages, the event.
 
-A final status is written in one of two places, with the same values
-(:func:`final_values`): through the run's lease when its runner records the outcome
-(:meth:`Endings.finish`, which writes nothing for a runner that lost its lease), or on a row a
-transaction already holds when something else ends the task (cancel, the reaper, start-up:
-:meth:`Endings.end`). Either way the caller's credentials are dropped from the hand-off, and
-the event goes out after the commit (:meth:`Endings.notify`), which also counts the task.
+A final status is written in one of two places, with the same values (:func:`final_values`):
+through the run's lease when its runner records the outcome (:meth:`Endings.finish`, which
+writes nothing for a runner that lost its lease), or on a row a transaction already holds when
+something else ends the task (cancel, the reaper, start-up: :meth:`Endings.end`). Either way
+the run's record is closed (:mod:`glint.db.attempts`), the caller's credentials are dropped
+from the hand-off, and the event goes out after the commit (:meth:`Endings.notify`), which
+also counts the task.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from sqlalchemy import orm
 
 from glint import metrics
-from glint.db import engine, leases, models
+from glint.db import attempts, engine, leases, models
 from glint.db import tasks as task_rows
 from glint.notifiers import base as notifiers
 from glint.settings import Settings
@@ -68,10 +69,12 @@ class Endings:
         """
         states.check(states.PROCESSING, target)
         beat.stop()
-        values = final_values(target, models.utcnow(), self.settings.task_time_to_live,
-                              message, result)
+        now = models.utcnow()
+        values = final_values(target, now, self.settings.task_time_to_live, message, result)
         with self.db.session() as session:
             done = leases.write(session, beat.lease, **values)
+            if done:
+                attempts.end(session, task.id, target, message, now)
             row = task_rows.get_any(session, task.id)
             if row is not None:
                 session.refresh(row)
@@ -95,9 +98,11 @@ class Endings:
         states.check(row.status, target)
         if fence:
             row.lease_token += 1
-        for column, value in final_values(target, models.utcnow(),
-                                          self.settings.task_time_to_live, message).items():
+        now = models.utcnow()
+        for column, value in final_values(target, now, self.settings.task_time_to_live,
+                                          message).items():
             setattr(row, column, value)
+        attempts.end(session, row.id, target, message, now)
         session.flush()
         self.handoff.discard(row.id)
 

@@ -34,7 +34,7 @@ def _schema(url: str) -> str:
 
 def test_a_fresh_database_has_no_revision(database_url: str) -> None:
     assert migrate.current(database_url) is None
-    assert migrate.head() == "0008_task_scan_indexes"
+    assert migrate.head() == "0009_task_attempts"
 
 
 def test_upgrade_builds_what_the_models_declare(database_url: str) -> None:

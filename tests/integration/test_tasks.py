@@ -9,10 +9,11 @@ import uuid
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from glint import app, errors
 from glint.context import RequestContext
-from glint.db import models
+from glint.db import attempts, models
 from glint.db import tasks as task_rows
 from glint.scripts.contract import ScriptContext
 from glint.scripts.registry import Registry
@@ -136,8 +137,13 @@ def test_purge_removes_only_expired_tasks(make_glint: MakeGlint, ctx: RequestCon
     expired = insert(glint, ctx, status="success", expires_at=now - datetime.timedelta(seconds=1))
     alive = insert(glint, ctx, status="failure", expires_at=now + datetime.timedelta(hours=1))
     pending = insert(glint, ctx)
+    with glint.db.session() as session:
+        for task in (expired, alive):
+            attempts.start(session, task.id, 1, "worker", now)
     assert glint.tasks.purge() == 1
     with glint.db.reader() as session:
+        assert [run.task_id for run in session.scalars(sa.select(models.TaskAttempt))] == [
+            alive.id]  # a purged task's runs go with it
         assert task_rows.get_any(session, expired.id) is None
         assert task_rows.get_any(session, alive.id) is not None
         assert task_rows.get_any(session, pending.id) is not None

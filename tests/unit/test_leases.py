@@ -13,7 +13,7 @@ import pytest
 
 from glint import app, errors
 from glint.context import RequestContext
-from glint.db import leases, models
+from glint.db import attempts, leases, models
 from glint.images.service import ImageData
 from glint.scripts.contract import ScriptContext
 from glint.scripts.registry import Registry
@@ -40,6 +40,14 @@ def row(glint: app.Glint, task_id: str) -> models.Task:
         task = session.get(models.Task, task_id)
         assert task is not None
         return task
+
+
+def history(glint: app.Glint, task_id: str) -> list[tuple[int, str, str | None]]:
+    """The task's runs as (number, worker, outcome); every ended run has an end time."""
+    with glint.db.reader() as session:
+        runs = attempts.of(session, task_id)
+    assert all((run.ended_at is None) == (run.outcome is None) for run in runs)
+    return [(run.number, run.worker, run.outcome) for run in runs]
 
 
 def steal(glint: app.Glint, task_id: str, owner: str = "thief") -> leases.Lease:
@@ -222,6 +230,8 @@ def test_reaper_requeues_an_expired_lease_and_the_task_runs(make_glint: MakeGlin
     assert glint.reaper is not None
     glint.runner.run(task_id)
     assert (row(glint, task_id).status, runs) == ("success", [2])
+    assert history(glint, task_id) == [(1, "dead-worker", "lost"),
+                                       (2, glint.runner.owner, "success")]
 
 
 def test_reaper_fails_a_task_at_its_attempt_limit_and_discards_its_image(
@@ -236,6 +246,7 @@ def test_reaper_fails_a_task_at_its_attempt_limit_and_discards_its_image(
     task = row(glint, task_id)
     assert task.status == "failure" and "worker running this task was lost 1 time" in task.message
     assert task.expires_at is not None
+    assert history(glint, task_id) == [(1, "dead-worker", "failure")]
     with pytest.raises(errors.NotFound):
         glint.images.get(ctx, image.id)
 
@@ -282,6 +293,11 @@ def test_transient_errors_are_retried_with_backoff_and_shown(make_glint: MakeGli
                            "0.01 s (retry 1 of 3)")
     assert "(retry 2 of 3)" in messages[2] and "0.02 s" in messages[2]
     assert cleaned == [2, 3]  # cleanup runs before each re-run
+    owner = glint.runner.owner
+    assert history(glint, task.id) == [(1, owner, "retry"), (2, owner, "retry"),
+                                       (3, owner, "success")]
+    with glint.db.reader() as session:
+        assert attempts.of(session, task.id)[0].message == messages[1]
 
 
 def test_transient_errors_give_up_at_the_limit(make_glint: MakeGlint,

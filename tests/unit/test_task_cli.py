@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from glint.db import engine, models
+from glint.db import attempts, engine, models
 from glint.tasks import runner, states
 from tests.unit.test_cli import database, run, workdir  # noqa: F401  (workdir is a fixture)
 
@@ -83,6 +83,11 @@ def test_show_is_json_with_the_lease(db: engine.Database) -> None:
     expiry = datetime.datetime(2030, 1, 2, 3, 4, 5)
     task = add(db, status=states.PROCESSING, attempts=2, lease_owner="node-1:42:abc",
                lease_expires_at=expiry)
+    with db.session() as session:
+        attempts.start(session, task.id, 1, "node-0:7:dead", datetime.datetime(2030, 1, 1))
+        attempts.end(session, task.id, attempts.LOST, "its worker was lost",
+                     datetime.datetime(2030, 1, 1, 0, 5))
+        attempts.start(session, task.id, 2, "node-1:42:abc", datetime.datetime(2030, 1, 1, 0, 6))
     result = run("task", "show", task.id)
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout)
@@ -90,6 +95,10 @@ def test_show_is_json_with_the_lease(db: engine.Database) -> None:
     assert (shown["attempts"], shown["max_attempts"], shown["lease_owner"],
             shown["lease_expires_at"]) == (2, 3, "node-1:42:abc", "2030-01-02T03:04:05Z")
     assert shown["cancel_requested"] is False
+    assert [(r["number"], r["worker"], r["ended_at"], r["outcome"], r["message"])
+            for r in shown["history"]] == [
+        (1, "node-0:7:dead", "2030-01-01T00:05:00Z", "lost", "its worker was lost"),
+        (2, "node-1:42:abc", None, None, "")]
     missing = run("task", "show", str(uuid.uuid4()))
     assert missing.exit_code == 1 and "not found" in missing.output
 

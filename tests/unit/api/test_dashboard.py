@@ -64,6 +64,15 @@ def test_task_messages_and_names_are_rendered_as_text(client: TestClient) -> Non
         assert f'<script nonce="{nonce.group(1)}">' in page.text
 
 
+def test_a_tasks_page_lists_its_runs(client: TestClient) -> None:
+    task = client.post("/v2/tasks", json={"type": "shout", "input": {}}, headers=PROJECT_A).json()
+    runs = client.get(f"/dashboard/data?task={task['id']}", headers=ADMIN).json()["task"]["history"]
+    assert [(r["number"], r["outcome"]) for r in runs] == [(1, "failure")]
+    assert runs[0]["worker"] and runs[0]["started_at"] <= runs[0]["ended_at"]
+    page = client.get(f"/dashboard?task={task['id']}", headers=ADMIN).text
+    assert '<table id="history">' in page and '<span class="status failure">failure</span>' in page
+
+
 def test_an_unknown_task_is_not_found(client: TestClient) -> None:
     assert client.get("/dashboard?task=nope", headers=ADMIN).status_code == 404
     assert client.get("/dashboard/data?task=nope", headers=ADMIN).status_code == 404

@@ -1,0 +1,56 @@
+"""Task attempts in SQL: one row per run of a task (:class:`glint.db.models.TaskAttempt`).
+
+:func:`glint.db.leases.claim_row` opens a row in the claim's transaction; whoever ends the
+run closes it in the transaction that records the ending (the runner, a retry, the reaper).
+Callers own the session and its commit.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from glint.db import models
+
+Attempt = models.TaskAttempt
+RETRY, LOST = "retry", "lost"  # outcomes of a run that did not end the task
+
+_START = sa.insert(Attempt).values(
+    task_id=sa.bindparam("run_task"), number=sa.bindparam("run_number"),
+    worker=sa.bindparam("run_worker"), started_at=sa.bindparam("run_now"), message="")
+
+_END = (sa.update(Attempt)
+        .where(Attempt.task_id == sa.bindparam("run_task"), Attempt.ended_at.is_(None))
+        .values(ended_at=sa.bindparam("run_now"), outcome=sa.bindparam("run_outcome"),
+                message=sa.bindparam("run_message"))
+        .execution_options(synchronize_session=False))
+
+
+def start(session: orm.Session, task_id: str, number: int, worker: str,
+          now: datetime.datetime) -> None:
+    """Open run ``number`` of the task, by ``worker``."""
+    session.execute(_START, {"run_task": task_id, "run_number": number, "run_worker": worker,
+                             "run_now": now})
+
+
+def end(session: orm.Session, task_id: str, outcome: str, message: str,
+        now: datetime.datetime) -> None:
+    """Close the task's open run (if any) with ``outcome`` and ``message``."""
+    session.execute(_END, {"run_task": task_id, "run_outcome": outcome,
+                           "run_message": message[:65535], "run_now": now})
+
+
+def of(session: orm.Session, task_id: str) -> Sequence[Attempt]:
+    """The task's runs, first first."""
+    return session.scalars(sa.select(Attempt).where(Attempt.task_id == task_id)
+                           .order_by(Attempt.number, Attempt.id)).all()
+
+
+def purge(session: orm.Session, task_ids: sa.Select[Any]) -> None:
+    """Remove the runs of the tasks ``task_ids`` selects (before the tasks go)."""
+    session.execute(sa.delete(Attempt).where(Attempt.task_id.in_(task_ids))
+                    .execution_options(synchronize_session=False))
