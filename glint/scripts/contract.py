@@ -44,7 +44,7 @@ This module is the whole contract: it imports the standard library and :mod:`gli
 only, and declares what glint lends a script as Protocols. The objects behind them (the
 database API, the stores, the safety gate, the notifier) live elsewhere in glint and are
 built for each run by the runner (:mod:`glint.tasks.context_factory`). The built-in scripts
-use nothing else of glint's state, as a third-party script must not either.
+reach glint's state through this contract only, as a third-party script does.
 """
 
 from __future__ import annotations
