@@ -35,6 +35,7 @@ from glint.stores.base import Store
 from glint.tasks import routing
 from glint.tasks import runner as runners
 from glint.tasks.reaper import Reaper
+from glint.tasks.recovery import Role
 from glint.tasks.runner import Runner
 from glint.tasks.service import TaskService
 
@@ -81,12 +82,14 @@ class Glint:
         again, after another died, must not touch its live siblings' tasks and writes. Those
         of the one that died are the reaper's (expired leases) and the sweep's (old writes).
         """
-        if recover and not self.api_worker:
-            self._remove_unfinished_writes()
-        if recover:
-            self._once_database_is_up(self._resume if self.api_worker else self._recover)
+        self._start_recovery(self.role if recover else Role.WORKER)
         if self.reaper is not None:
             self.reaper.start()
+
+    @property
+    def role(self) -> Role:
+        """This process's part in recovery, when it serves the API (``glint serve``)."""
+        return Role.API_WORKER if self.api_worker else Role.SERVE
 
     def check_stores(self) -> None:
         """ConfigurationError when the stores as configured cannot read images already
@@ -101,18 +104,23 @@ class Glint:
         With the database down, the tasks are dealt with on a thread once it is back; they
         spare the API workers' tasks by their lease owner's serve id (``runner.serve_id``).
         """
-        self._remove_unfinished_writes()
-        self._once_database_is_up(self._fail_interrupted)
+        self._start_recovery(Role.SUPERVISOR)
+
+    def _start_recovery(self, role: Role) -> None:
+        """What ``role`` does at start-up (glint.tasks.recovery.Role)."""
+        if role.fails_interrupted:
+            self._remove_unfinished_writes()
+            self._once_database_is_up(self._recover if role.resumes_pending
+                                      else self._fail_interrupted)
+        elif role.resumes_pending:
+            self._once_database_is_up(self._resume)
 
     def _remove_unfinished_writes(self) -> None:
         """Before serving, no write of this process is running: its temporary files can go."""
-        remote = any(getattr(e, "remote", False) for e in self.router.executors.values())
-        for group in ([] if remote else [self.store]) + [self.images.staging]:
+        for group in ([] if self.router.remote else [self.store]) + [self.images.staging]:
             for store in multi.of(group).backends.values():
                 # An object store is shared by every node: the reaper sweeps it, by age.
-                cleanup = (None if getattr(store, "shared", False)
-                           else getattr(store, "remove_temporary_files", None))
-                removed = cleanup() if cleanup is not None else 0
+                removed = 0 if store.shared else store.remove_temporary_files()
                 if removed:
                     LOG.info("removed %d unfinished writes from the %s store", removed, store.name)
 
@@ -155,7 +163,7 @@ class Glint:
             return
 
     def _runs_locally(self, task_type: str) -> bool:
-        return not getattr(self.router.executor_for(task_type), "remote", False)
+        return self.router.runs_locally(task_type)
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Stop taking tasks, let running ones finish (up to ``timeout``), release resources."""
@@ -215,7 +223,8 @@ def build(settings: Settings, *, store: Store | None = None,
                            settings=settings)
     runner.resubmit = router.submit_later
     tasks = TaskService(db, registry, router, notifier, settings, runner, policy=policy)
-    reaper = Reaper(runner, router, settings, api_worker=supervisor is not None)
+    reaper = Reaper(runner, router, settings,
+                    role=Role.API_WORKER if supervisor is not None else Role.SERVE)
     return Glint(settings=settings, db=db, store=store, notifier=notifier, registry=registry,
                  router=router, runner=runner, images=images,
                  members=MemberService(db, notifier, settings, policy=policy), tasks=tasks,
@@ -270,6 +279,9 @@ class _Settled:
 
     def delete(self, location: str) -> None:
         self.area.delete(location)
+
+    def remove_temporary_files(self, older_than: float | None = None) -> int:
+        return 0  # removed before serving (see above)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -18,15 +18,20 @@ import hashlib
 import queue
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from glint import errors
-from glint.stores.base import StoreWriter
 
 BATCH_SIZE = 1024 * 1024  # smaller chunks are joined up to this size before they are handed on
 QUEUE_DEPTH = 4
 _POLL = 0.1  # seconds a blocked hand-off waits before it looks for a failed stage
 _END = object()
+
+
+class Writer(Protocol):
+    """Where ``copy`` puts the bytes (a store's writer, say): only ``write`` is called."""
+
+    def write(self, data: bytes | memoryview) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +44,7 @@ class Digest:
     hash_value: str
 
 
-def copy(chunks: Iterable[bytes], writer: StoreWriter, *, size_cap: int, hash_algo: str,
+def copy(chunks: Iterable[bytes], writer: Writer, *, size_cap: int, hash_algo: str,
          expected_size: int | None = None, progress: Callable[[int], None] | None = None,
          should_cancel: Callable[[], bool] | None = None,
          meter: Callable[[int], None] | None = None) -> Digest:

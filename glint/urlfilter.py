@@ -31,9 +31,13 @@ import re
 import socket
 import urllib.parse
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from glint import addresses, errors
 from glint.settings import Settings
+
+if TYPE_CHECKING:
+    from glint.scripts.contract import ScriptSettings
 
 _UNSAFE_CHARACTERS = re.compile(r"[\x00-\x20\x7f\\]")
 _NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]*))*$")
@@ -63,7 +67,7 @@ class UrlFilter:
         self.allowed_ports = frozenset(allowed_ports)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> UrlFilter:
+    def from_settings(cls, settings: Settings | ScriptSettings) -> UrlFilter:
         return cls(allowed_schemes=settings.import_allowed_schemes,
                    allowed_hosts=settings.import_allowed_hosts,
                    disallowed_hosts=settings.import_disallowed_hosts,

@@ -17,8 +17,8 @@ from sqlalchemy import orm
 
 from glint import errors
 from glint.db import attempts, models
+from glint.db.task_states import PENDING, PROCESSING
 
-PENDING, PROCESSING = "pending", "processing"
 Task = models.Task
 
 

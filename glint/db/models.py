@@ -12,6 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from glint.db import task_states as states
+
 
 def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
@@ -123,7 +125,7 @@ class ImageMember(Timestamped, Base):
     image_id: orm.Mapped[str] = orm.mapped_column(
         sa.ForeignKey("images.id", ondelete="CASCADE"), index=True)
     member: orm.Mapped[str] = orm.mapped_column(sa.String(255), index=True)
-    status: orm.Mapped[str] = orm.mapped_column(sa.String(20), default="pending")
+    status: orm.Mapped[str] = orm.mapped_column(sa.String(20), default=states.PENDING)
 
 
 class Task(Timestamped, Base):

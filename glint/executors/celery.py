@@ -185,7 +185,7 @@ def make_app(settings: Settings, run: base.RunTask,
     return app
 
 
-class CeleryExecutor:
+class CeleryExecutor(base.ExecutorBase):
     """Publishes task ids; ``glint worker`` processes consume them."""
 
     remote = True

@@ -7,7 +7,7 @@ import time
 from glint.executors import base
 
 
-class InlineExecutor:
+class InlineExecutor(base.ExecutorBase):
     def __init__(self, run: base.RunTask, threads: int = 1) -> None:
         self._run = run
         self._closed = False

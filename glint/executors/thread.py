@@ -11,7 +11,7 @@ from glint.executors import base
 LOG = logging.getLogger(__name__)
 
 
-class ThreadExecutor:
+class ThreadExecutor(base.ExecutorBase):
     """Runs tasks on ``threads`` worker threads; extra tasks wait in the pool's queue.
 
     A task still queued at shutdown is dropped from the queue but stays ``pending`` in the

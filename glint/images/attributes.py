@@ -14,11 +14,14 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from glint import errors
 from glint.db import models
 from glint.settings import Settings
+
+if TYPE_CHECKING:  # what a script's validate gets
+    from glint.scripts.contract import ScriptSettings
 
 VISIBILITIES = ("public", "community", "shared", "private")
 # Base attributes a client may write (``id`` only on create).
@@ -62,7 +65,7 @@ def split(values: Mapping[str, Any],
     return base, extra, tags
 
 
-def base_value(key: str, value: Any, settings: Settings) -> Any:
+def base_value(key: str, value: Any, settings: Settings | ScriptSettings) -> Any:
     """``value`` checked against the schema of base attribute ``key``; BadRequest if it fails."""
     choices = {"disk_format": settings.disk_formats,
                "container_format": settings.container_formats,

@@ -32,8 +32,7 @@ def remove_residue(db: engine.Database, staging: Store) -> int:
 
     Run at start-up, before pending tasks resume; returns how many files went.
     """
-    cleanup = getattr(staging, "remove_temporary_files", None)
-    removed = cleanup() if cleanup is not None else 0
+    removed = staging.remove_temporary_files()
     with db.reader() as session:
         for key in list(staging.locations()):
             image = image_rows.get_any(session, key)

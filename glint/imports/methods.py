@@ -12,12 +12,15 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from glint import errors, urlfilter
 from glint.images import states
 from glint.settings import Settings
 from glint.stores.multi import MultiStore
+
+if TYPE_CHECKING:  # what a script's validate gets
+    from glint.scripts.contract import ScriptSettings
 
 SCRIPT = "api_image_import"
 LOCK = "os_glance_import_task"
@@ -65,7 +68,7 @@ def parse(body: Mapping[str, Any], store_header: str | None, settings: Settings,
     return ImportRequest(method=method, stores=stores, body=dict(body), all_stores=all_stores)
 
 
-def check_method(body: Mapping[str, Any], settings: Settings) -> None:
+def check_method(body: Mapping[str, Any], settings: Settings | ScriptSettings) -> None:
     """The ``method`` object: an enabled method glint runs; web-download's URI passes the filter."""
     method = body.get("method")
     if not isinstance(method, Mapping) or not isinstance(method.get("name"), str):

@@ -67,17 +67,17 @@ class Imports:
                               bound=request.method == GLANCE_DOWNLOAD)
         if request.method == GLANCE_DOWNLOAD:
             assert ctx.auth_token is not None  # _check_handoff
-            handoff.HANDOFF.put(task.id, handoff.Credentials(ctx.auth_token,
-                                                             ctx.service_catalog))
+            self.tasks.handoff.put(task.id, handoff.Credentials(ctx.auth_token,
+                                                                ctx.service_catalog))
         try:
             self._lock_and_write(ctx, image_id, task)
         except BaseException:
-            handoff.HANDOFF.discard(task.id)
+            self.tasks.handoff.discard(task.id)
             raise
         try:
             self.tasks.dispatch(task)
         except BaseException:  # not handed over (the task is failed): the image is free again
-            handoff.HANDOFF.discard(task.id)
+            self.tasks.handoff.discard(task.id)
             self.images.delete_property_atomic(image_id, LOCK, task.id)
             raise
         return task

@@ -37,15 +37,9 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from glint import errors, metrics
-from glint.images import staging
-from glint.images import states as image_states
+from glint import errors
 from glint.imports import methods as imports
-from glint.scripts import contract, db_api, fetch, glance_download, intake
-from glint.settings import Settings
-from glint.stores import multi
-from glint.stores.base import StoreWriter
-from glint.tasks import handoff
+from glint.scripts import contract, fetch, glance_download, intake
 
 DESCRIPTION = ("Import data into an existing image: glance-direct (staged data), "
                "web-download, glance-download or copy-image "
@@ -68,7 +62,7 @@ INPUT_SCHEMA: dict[str, Any] = {
 }
 
 
-def validate(task_input: Mapping[str, Any], settings: Settings) -> None:
+def validate(task_input: Mapping[str, Any], settings: contract.ScriptSettings) -> None:
     """The method must be enabled, and a web-download URI pass the URL filter."""
     imports.check_method(task_input["import_req"], settings)
 
@@ -93,7 +87,7 @@ def main(ctx: contract.ScriptContext) -> contract.JsonObject:
             if source is not None:
                 _quietly(ctx, "restore the formats and properties of", image_id,
                          lambda i: glance_download.restore(ctx, i, source))
-            if _backends(ctx).multi:  # the stores left to do failed with the import
+            if ctx.stores.multi:  # the stores left to do failed with the import
                 _quietly(ctx, "record the failed stores of", image_id, lambda i: (
                     ctx.db_api.import_progress(i, failed=ctx.db_api.importing_stores(i))))
             if not isinstance(exc, Exception):
@@ -101,18 +95,13 @@ def main(ctx: contract.ScriptContext) -> contract.JsonObject:
             raise _failure(ctx, image_id, method, exc) from exc
     finally:
         _quietly(ctx, "release the import lock of", image_id, ctx.db_api.release_import_lock)
-        handoff.HANDOFF.discard(ctx.task_id)  # glance-download's caller token, if any
     return {"image_id": image_id}
-
-
-def _backends(ctx: contract.ScriptContext) -> multi.MultiStore:
-    return multi.of(ctx.store_api)
 
 
 def _targets(ctx: contract.ScriptContext) -> list[str | None]:
     """The stores to import to (the task's ``backend``); [None], the one store, without
     multi-store."""
-    backends = _backends(ctx)
+    backends = ctx.stores
     if not backends.multi:
         return [None]
     named = ctx.task_input.get("backend") or [None]
@@ -133,7 +122,8 @@ def cleanup(ctx: contract.ScriptContext) -> None:
     released.
     """
     intake.remove_work_files(ctx.settings, ctx.task_id)
-    if ctx.db_api.get_task()["status"] not in ("success", "failure"):
+    if ctx.db_api.get_task()["status"] not in (contract.TaskStatus.SUCCESS,
+                                               contract.TaskStatus.FAILURE):
         return
     image_id = ctx.task_input["image_id"]
     try:
@@ -142,12 +132,12 @@ def cleanup(ctx: contract.ScriptContext) -> None:
         return
     if image.get(imports.LOCK) != ctx.task_id:
         return  # another import owns the image now
-    backends = _backends(ctx)
+    backends = ctx.stores
     held = {backends.resolve(s) for s, _location in ctx.db_api.get_image_locations(image_id)}
     for store_id in _targets(ctx):  # the stores keep an image's bytes under its id
-        if backends.resolve(store_id) not in held or image["status"] != image_states.ACTIVE:
+        if backends.resolve(store_id) not in held or image["status"] != contract.ImageStatus.ACTIVE:
             backends.backend(store_id).delete(image_id)
-    if image["status"] != image_states.ACTIVE:
+    if image["status"] != contract.ImageStatus.ACTIVE:
         _revert(ctx, image_id)
     _quietly(ctx, "release the import lock of", image_id, ctx.db_api.release_import_lock)
 
@@ -164,16 +154,16 @@ def _begin(ctx: contract.ScriptContext, image_id: str, method: str,
         raise errors.ScriptError(
             f"Image {image_id} is not locked for this task: imports start with "
             f"POST /v2/images/{image_id}/import")
-    if _backends(ctx).multi:
+    if ctx.stores.multi:
         ctx.db_api.import_progress(image_id, start=[str(t) for t in targets])
     if method == imports.COPY_IMAGE:
-        if image["status"] != image_states.ACTIVE:
+        if image["status"] != contract.ImageStatus.ACTIVE:
             raise errors.ScriptError(f"Cannot copy image {image_id}: it is {image['status']}")
         return
-    if image["status"] == image_states.IMPORTING:
+    if image["status"] == contract.ImageStatus.IMPORTING:
         return  # an earlier run of this task got this far
     try:
-        ctx.db_api.set_image_status(image_id, image_states.IMPORTING,
+        ctx.db_api.set_image_status(image_id, contract.ImageStatus.IMPORTING,
                                     expected=imports.NEEDED_STATUS[method])
     except errors.GlintError as exc:
         raise errors.ScriptError(f"Cannot import into image {image_id}: {exc.message}") from exc
@@ -185,7 +175,7 @@ def _import(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any
     ``all_stores_must_succeed`` (the default) the image is active once every store has it,
     and any failure undoes all; without, it is active after the first store, and a store
     that fails is listed in ``os_glance_failed_import``."""
-    backends = _backends(ctx)
+    backends = ctx.stores
     plan = _plan(ctx, image_id)
     must_succeed = _must_succeed(ctx) or not backends.multi
     written: list[tuple[str | None, str]] = []
@@ -218,7 +208,7 @@ def _import(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any
     elif not written:
         assert last_error is not None
         raise last_error
-    _quietly(ctx, "remove the staged data of", image_id, staging.area(ctx.settings).delete)
+    _quietly(ctx, "remove the staged data of", image_id, ctx.stores.staging.delete)
 
 
 def _write(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any],
@@ -227,17 +217,15 @@ def _write(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any]
            source: glance_download.Source | None = None) -> tuple[str, intake.Outcome]:
     """The data into ``store_id``: from the source into the first store, then copied from
     the first store (checked against its md5); the location and the source's outcome."""
-    backends = _backends(ctx)
+    backends = ctx.stores
     if outcome is None or not written:
         with backends.backend(store_id).writer(image_id) as writer:
             outcome = _copy(ctx, image_id, method, plan, writer, source,
                             backends.resolve(store_id))
             return writer.commit(), outcome
     first_store, first_location = written[0]
-    return multi.copy_between(backends.backend(first_store), first_location,
-                              backends.backend(store_id), image_id, outcome.digest.checksum,
-                              ctx.should_cancel,
-                              meter=metrics.meter("import", backends.resolve(store_id))), outcome
+    return backends.copy(first_store, first_location, store_id, image_id,
+                         outcome.digest.checksum, ctx.should_cancel), outcome
 
 
 def _record(ctx: contract.ScriptContext, image_id: str, outcome: intake.Outcome,
@@ -249,14 +237,14 @@ def _record(ctx: contract.ScriptContext, image_id: str, outcome: intake.Outcome,
         return
     digest = outcome.digest
     (store, location), *copies = written
-    data = db_api.ImageData(location=location, size=digest.size, checksum=digest.checksum,
+    data = contract.ImageData(location=location, size=digest.size, checksum=digest.checksum,
                             os_hash_algo=digest.hash_algo, os_hash_value=digest.hash_value,
                             disk_format=outcome.disk_format, virtual_size=outcome.virtual_size,
                             store=store, copies=tuple((str(s), loc) for s, loc in copies))
     try:
-        ctx.db_api.set_image_data(image_id, data, from_status=image_states.IMPORTING)
+        ctx.db_api.set_image_data(image_id, data, from_status=contract.ImageStatus.IMPORTING)
     except BaseException as exc:
-        _delete(_backends(ctx), written)  # set_image_data removes them too, on the errors
+        _delete(ctx.stores, written)  # set_image_data removes them too, on the errors
         if isinstance(exc, errors.NotFound):  # it expects
             raise errors.ScriptError(f"Image {image_id} was deleted during the import; "
                                      "its data was removed") from exc
@@ -267,7 +255,7 @@ def _copy_image(ctx: contract.ScriptContext, image_id: str,
                 targets: list[str | None]) -> None:
     """copy-image: the active image's bytes to more stores, each copy checked against the
     image's checksum; stores that hold it already are skipped."""
-    backends = _backends(ctx)
+    backends = ctx.stores
     image = ctx.db_api.get_image(image_id)
     checksum = image.get("checksum")
     held = {backends.resolve(s): loc for s, loc in ctx.db_api.get_image_locations(image_id)}
@@ -278,10 +266,8 @@ def _copy_image(ctx: contract.ScriptContext, image_id: str,
     for store_id in [str(t) for t in targets]:
         if store_id not in held:
             try:
-                location = multi.copy_between(
-                    backends.backend(source[0]), source[1], backends.backend(store_id),
-                    image_id, checksum, ctx.should_cancel,
-                    meter=metrics.meter("import", store_id),
+                location = backends.copy(
+                    source[0], source[1], store_id, image_id, checksum, ctx.should_cancel,
                     check=lambda chunks: ctx.image_gate.stream(
                         chunks, image.get("disk_format"), image.get("container_format")))
                 ctx.db_api.add_image_location(image_id, store_id, location)
@@ -298,7 +284,7 @@ def _copy_image(ctx: contract.ScriptContext, image_id: str,
         ctx.db_api.import_progress(image_id, done=store_id)
 
 
-def _delete(backends: multi.MultiStore, written: list[tuple[str | None, str]]) -> None:
+def _delete(backends: contract.Stores, written: list[tuple[str | None, str]]) -> None:
     for store_id, location in written:
         backends.backend(store_id).delete(location)
 
@@ -314,7 +300,7 @@ def _plan(ctx: contract.ScriptContext, image_id: str) -> intake.Plan:
 
 
 def _copy(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any],
-          plan: intake.Plan, writer: StoreWriter,
+          plan: intake.Plan, writer: contract.StoreWriter,
           source: glance_download.Source | None = None,
           store: str | None = None) -> intake.Outcome:
     if source is not None:
@@ -326,7 +312,7 @@ def _copy(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any],
     if method["name"] == imports.WEB_DOWNLOAD:
         with fetch.body(ctx, method["uri"]) as (chunks, length):
             return intake.take(ctx, plan, chunks, length, writer, store)
-    staged = staging.area(ctx.settings)
+    staged = ctx.stores.staging
     try:
         size = staged.size(image_id)
     except errors.StoreError:
@@ -338,10 +324,10 @@ def _copy(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any],
 def _revert(ctx: contract.ScriptContext, image_id: str) -> None:
     """Glance's revert: the image back to queued, its staged data gone."""
     with contextlib.suppress(errors.NotFound, errors.Conflict):  # deleted or moved on meanwhile
-        ctx.db_api.set_image_status(image_id, image_states.QUEUED,
-                                    expected=image_states.IMPORTING, size=None,
+        ctx.db_api.set_image_status(image_id, contract.ImageStatus.QUEUED,
+                                    expected=contract.ImageStatus.IMPORTING, size=None,
                                     virtual_size=None)
-    _quietly(ctx, "remove the staged data of", image_id, staging.area(ctx.settings).delete)
+    _quietly(ctx, "remove the staged data of", image_id, ctx.stores.staging.delete)
     intake.remove_work_files(ctx.settings, ctx.task_id)
 
 

@@ -11,7 +11,7 @@ location and status; glint's ``os_glance_*`` properties are not copied. A ``publ
 cloned by a non-admin becomes ``shared`` (Glance's policy keeps publishing for admins).
 ``image_properties`` then apply on top, under the same rules as ``POST /v2/images``.
 
-The data is copied the cheapest safe way the store offers (:class:`glint.stores.base.
+The data is copied the cheapest safe way the store offers (:class:`glint.scripts.contract.
 CopyingStore`: ``copy_file_range`` on the filesystem store, a reflink where the filesystem
 shares extents), then read back and checked against the source's ``size``, ``checksum`` and
 ``os_hash_value``; stores without a copy stream it through a writer, checked as it goes.
@@ -29,12 +29,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from glint import datapath, errors
-from glint.context import RequestContext
 from glint.images import attributes
-from glint.images import states as image_states
-from glint.scripts import contract, db_api
-from glint.settings import Settings
-from glint.stores import base as stores
+from glint.scripts import contract
 
 DESCRIPTION = "Create a new image with another image's data and metadata."
 
@@ -56,7 +52,7 @@ INPUT_SCHEMA: dict[str, Any] = {
 NOT_COPIED = attributes.READ_ONLY | attributes.RESERVED | {"id", "owner"}
 
 
-def validate(task_input: Mapping[str, Any], settings: Settings) -> None:
+def validate(task_input: Mapping[str, Any], settings: contract.ScriptSettings) -> None:
     """Refuse overrides no image could have (400), before a task exists."""
     for key, value in (task_input.get("image_properties") or {}).items():
         try:
@@ -82,8 +78,8 @@ def main(ctx: contract.ScriptContext) -> contract.JsonObject:
         raise errors.ScriptError(f"Could not create the clone of image {source['id']}: "
                                  f"{exc.message}") from exc
     try:
-        ctx.db_api.set_image_status(image_id, image_states.IMPORTING,
-                                    expected=image_states.QUEUED,
+        ctx.db_api.set_image_status(image_id, contract.ImageStatus.IMPORTING,
+                                    expected=contract.ImageStatus.QUEUED,
                                     virtual_size=source["virtual_size"])
         _record(ctx, image_id, _copy(ctx, source, copy, image_id))
     except BaseException as exc:
@@ -112,7 +108,7 @@ def cleanup(ctx: contract.ScriptContext) -> None:
 
 
 def clone_values(source: Mapping[str, Any], overrides: Mapping[str, Any],
-                 ctx: RequestContext) -> dict[str, Any]:
+                 ctx: contract.RequestContext) -> dict[str, Any]:
     """``POST /v2/images`` values for a clone of ``source`` (an API view) made by ``ctx``."""
     values = {key: value for key, value in source.items()
               if key not in NOT_COPIED and not key.startswith(attributes.RESERVED_PREFIX)}
@@ -123,12 +119,12 @@ def clone_values(source: Mapping[str, Any], overrides: Mapping[str, Any],
 
 
 def _copy(ctx: contract.ScriptContext, source: Mapping[str, Any], copy: contract.ImageCopy,
-          image_id: str) -> db_api.ImageData:
+          image_id: str) -> contract.ImageData:
     """Copy the source's bytes for ``image_id`` within the store holding them, checked
     against its record."""
     store, location = copy.store, copy.location
     algo = source["os_hash_algo"] or ctx.settings.hashing_algorithm
-    if isinstance(store, stores.CopyingStore):
+    if isinstance(store, contract.CopyingStore):
         new_location = store.copy(location, image_id)
         try:
             digest = _hash(ctx, _gated(ctx, source, store.read(new_location)), algo,
@@ -143,7 +139,7 @@ def _copy(ctx: contract.ScriptContext, source: Mapping[str, Any], copy: contract
                            source["size"], writer)
             _check(source, digest)
             new_location = writer.commit()
-    return db_api.ImageData(location=new_location, size=digest.size, checksum=digest.checksum,
+    return contract.ImageData(location=new_location, size=digest.size, checksum=digest.checksum,
                             os_hash_algo=algo, os_hash_value=digest.hash_value,
                             store=copy.store_id if ctx.stores.multi else None)
 
@@ -155,7 +151,7 @@ def _gated(ctx: contract.ScriptContext, source: Mapping[str, Any],
 
 
 def _hash(ctx: contract.ScriptContext, chunks: Iterable[bytes], algo: str, size: int,
-          writer: stores.StoreWriter | None = None) -> datapath.Digest:
+          writer: datapath.Writer | None = None) -> datapath.Digest:
     return datapath.copy(chunks, writer if writer is not None else _NoWriter(),
                          size_cap=ctx.settings.image_size_cap, hash_algo=algo,
                          progress=lambda done: ctx.report_progress(done, size),
@@ -172,9 +168,9 @@ def _check(source: Mapping[str, Any], digest: datapath.Digest) -> None:
                                  f"({', '.join(wrong)} differ); no clone was made")
 
 
-def _record(ctx: contract.ScriptContext, image_id: str, data: db_api.ImageData) -> None:
+def _record(ctx: contract.ScriptContext, image_id: str, data: contract.ImageData) -> None:
     try:
-        ctx.db_api.set_image_data(image_id, data, from_status=image_states.IMPORTING)
+        ctx.db_api.set_image_data(image_id, data, from_status=contract.ImageStatus.IMPORTING)
     except BaseException:
         # set_image_data removes it too, on the errors it expects
         ctx.stores.backend(data.store).delete(data.location)
@@ -200,15 +196,8 @@ def _failure(ctx: contract.ScriptContext, exc: Exception) -> errors.ScriptError:
     return errors.ScriptError(f"Clone failed due to an internal error ({type(exc).__name__})")
 
 
-class _NoWriter(stores.WriterBase):
+class _NoWriter:
     """Where re-read bytes go when only their hashes are wanted."""
 
     def write(self, data: bytes | memoryview) -> None:
-        pass
-
-    def commit(self) -> str:
-        self._committed = True
-        return ""
-
-    def abort(self) -> None:
         pass

@@ -16,7 +16,7 @@ point's name is the task type and its target is a module (or any object) that ha
     Optional. A JSON schema (draft 2020-12) for the task's ``input``, checked when the task is
     created: a task whose input does not match is refused with 400 and never runs.
 
-``validate(task_input: Mapping, settings: Settings) -> None``
+``validate(task_input: Mapping, settings: ScriptSettings) -> None``
     Optional. Further request-time checks (raise :class:`glint.errors.BadRequest`).
 
 ``cleanup(ctx: ScriptContext) -> None``
@@ -39,28 +39,110 @@ and write to a store by id with ``ctx.stores.backend(store_id).writer(...)``, re
 ``ImageData(store=store_id, ...)``.
 
 glint validates every script when it starts; a script that fails is logged and not served.
+
+This module is the whole contract: it imports the standard library and :mod:`glint.errors`
+only, and declares what glint lends a script as Protocols. The objects behind them (the
+database API, the stores, the safety gate, the notifier) live elsewhere in glint and are
+built for each run by the runner (:mod:`glint.tasks.context_factory`). The built-in scripts
+reach glint's state through this contract only, as a third-party script does.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+import pathlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
 
-if TYPE_CHECKING:
-    from glint.context import RequestContext
-    from glint.gate import ImageGate
-    from glint.notifiers.base import Notifier
-    from glint.scripts.db_api import ScriptDbApi
-    from glint.settings import Settings
-    from glint.stores.base import Store
-    from glint.stores.multi import MultiStore
+from glint import errors
 
 CONTRACT_VERSION = 1
 SUPPORTED_CONTRACT_VERSIONS = frozenset({1})
 
 JsonObject = dict[str, Any]
+
+
+class ImageStatus:
+    """The image statuses a script meets (Glance's names)."""
+
+    QUEUED = "queued"
+    SAVING = "saving"
+    UPLOADING = "uploading"
+    IMPORTING = "importing"
+    ACTIVE = "active"
+
+
+class TaskStatus:
+    """A task's statuses, as ``db_api.get_task()["status"]`` shows them."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+@dataclasses.dataclass(frozen=True)
+class ScriptSettings:
+    """The settings a script reads: glint's settings of the same names, nothing wider.
+
+    No database or broker URL, no Keystone or store credentials: a script that needs another
+    value takes it from its own configuration.
+    """
+
+    disk_formats: tuple[str, ...] = ()
+    container_formats: tuple[str, ...] = ()
+    hashing_algorithm: str = "sha512"
+    image_size_cap: int = 1 << 40
+    image_property_quota: int = 128
+    image_tag_quota: int = 128
+    enabled_import_methods: tuple[str, ...] = ()
+    glance_download_properties: tuple[str, ...] = ()
+    import_allowed_schemes: tuple[str, ...] = ("http", "https")
+    import_allowed_hosts: tuple[str, ...] = ()
+    import_disallowed_hosts: tuple[str, ...] = ()
+    import_allowed_ports: tuple[int, ...] = (80, 443)
+    import_timeout: float = 60.0
+    import_max_redirects: int = 5
+    import_decompress: bool = False
+    effective_decompressed_size_cap: int = 1 << 40
+    import_conversion_format: str | None = None
+    effective_work_dir: pathlib.Path = pathlib.Path("work")
+    export_allowed_dirs: tuple[pathlib.Path, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ScriptSettings:
+        """The fields of this class, read from glint's settings (or any object having them)."""
+        return cls(**{field.name: getattr(settings, field.name)
+                      for field in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass(frozen=True)
+class Credentials:
+    """The caller's Keystone token and service catalog (Keystone mode, ``glance-download``).
+
+    Handed from the request that created the task to its script in memory only, never stored.
+    """
+
+    token: str = dataclasses.field(repr=False)
+    service_catalog: tuple[Mapping[str, Any], ...] = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageData:
+    """What a completed write produced (``db_api.set_image_data``)."""
+
+    location: str
+    size: int
+    checksum: str
+    os_hash_algo: str
+    os_hash_value: str
+    disk_format: str | None = None  # set when the write changed it (a conversion)
+    virtual_size: int | None = None  # when known (the format inspector's)
+    store: str | None = None  # the store written to (multi-store); None: the default
+    # Further (store, location) copies written before activation (an import to several stores).
+    copies: tuple[tuple[str, str], ...] = ()
 
 
 class ProgressReporter(Protocol):
@@ -72,6 +154,186 @@ class ProgressReporter(Protocol):
         """
 
 
+class RequestContext(Protocol):
+    """Who created the task."""
+
+    @property
+    def user_id(self) -> str | None: ...
+
+    @property
+    def project_id(self) -> str | None: ...
+
+    @property
+    def roles(self) -> tuple[str, ...]: ...
+
+    @property
+    def request_id(self) -> str: ...
+
+    @property
+    def is_admin(self) -> bool: ...
+
+
+class StoreWriter(Protocol):
+    """An unfinished write: nothing is visible until ``commit`` returns its location."""
+
+    def write(self, data: bytes | memoryview) -> None: ...
+
+    def commit(self) -> str: ...
+
+    def abort(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None: ...
+
+
+class Store(Protocol):
+    """A place image bytes are kept."""
+
+    def writer(self, image_id: str) -> StoreWriter: ...
+
+    def read(self, location: str, offset: int = 0, length: int | None = None,
+             chunk_size: int = 1024 * 1024) -> Iterator[bytes]: ...
+
+    def size(self, location: str) -> int: ...
+
+    def delete(self, location: str) -> None: ...
+
+    def local_path(self, location: str) -> pathlib.Path | None: ...
+
+
+@runtime_checkable
+class CopyingStore(Protocol):
+    """A store that copies stored bytes itself (``isinstance(store, CopyingStore)``)."""
+
+    def copy(self, location: str, image_id: str) -> str: ...
+
+
+class Stores(Protocol):
+    """Every store by id (``enabled_backends``); with one store, just it (``multi`` false)."""
+
+    @property
+    def multi(self) -> bool: ...
+
+    @property
+    def default(self) -> str: ...
+
+    @property
+    def ids(self) -> tuple[str, ...]: ...
+
+    @property
+    def backends(self) -> Mapping[str, Store]: ...
+
+    @property
+    def staging(self) -> Store:
+        """Where ``glance-direct`` data waits for its import, under the image's id."""
+        ...
+
+    def backend(self, store_id: str | None) -> Store:
+        """The store ``store_id`` names (None: the default); LookupError when unknown."""
+        ...
+
+    def resolve(self, store_id: str | None) -> str:
+        """A recorded store id; None (rows written without multi-store) is the default."""
+        ...
+
+    def copy(self, source: str | None, location: str, target: str | None, image_id: str,
+             checksum: str | None = None, should_cancel: Callable[[], bool] | None = None,
+             check: Callable[[Iterable[bytes]], Iterable[bytes]] | None = None) -> str:
+        """Copy ``location``'s bytes from store ``source`` into store ``target`` for
+        ``image_id``, checked against their md5 ``checksum``; the new location."""
+        ...
+
+    def meter(self, store_id: str | None) -> Callable[[int], None]:
+        """Counts bytes imported into the store (``glint_image_data_bytes``)."""
+        ...
+
+
+class Verdict(Protocol):
+    """The safety gate's word on data it let through."""
+
+    @property
+    def disk_format(self) -> str | None: ...
+
+    @property
+    def virtual_size(self) -> int | None: ...
+
+
+class CheckedStream(Protocol):
+    """Chunks passing the gate: iterate it; ``verdict`` is set once they passed."""
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    @property
+    def verdict(self) -> Verdict | None: ...
+
+
+class ImageGate(Protocol):
+    """The safety gate (:mod:`glint.gate`, docs/security.md)."""
+
+    def stream(self, chunks: Iterable[bytes], disk_format: str | None,
+               container_format: str | None = None, *,
+               what: str = "disk_format") -> CheckedStream: ...
+
+    def check_file(self, path: pathlib.Path, disk_format: str, *,
+                   what: str = "disk_format") -> Verdict: ...
+
+    def convert(self, source: pathlib.Path, source_format: str, target_format: str,
+                target: pathlib.Path, *, container_format: str | None = None,
+                should_cancel: Callable[[], bool] = lambda: False) -> Verdict: ...
+
+
+class Notifier(Protocol):
+    def notify(self, event: Any) -> None:
+        """Send ``event`` (a ``glint.notifiers.base.Event``)."""
+
+
+class ImageApi(Protocol):
+    """Images and the task's own record, acting as the task's creator; writes fenced by the
+    run's lease (:class:`glint.errors.LeaseLost` once another runner holds the task)."""
+
+    def get_task(self) -> dict[str, Any]: ...
+
+    def create_image(self, values: Mapping[str, Any],
+                     status: str = ImageStatus.QUEUED) -> dict[str, Any]: ...
+
+    def link_image(self, image_id: str) -> None: ...
+
+    def task_image_id(self) -> str | None: ...
+
+    def get_image(self, image_id: str) -> dict[str, Any]: ...
+
+    def get_active_image(self, image_id: str, action: str,
+                         done: str) -> tuple[dict[str, Any], str]: ...
+
+    def get_image_location(self, image_id: str) -> str | None: ...
+
+    def set_image_status(self, image_id: str, status: str, expected: str | None = None,
+                         **fields: Any) -> dict[str, Any]: ...
+
+    def set_image_attributes(self, image_id: str, fields: Mapping[str, Any],
+                             properties: Mapping[str, str | None]) -> dict[str, Any]: ...
+
+    def set_image_data(self, image_id: str, data: ImageData,
+                       from_status: str) -> dict[str, Any]: ...
+
+    def discard_image(self, image_id: str) -> None: ...
+
+    def get_image_locations(self, image_id: str) -> list[tuple[str | None, str]]: ...
+
+    def add_image_location(self, image_id: str, store: str, location: str) -> None: ...
+
+    def remove_image_location(self, image_id: str, store: str) -> None: ...
+
+    def import_progress(self, image_id: str, *, start: list[str] | None = None,
+                        done: str | None = None, failed: list[str] | None = None) -> None: ...
+
+    def importing_stores(self, image_id: str) -> list[str]: ...
+
+    def release_import_lock(self, image_id: str) -> bool: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class ScriptContext:
     """Everything a script gets from glint. Frozen: a script cannot swap what it was lent."""
@@ -80,24 +342,21 @@ class ScriptContext:
     task_type: str
     task_input: Mapping[str, Any]
     request_context: RequestContext
-    db_api: ScriptDbApi
-    store_api: Store
+    db_api: ImageApi
+    store_api: Store  # the default store
     notifier_api: Notifier
-    settings: Settings
+    settings: ScriptSettings
     report_progress: ProgressReporter
     should_cancel: Callable[[], bool]
     logger: logging.Logger
     # The safety gate (glint.gate): pass image bytes through image_gate.stream before trusting,
     # storing or sending them, and convert only with image_gate.convert.
     image_gate: ImageGate
+    stores: Stores  # every store by id (``backend(id)``, ``ids``, ``default``)
     attempt: int = 1  # 1 for the first run; more when re-run after a lost worker or a retry
-
-    @property
-    def stores(self) -> MultiStore:
-        """Every store by id (``backend(id)``, ``ids``, ``default``); one store: just it."""
-        from glint.stores import multi
-
-        return multi.of(self.store_api)
+    # The caller's, in Keystone mode, for work done as the caller; None when there are none
+    # (or no longer: glint restarted, or they expired).
+    credentials: Credentials | None = None
 
     def image_copies(self, image_id: str) -> list[ImageCopy]:
         """Every recorded copy of the image's bytes, the default store's first.
@@ -116,8 +375,6 @@ class ScriptContext:
         ScriptError (naming ``action``/``done``, e.g. "clone"/"cloned") unless the image is
         visible and active and some store holds its bytes.
         """
-        from glint import errors
-
         image, _ = self.db_api.get_active_image(image_id, action, done)
         for copy in self.image_copies(image_id):
             try:

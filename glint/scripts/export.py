@@ -37,7 +37,6 @@ from typing import Any
 
 from glint import errors, qemu_img
 from glint.scripts import contract, export_targets
-from glint.settings import Settings
 
 DESCRIPTION = "Copy an image's data to a file or an http(s) URL, converting its format if asked."
 
@@ -59,7 +58,7 @@ INPUT_SCHEMA: dict[str, Any] = {
 READ_SIZE = 1024 * 1024
 
 
-def validate(task_input: Mapping[str, Any], settings: Settings) -> None:
+def validate(task_input: Mapping[str, Any], settings: contract.ScriptSettings) -> None:
     """Refuse at create time a target glint may not write to, or a format it cannot write."""
     export_targets.parse(task_input["export_to"], settings)
     export_format = task_input.get("export_format")

@@ -28,14 +28,13 @@ import stat
 import urllib.parse
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 import httpx
 
 from glint import datapath, errors, urlfilter
 from glint.scripts import contract, fetch
-from glint.settings import Settings
-from glint.stores import base as stores
 
 USER_AGENT = "glint-export"
 TMP_SUFFIX = ".glint-export.tmp"
@@ -54,7 +53,7 @@ class Target(Protocol):
         ...
 
 
-def parse(export_to: str, settings: Settings) -> Target:
+def parse(export_to: str, settings: contract.ScriptSettings) -> Target:
     """The target ``export_to`` names, if glint may write there (BadRequest saying why not)."""
     scheme = urllib.parse.urlsplit(export_to).scheme.lower()
     if scheme == "file":
@@ -110,12 +109,14 @@ class FileTarget:
         return digest
 
 
-class FileWriter(stores.WriterBase):
+class FileWriter:
     """Writes a new file through a descriptor of its directory, so a swapped path cannot
     redirect it; the final name appears only in ``commit``, and never replaces a file.
 
     ``task_id`` (the exporting task's) goes into the temporary file's name and onto the
     published file, for :func:`remove_partial`."""
+
+    _committed = False
 
     def __init__(self, path: pathlib.Path, roots: tuple[str, ...], task_id: str = "") -> None:
         self.path = path
@@ -159,13 +160,21 @@ class FileWriter(stores.WriterBase):
                 os.unlink(self._tmp, dir_fd=self._dir)
             self._close_dir()
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if not self._committed:
+            self.abort()
+
     def _close_dir(self) -> None:
         if self._dir is not None:
             os.close(self._dir)
             self._dir = None
 
 
-def remove_partial(url: str, settings: Settings, task_id: str) -> int:
+def remove_partial(url: str, settings: contract.ScriptSettings, task_id: str) -> int:
     """Remove what runs of task ``task_id`` left at the file target ``url``; return how many.
 
     That is the temporary files named for the task, and the target itself if it was
@@ -282,7 +291,7 @@ class HttpTarget:
     url: str
 
     @classmethod
-    def parse(cls, url: str, settings: Settings) -> HttpTarget:
+    def parse(cls, url: str, settings: contract.ScriptSettings) -> HttpTarget:
         try:
             urlfilter.UrlFilter.from_settings(settings).check(url)
         except errors.BadRequest as exc:

@@ -29,7 +29,6 @@ import httpx
 
 from glint import digits, errors, urlfilter
 from glint.scripts import contract
-from glint.settings import Settings
 
 USER_AGENT = "glint-import"
 READ_SIZE = 1024 * 1024  # bytes asked of the socket per read
@@ -109,7 +108,7 @@ def _socket_body(sock: socket.socket, pending: bytes, length: int, request: http
         yield data
 
 
-def client(settings: Settings) -> httpx.Client:
+def client(settings: contract.ScriptSettings) -> httpx.Client:
     # trust_env=False: no proxy or .netrc from the environment may route around the URL filter.
     # Accept-Encoding identity: the image is the bytes as served, and Content-Length counts them.
     url_filter = urlfilter.UrlFilter.from_settings(settings)

@@ -4,7 +4,8 @@ Glance's method: ``{"method": {"name": "glance-download", "glance_image_id": <uu
 "glance_region": <region>, "glance_service_interface": "public"}}``. The source is the image
 service that the caller's Keystone service catalog lists for that region and interface, read
 with the caller's token (so the other region's own rules decide what may be read); both come
-from the request that started the import (:mod:`glint.tasks.handoff`), never from storage.
+from the request that started the import (``ctx.credentials``, handed over in memory by
+:mod:`glint.tasks.handoff`), never from storage.
 
 Before any data moves, the source image's record is read: it must be active; its
 ``disk_format`` and ``container_format``, and its properties whose names start with one of
@@ -27,7 +28,6 @@ import httpx
 
 from glint import digits, errors
 from glint.scripts import contract
-from glint.tasks import handoff
 
 NAME = "glance-download"
 SERVICE_TYPE = "image"
@@ -61,7 +61,7 @@ def endpoint(catalog: tuple[Mapping[str, Any], ...], region: str, interface: str
 
 def prepare(ctx: contract.ScriptContext, image_id: str, method: Mapping[str, Any]) -> Source:
     """Read the source image's record and copy its formats and boot properties to the target."""
-    credentials = handoff.HANDOFF.get(ctx.task_id)
+    credentials = ctx.credentials
     if credentials is None:
         raise errors.ScriptError(
             "The caller's credentials for glance-download are gone (glint restarted, or the "

@@ -23,11 +23,9 @@ import pathlib
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 
-from glint import datapath, decompression, errors, gate, inspection, metrics, qemu_img
+from glint import datapath, decompression, errors, gate, inspection, qemu_img
 from glint.scripts import contract
-from glint.settings import Settings
-from glint.stores import multi
-from glint.stores.base import StoreWriter
+from glint.scripts.contract import ScriptSettings, StoreWriter
 
 # Kept as they are even when a conversion is configured: installer media, and formats that
 # are raw bytes under another name (converting would lose the name).
@@ -66,7 +64,7 @@ def take(ctx: contract.ScriptContext, plan: Plan, chunks: Iterable[bytes],
 
     ``store`` names the writer's store in ``glint_image_data_bytes`` (None: the default)."""
     settings = ctx.settings
-    meter = metrics.meter("import", store or multi.of(ctx.store_api).default)
+    meter = ctx.stores.meter(store)
     if plan.decompress:
         chunks = decompression.decompress(_capped(chunks, settings.image_size_cap, expected_size),
                                           settings.effective_decompressed_size_cap)
@@ -80,14 +78,14 @@ def take(ctx: contract.ScriptContext, plan: Plan, chunks: Iterable[bytes],
                    virtual_size=checked.verdict.virtual_size)
 
 
-def work_files(settings: Settings, task_id: str) -> list[pathlib.Path]:
+def work_files(settings: ScriptSettings, task_id: str) -> list[pathlib.Path]:
     """The scratch files a task's conversion uses (they may not exist)."""
     work = settings.effective_work_dir
     return [work / f"{task_id}.source"] + [work / f"{task_id}.{fmt}"
                                            for fmt in qemu_img.OUTPUT_FORMATS]
 
 
-def remove_work_files(settings: Settings, task_id: str) -> None:
+def remove_work_files(settings: ScriptSettings, task_id: str) -> None:
     """The task's work files, and the scratch directories of conversions it did not finish."""
     for path in work_files(settings, task_id):
         path.unlink(missing_ok=True)

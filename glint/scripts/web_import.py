@@ -32,9 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from glint import errors, qemu_img, urlfilter
-from glint.images import states as image_states
-from glint.scripts import contract, db_api, fetch, intake
-from glint.settings import Settings
+from glint.scripts import contract, fetch, intake
 
 DESCRIPTION = "Create an image from the data at an http(s) URL (Glance's legacy import task)."
 
@@ -57,7 +55,7 @@ INPUT_SCHEMA: dict[str, Any] = {
     },
 }
 
-def validate(task_input: Mapping[str, Any], settings: Settings) -> None:
+def validate(task_input: Mapping[str, Any], settings: contract.ScriptSettings) -> None:
     """Refuse at create time what could never succeed: a filtered URL, a bad format."""
     urlfilter.UrlFilter.from_settings(settings).check(task_input["import_from"])
     source_format = task_input["import_from_format"]
@@ -79,7 +77,7 @@ def validate(task_input: Mapping[str, Any], settings: Settings) -> None:
                                 f"{', '.join(settings.disk_formats)}")
 
 
-def _plan(task_input: Mapping[str, Any], settings: Settings) -> intake.Plan:
+def _plan(task_input: Mapping[str, Any], settings: contract.ScriptSettings) -> intake.Plan:
     conversion = task_input.get("conversion_format", settings.import_conversion_format)
     return intake.Plan(declared=task_input["import_from_format"], what="import_from_format",
                        container_format=task_input["image_properties"].get("container_format"),
@@ -96,8 +94,8 @@ def main(ctx: contract.ScriptContext) -> contract.JsonObject:
         raise errors.ScriptError(f"Could not create the image: {exc.message}") from exc
     image_id = image["id"]
     try:
-        ctx.db_api.set_image_status(image_id, image_states.IMPORTING,
-                                    expected=image_states.QUEUED)
+        ctx.db_api.set_image_status(image_id, contract.ImageStatus.IMPORTING,
+                                    expected=contract.ImageStatus.QUEUED)
         _import(ctx, image_id, url)
     except BaseException as exc:
         _discard(ctx, image_id)
@@ -129,11 +127,11 @@ def _import(ctx: contract.ScriptContext, image_id: str, url: str) -> None:
             outcome = intake.take(ctx, plan, chunks, length, writer)
         location = writer.commit()
     digest = outcome.digest
-    data = db_api.ImageData(location=location, size=digest.size, checksum=digest.checksum,
+    data = contract.ImageData(location=location, size=digest.size, checksum=digest.checksum,
                             os_hash_algo=digest.hash_algo, os_hash_value=digest.hash_value,
                             disk_format=outcome.disk_format, virtual_size=outcome.virtual_size)
     try:
-        ctx.db_api.set_image_data(image_id, data, from_status=image_states.IMPORTING)
+        ctx.db_api.set_image_data(image_id, data, from_status=contract.ImageStatus.IMPORTING)
     except BaseException:
         ctx.store_api.delete(location)  # set_image_data removes it too, on the errors it expects
         raise

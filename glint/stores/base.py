@@ -28,9 +28,15 @@ class StoreWriter(Protocol):
 
 
 class Store(Protocol):
-    """Where image bytes live."""
+    """Where image bytes live. :class:`StoreBase` gives the capabilities' defaults."""
 
     name: str
+
+    @property
+    def shared(self) -> bool:
+        """True for a store other nodes write to (an object store): only the reaper's sweep,
+        by age, removes its unfinished writes; False: a process removes its own at start-up."""
+        ...
 
     def writer(self, image_id: str) -> StoreWriter:
         """A writer for ``image_id``'s data; an aborted or unfinished writer leaves nothing."""
@@ -56,6 +62,20 @@ class Store(Protocol):
     def locations(self) -> Iterator[str]:
         """Every location held (used to find orphans)."""
         ...
+
+    def remove_temporary_files(self, older_than: float | None = None) -> int:
+        """Remove unfinished writes (those older than ``older_than`` seconds, or all); return
+        how many went. 0 for a store whose writes leave nothing behind."""
+        ...
+
+
+class StoreBase:
+    """The defaults of a store's capabilities: not shared, no unfinished writes to remove."""
+
+    shared = False
+
+    def remove_temporary_files(self, older_than: float | None = None) -> int:
+        return 0
 
 
 @runtime_checkable

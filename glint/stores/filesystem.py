@@ -97,7 +97,7 @@ class FilesystemWriter(base.WriterBase):
         self._tmp.unlink(missing_ok=True)
 
 
-class FilesystemStore:
+class FilesystemStore(base.StoreBase):
     """Image bytes as files under ``path``."""
 
     name = "filesystem"

@@ -32,7 +32,7 @@ class MemoryWriter(base.WriterBase):
         self._parts = None
 
 
-class MemoryStore:
+class MemoryStore(base.StoreBase):
     """Image bytes in a dict; ``blobs`` is there for tests to look at."""
 
     name = "memory"

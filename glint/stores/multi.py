@@ -72,12 +72,13 @@ class MultiStore:
 
     def remove_temporary_files(self, older_than: float | None = None) -> int:
         """Every backend's unfinished writes (those of backends that have any)."""
-        removed = 0
-        for store in self.backends.values():
-            sweep = getattr(store, "remove_temporary_files", None)
-            if sweep is not None:
-                removed += sweep() if older_than is None else sweep(older_than=older_than)
-        return int(removed)
+        return sum(store.remove_temporary_files(older_than=older_than)
+                   for store in self.backends.values())
+
+    @property
+    def shared(self) -> bool:
+        """Whether any backend is shared with other nodes."""
+        return any(store.shared for store in self.backends.values())
 
 
 def of(store: Store) -> MultiStore:

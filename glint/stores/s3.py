@@ -26,7 +26,7 @@ from typing import Any
 
 from glint import errors
 from glint.settings import Settings
-from glint.stores import segments
+from glint.stores import base, segments
 
 LOG = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class S3Writer(segments.SegmentedWriter):
         return self._s3.error(exc, f"writing image data {self._key!r}")
 
 
-class S3Store:
+class S3Store(base.StoreBase):
     """Image bytes in an S3 bucket."""
 
     name = "s3"

@@ -27,7 +27,7 @@ from typing import Any
 
 from glint import errors
 from glint.settings import Settings
-from glint.stores import segments
+from glint.stores import base, segments
 
 LOG = logging.getLogger(__name__)
 UPLOAD_META = "x-object-meta-glint-upload"  # the upload id of a manifest's segments
@@ -90,7 +90,7 @@ class SwiftWriter(segments.SegmentedWriter):
         return self._swift.error(exc, f"writing image data {self._key!r}")
 
 
-class SwiftStore:
+class SwiftStore(base.StoreBase):
     """Image bytes in a Swift container (and its ``_segments`` container)."""
 
     name = "swift"

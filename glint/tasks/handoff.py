@@ -3,8 +3,8 @@
 A ``glance-download`` import reads an image from another Glance region *as the caller*: with
 the caller's Keystone token, at the image endpoint the token's service catalog names (as Glance
 does). glint never writes tokens to its database or its broker, so the API leaves them here, in
-the memory of the process that took the request, and the script reads them when it starts and
-drops them when it ends.
+the memory of the process that took the request: its runner's :class:`Handoff` (``Runner.handoff``)
+gives them to the script as ``ctx.credentials`` and drops them when the task ends.
 That is why such tasks must run in that process (the ``thread`` or ``inline`` executor): the
 import API refuses ``glance-download`` when ``api_image_import`` is routed elsewhere, and the
 task is bound to that process's runner (:mod:`glint.tasks.binding`), so that a sibling API
@@ -15,18 +15,16 @@ queued for another try.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
+
+from glint.scripts.contract import Credentials
 
 # Keystone's default token lifetime: after it the token is no use anyway.
 DEFAULT_TTL = 3600.0
 
 
-@dataclasses.dataclass(frozen=True)
-class Credentials:
-    token: str = dataclasses.field(repr=False)
-    service_catalog: tuple[dict[str, object], ...] = dataclasses.field(repr=False)
+__all__ = ["DEFAULT_TTL", "Credentials", "Handoff"]
 
 
 class Handoff:
@@ -56,5 +54,3 @@ class Handoff:
         with self._lock:
             self._entries.pop(task_id, None)
 
-
-HANDOFF = Handoff()

@@ -20,7 +20,9 @@ import time
 
 from glint import errors, metrics
 from glint.settings import Settings
+from glint.stores.base import Store
 from glint.tasks import routing
+from glint.tasks.recovery import Role
 from glint.tasks.runner import Requeued, Runner
 
 LOG = logging.getLogger(__name__)
@@ -29,11 +31,11 @@ SWEEP_INTERVAL = 300.0  # seconds between sweeps of the store's unfinished write
 
 class Reaper:
     def __init__(self, runner: Runner, router: routing.Router, settings: Settings,
-                 api_worker: bool = False) -> None:
+                 role: Role = Role.SERVE) -> None:
         self.runner = runner
         self.router = router
         self.settings = settings
-        self.api_worker = api_worker
+        self.role = role
         self._stop = threading.Event()
         self.last_pass: float | None = None  # time.monotonic() of the last good pass
         self._thread: threading.Thread | None = None
@@ -44,8 +46,7 @@ class Reaper:
         """Remote executors lose messages. A local queue is rebuilt at start-up, except that an
         API worker of ``glint serve --workers N`` that stopped (or died while its supervisor
         was stopping) leaves its queued tasks pending while its siblings serve on."""
-        return self.api_worker or any(getattr(e, "remote", False)
-                                      for e in self.router.executors.values())
+        return self.role.republishes or self.router.remote
 
     def run_once(self) -> int:
         """One pass; returns how many tasks were published again."""
@@ -70,12 +71,9 @@ class Reaper:
         areas = {"store": self.runner.store, "staging area": self.runner.images.staging}
         return sum(self._sweep(name, area) for name, area in areas.items())
 
-    def _sweep(self, name: str, area: object) -> int:
-        sweep = getattr(area, "remove_temporary_files", None)
-        if sweep is None:
-            return 0
+    def _sweep(self, name: str, area: Store) -> int:
         try:
-            removed: int = sweep(older_than=self.settings.store_tmp_max_age)
+            removed = area.remove_temporary_files(older_than=self.settings.store_tmp_max_age)
         # A shared mount that went away, an object store unreachable: the next sweep tries again.
         except (OSError, errors.StoreError) as exc:
             LOG.warning("could not sweep the %s's unfinished writes: %s", name, exc)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 
@@ -47,24 +46,17 @@ class Router:
     def submit_later(self, task_id: str, task_type: str, delay: float) -> None:
         """Hand the task over in ``delay`` seconds (a retry after its backoff): through the
         executor's own ``submit_later`` where it has one (the broker's delayed delivery),
-        else from a timer of this process. Until then no slot waits for it."""
-        executor = self.executor_for(task_type)
-        later = getattr(executor, "submit_later", None)
-        if later is not None:
-            later(task_id, task_type, delay)
-            return
-        timer = threading.Timer(max(0.0, delay), self._submit_quietly, (executor, task_id,
-                                                                         task_type))
-        timer.daemon = True  # a retry lost at exit stays pending; start-up or the reaper has it
-        timer.name = f"glint-retry-{task_id[:8]}"
-        timer.start()
+        else from a timer of this process (:class:`glint.executors.base.ExecutorBase`)."""
+        self.executor_for(task_type).submit_later(task_id, task_type, delay)
 
-    @staticmethod
-    def _submit_quietly(executor: base.Executor, task_id: str, task_type: str) -> None:
-        try:
-            executor.submit(task_id, task_type)
-        except errors.ServiceUnavailable as exc:  # still pending: the reaper re-publishes it
-            LOG.warning("could not submit the retry of task %s: %s", task_id, exc.message)
+    @property
+    def remote(self) -> bool:
+        """Whether any executor runs its tasks in other processes (``Executor.remote``)."""
+        return any(executor.remote for executor in self.executors.values())
+
+    def runs_locally(self, task_type: str) -> bool:
+        """Whether tasks of ``task_type`` run in this process."""
+        return not self.executor_for(task_type).remote
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
         """Stop every executor taking tasks, then wait (``timeout`` in all) for running ones."""

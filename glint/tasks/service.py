@@ -15,9 +15,11 @@ from glint.context import RequestContext
 from glint.db import engine, models
 from glint.db import tasks as task_rows
 from glint.notifiers import base as notifiers
+from glint.scripts import contract
 from glint.scripts.registry import Registry
 from glint.settings import Settings
 from glint.tasks import routing, states, views
+from glint.tasks.handoff import Handoff
 from glint.tasks.runner import Runner
 
 
@@ -33,6 +35,13 @@ class TaskService:
         self.notifier = notifier
         self.settings = settings
         self.runner = runner
+        # What a script's validate reads: the settings of the contract, nothing wider.
+        self.script_settings = contract.ScriptSettings.from_settings(settings)
+
+    @property
+    def handoff(self) -> Handoff:
+        """Where a request leaves the caller's credentials for its task (in memory only)."""
+        return self.runner.handoff
 
     def create(self, ctx: RequestContext, task_type: str, task_input: Any,
                image_id: str | None = None, authorize: bool = True,
@@ -68,7 +77,7 @@ class TaskService:
         script = self.registry.get(task_type)
         script.check_input(task_input)
         if script.validate is not None:
-            script.validate(task_input, self.settings)
+            script.validate(task_input, self.script_settings)
         return models.Task(
             id=str(uuid.uuid4()), type=task_type, status=states.PENDING,
             owner=ctx.owner or "", image_id=image_id,

@@ -8,7 +8,7 @@ import pathlib
 import re
 import tomllib
 
-from glint.stores import base
+from glint.scripts import contract as base
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "script-contract.md").read_text(encoding="utf-8")

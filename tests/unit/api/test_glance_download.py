@@ -186,7 +186,7 @@ def test_lost_credentials_fail_the_task_with_the_image_queued(glint: app.Glint,
                                                              monkeypatch: pytest.MonkeyPatch
                                                              ) -> None:
     serve_source(remote)
-    monkeypatch.setattr(handoff.HANDOFF, "get", lambda task_id: None)
+    monkeypatch.setattr(glint.runner.handoff, "get", lambda task_id: None)
     image_id = target(glint)
     task = start(glint, caller(remote), image_id)
     assert task.status == "failure" and "import the image again" in task.message
@@ -209,4 +209,4 @@ def test_the_import_drops_the_token_when_it_ends(glint: app.Glint, remote: Local
     serve_source(remote)
     task = start(glint, caller(remote), target(glint))
     assert task.status == "success"
-    assert handoff.HANDOFF.get(task.id) is None
+    assert glint.runner.handoff.get(task.id) is None

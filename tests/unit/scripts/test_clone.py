@@ -23,7 +23,7 @@ from tests.unit.scripts.support import active_image, live_images, run_task
 DATA = os.urandom(3 * 1024 * 1024 + 777)
 
 
-class StreamingStore:
+class StreamingStore(stores.StoreBase):
     """A store with no ``copy`` of its own: clone streams the bytes through a writer."""
 
     name = "streaming"

@@ -19,16 +19,17 @@ import pytest
 from glint import app
 from glint.context import RequestContext
 from glint.db import leases, models
-from glint.scripts import clone, db_api, export_targets
+from glint.scripts import clone, export_targets
 from glint.stores.filesystem import TMP_PREFIX, FilesystemStore
 from glint.tasks import runner as runner_mod
+from glint.tasks import script_api
 from tests.conftest import MakeGlint
 from tests.unit.scripts.support import active_image, live_images
 
 DATA = os.urandom(256 * 1024 + 5)
 FAST = {"task_lease": 30.0, "task_heartbeat": 10.0}
 
-DeadRun = Callable[[db_api.ScriptDbApi], Any]
+DeadRun = Callable[[script_api.ScriptDbApi], Any]
 
 
 def _killed_run(glint: app.Glint, ctx: RequestContext, task_type: str,
@@ -39,7 +40,7 @@ def _killed_run(glint: app.Glint, ctx: RequestContext, task_type: str,
     with glint.db.session() as session:
         lease = leases.claim(session, task_id, "killed-worker", 30, models.utcnow())
     assert lease is not None
-    work(db_api.ScriptDbApi(glint.db, glint.images, ctx, task_id, lease))
+    work(script_api.ScriptDbApi(glint.db, glint.images, ctx, task_id, lease))
     with glint.db.session() as session:
         task = session.get(models.Task, task_id)
         assert task is not None
@@ -73,7 +74,7 @@ def _half_made_clone(source_id: str, store: FilesystemStore,
                      committed: bool) -> DeadRun:
     """What a clone killed mid-way leaves: its image, importing, and its bytes (committed but
     not yet recorded, or a half-written temporary file)."""
-    def work(api: db_api.ScriptDbApi) -> None:
+    def work(api: script_api.ScriptDbApi) -> None:
         source = api.get_image(source_id)
         location = api.get_image_location(source_id)
         assert location is not None
@@ -157,7 +158,7 @@ def _partial_export(target: pathlib.Path, exports: pathlib.Path, work_dir: pathl
     """What an export killed mid-way leaves: a temporary file with part of the data, or (killed
     after publishing, before its success was recorded) the whole target file; and the scratch
     directory of a conversion."""
-    def work(api: db_api.ScriptDbApi) -> None:
+    def work(api: script_api.ScriptDbApi) -> None:
         writer = export_targets.FileWriter(target, (str(exports),), api._task_id)
         writer.write(DATA if publish else DATA[:1000])
         if publish:
