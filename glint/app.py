@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, cast
+from typing import cast
 
 import sqlalchemy as sa
 
@@ -21,12 +21,17 @@ from glint import metrics as metrics_mod
 from glint import plugins
 from glint import policy as policies
 from glint import settings as settings_mod
+from glint.dashboard import Dashboard
 from glint.db import engine
 from glint.db import tasks as task_rows
 from glint.executors.base import Executor
 from glint.images import staging
+from glint.images.locations import Locations
 from glint.images.members import MemberService
 from glint.images.service import ImageService
+from glint.images.uploads import Uploads
+from glint.imports.service import Imports
+from glint.metadefs.service import MetadefService
 from glint.notifiers import base as notifiers
 from glint.scripts.registry import Registry
 from glint.settings import Settings
@@ -59,6 +64,11 @@ class Glint:
     members: MemberService
     tasks: TaskService
     policy: policies.Policy
+    uploads: Uploads
+    locations: Locations
+    imports: Imports
+    metadefs: MetadefService
+    dashboard: Dashboard
 
     reaper: Reaper | None = None
     health: health_checks.Health | None = None
@@ -201,25 +211,29 @@ def build(settings: Settings, *, store: Store | None = None,
     elif store is None:
         store = multi.open_store(settings, settings.store, settings.effective_store_path)
     if notifier is None:
-        notifier = _notifier(plugins.load("glint.notifiers", settings.notifier), settings)
+        notifier_cls: notifiers.NotifierClass = plugins.load("glint.notifiers", settings.notifier)
+        notifier = notifier_cls.from_settings(settings)
     notifier = notifiers.Filtered(notifier, settings.disabled_notifications)
     if registry is None:
         registry = Registry.load()
     routing.check_task_types(settings, [*registry.types, *(b.type for b in registry.broken)])
     policy = policies.Policy.from_settings(settings, registry.types)
-    images = ImageService(db, store, notifier, settings, policy=policy)
+    images = ImageService(db, store, notifier, settings, staging.area(settings), policy)
     runner = Runner(db, registry, images, store, notifier, settings,
                     owner=runners.lease_owner(supervisor))
     router = routing.build(runner.run, default=executor or settings.executor,
                            routes=settings.executor_routes, threads=settings.executor_threads,
                            settings=settings)
     runner.resubmit = router.submit_later
-    tasks = TaskService(db, registry, router, notifier, settings, runner, policy=policy)
+    tasks = TaskService(db, registry, router, notifier, settings, runner, policy)
     reaper = Reaper(runner, router, settings, api_worker=supervisor is not None)
     return Glint(settings=settings, db=db, store=store, notifier=notifier, registry=registry,
                  router=router, runner=runner, images=images,
-                 members=MemberService(db, notifier, settings, policy=policy), tasks=tasks,
-                 policy=policy, reaper=reaper,
+                 members=MemberService(db, notifier, settings, policy), tasks=tasks,
+                 policy=policy, uploads=Uploads(images, notifier, settings),
+                 locations=Locations(images, db, notifier), imports=Imports(images, tasks, db),
+                 metadefs=MetadefService(db, policy),
+                 dashboard=Dashboard(db, tasks, multi.of(store).default), reaper=reaper,
                  health=health(settings, db, store, reaper, executor or settings.executor),
                  metrics=metrics_mod.Exposition(
                      metrics_mod.DatabaseCollector(db, multi.of(store).default)),
@@ -275,10 +289,3 @@ class _Settled:
 def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
     return (str(orig or exc).strip().splitlines() or [""])[0]
-
-
-def _notifier(notifier_cls: Any, settings: Settings) -> notifiers.Notifier:
-    """``cls.from_settings(settings)`` when the notifier has one (``messaging``), else ``cls()``."""
-    from_settings = getattr(notifier_cls, "from_settings", None)
-    made: notifiers.Notifier = from_settings(settings) if from_settings else notifier_cls()
-    return made

@@ -46,12 +46,7 @@ from glint.api import errors as api_errors
 from glint.api.identity import IdentityMiddleware
 from glint.api.request_id import RequestIdMiddleware
 from glint.app import Glint, build_api_worker
-from glint.dashboard import Dashboard
-from glint.images.locations import Locations
-from glint.imports.service import Imports
-from glint.metadefs.service import MetadefService
 from glint.settings import Settings
-from glint.stores import multi
 
 LOG = logging.getLogger(__name__)
 
@@ -114,17 +109,16 @@ def routes(glint: Glint) -> list[BaseRoute]:
         *schemas.routes(glint.registry, glint.settings),
         *tasks.routes(glint.tasks, glint.registry, glint.settings, inline_reads=glint.db.is_sqlite),
         *images.routes(glint.images, glint.tasks, glint.settings),
-        *image_data.routes(glint.images),
+        *image_data.routes(glint.images, glint.uploads),
         *image_tags.routes(glint.images),
         *image_actions.routes(glint.images),
         *image_members.routes(glint.members),
-        *image_import.routes(Imports(glint.images, glint.tasks), glint.settings,
-                             glint.images.backends),
-        *stores.routes(Locations(glint.images)),
-        *info.routes(glint.images, glint.settings),
-        *metadefs.routes(MetadefService(glint.db, glint.policy), glint.settings),
+        *image_import.routes(glint.imports, glint.settings, glint.images.backends),
+        *stores.routes(glint.locations),
+        *info.routes(glint.images, glint.settings, glint.db),
+        *metadefs.routes(glint.metadefs, glint.settings),
         *(health.routes(glint.health) if glint.health is not None else []),
-        *dashboard.routes(Dashboard(glint.db, glint.tasks, multi.of(glint.store).default)),
+        *dashboard.routes(glint.dashboard),
     ]
 
 

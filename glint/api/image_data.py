@@ -137,8 +137,8 @@ def _open(path: pathlib.Path, location: str) -> BinaryIO:
         raise errors.StoreError(f"image data {location!r} is missing from the store") from None
 
 
-def routes(images: ImageService) -> list[BaseRoute]:
+def routes(images: ImageService, uploads: Uploads) -> list[BaseRoute]:
     api = ImageDataApi(images)
-    upload = image_upload.ImageUploadApi(Uploads(images))
+    upload = image_upload.ImageUploadApi(uploads)
     return [resource("/v2/images/{image_id}/file", {"GET": api.download, "PUT": upload.upload}),
             resource("/v2/images/{image_id}/stage", {"PUT": upload.stage})]

@@ -1,17 +1,20 @@
 """The executor contract: a task id in, nothing else.
 
 An executor is built with the function that runs a task (the runner, ``run(task_id)``) and
-decides where and when to call it: ``cls(run, threads=N)``, or ``cls.from_settings(run,
-settings, threads=N)`` when the class has that (an executor that needs settings, like
-``celery``). Everything else about the task is in the database, so a remote executor only has
-to carry the id. ``remote`` is True for executors whose tasks run in other processes: their
-tasks are recovered by the reaper, not by the start-up recovery of one process.
+decides where and when to call it. Every executor class is built the one way,
+``cls.from_settings(run, settings, threads=N)`` (:class:`ExecutorClass`). Everything else
+about the task is in the database, so a remote executor only has to carry the id.
+``remote`` is True for executors whose tasks run in other processes: their tasks are
+recovered by the reaper, not by the start-up recovery of one process.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from glint.settings import Settings
 
 RunTask = Callable[[str], None]
 
@@ -32,3 +35,9 @@ class Executor(Protocol):
 # Optional: ``submit_later(task_id, task_type, delay)`` hands the task over in ``delay`` seconds
 # (a retry after its backoff), as the broker's delayed delivery does for ``celery``. Without it
 # the router waits on a timer of its own process, then calls ``submit``.
+
+
+class ExecutorClass(Protocol):
+    """A ``glint.executors`` plugin: the class, built with its one factory."""
+
+    def from_settings(self, run: RunTask, settings: Settings, threads: int = 1) -> Executor: ...

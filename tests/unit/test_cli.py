@@ -215,14 +215,13 @@ def _single_store_image(workdir: pathlib.Path) -> str:
     enabled_backends was set; returns its id."""
     from glint import app, settings
     from glint.context import RequestContext
-    from glint.images.uploads import Uploads
 
     assert run("db", "upgrade").exit_code == 0
     glint = app.build(settings.load(), executor="inline")
     ctx = RequestContext(user_id="u", project_id="p", roles=("admin",))
     try:
         image = glint.images.create(ctx, {"disk_format": "raw", "container_format": "bare"})
-        Uploads(glint.images).upload(ctx, image.id, [b"old bytes"], expected_size=None)
+        glint.uploads.upload(ctx, image.id, [b"old bytes"], expected_size=None)
     finally:
         glint.close(timeout=1)
     assert (workdir / "data" / "images" / image.id).is_file()

@@ -21,7 +21,6 @@ from glint.api.app import create_app
 from glint.context import RequestContext
 from glint.db import models
 from glint.imports import methods
-from glint.imports import service as import_service
 from glint.scripts.registry import Registry
 from tests.unit.api.support import CTX_A, PROJECT_A, TestClient, add_image
 
@@ -45,7 +44,7 @@ def race(glint: app.Glint, ctx: RequestContext, racers: int = RACERS,
     once; each one's outcome, checked: exactly one started a task."""
     image_id = image_id or add_image(glint, ctx).id
     request = methods.parse(WEB_DOWNLOAD, None, glint.settings, glint.images.backends)
-    service = import_service.Imports(glint.images, glint.tasks)
+    service = glint.imports
     barrier = threading.Barrier(racers)
     outcomes: list[object] = [None] * racers
 
