@@ -262,7 +262,7 @@ def _migration_head() -> str | None:
 
 def build_api_worker() -> Glint:
     """The glint of one API worker of ``glint serve --workers N``, in a process its
-    supervisor started (uvicorn's app factory, :func:`glint.api.app.create_api_worker`).
+    supervisor started (uvicorn's app factory, :func:`glint.server.processes.create_api_worker`).
 
     Its settings come from the same places as the supervisor's, ``$GLINT_CONFIG`` and the
     ``GLINT_*`` variables (the supervisor put its command-line overrides there), and its

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
@@ -21,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
-from uvicorn import config as uvicorn_config
 
 from glint import errors
 from glint.api import (
@@ -45,7 +43,7 @@ from glint.api import (
 from glint.api import errors as api_errors
 from glint.api.identity import IdentityMiddleware
 from glint.api.request_id import RequestIdMiddleware
-from glint.app import Glint, build_api_worker
+from glint.app import Glint
 from glint.settings import Settings
 
 LOG = logging.getLogger(__name__)
@@ -74,20 +72,6 @@ def create_app(glint: Glint, *, manage_lifecycle: bool = True) -> Starlette:
     # with an empty id); a redirect to the list would turn ``DELETE`` into a 405.
     app.router.redirect_slashes = False
     return app
-
-
-def create_api_worker() -> Starlette:
-    """The app of one API worker of ``glint serve --workers N``: uvicorn's app factory, which
-    it imports and calls in each process it starts (``glint.api.app:create_api_worker``).
-
-    A glint that cannot be built exits with uvicorn's start-up failure status, which stops
-    the supervisor instead of having it start the process again and again.
-    """
-    try:
-        return create_app(build_api_worker())
-    except Exception:
-        LOG.exception("this API worker could not start")
-        sys.exit(uvicorn_config.STARTUP_FAILURE)
 
 
 def _authentication(settings: Settings) -> list[Middleware]:

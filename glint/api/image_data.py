@@ -3,7 +3,7 @@
 (Data in, ``PUT .../file`` and ``PUT .../stage``, is :mod:`glint.api.image_upload`.)
 
 From a store with files (the filesystem store) the server sends the bytes by ``sendfile(2)``
-when it offers ASGI's ``zerocopysend`` (``glint serve`` does, :mod:`glint.api.sendfile`): they
+when it offers ASGI's ``zerocopysend`` (``glint serve`` does, :mod:`glint.server.sendfile`): they
 never pass through Python. Otherwise the store is read chunk by chunk in the thread pool
 (Starlette iterates a sync iterator there), so an image is never held in memory.
 """

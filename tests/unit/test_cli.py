@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from glint import cli
 from glint.db import engine, migrate, models
 from tests.unit.cli_support import database, run, workdir  # noqa: F401  (workdir is a fixture)
 
@@ -302,11 +301,13 @@ def test_scripts_lists_the_built_in_import_script() -> None:
 def test_serve_sends_downloads_with_sendfile_with_one_api_worker_or_several(workers: int) -> None:
     from uvicorn.importer import import_from_string
 
-    from glint.api.header_limits import HeaderLimitsProtocol
-    from glint.api.sendfile import SendfileProtocol
+    from glint.server import processes
+    from glint.server.header_limits import HeaderLimitsProtocol
+    from glint.server.sendfile import SendfileProtocol
     from glint.settings import Settings
 
-    config = cli._uvicorn_config("app:factory", Settings(api_workers=workers), "info", False)
+    config = processes.uvicorn_config_for("app:factory", Settings(api_workers=workers), "info",
+                                          False)
     protocol = import_from_string(config.http)
     assert issubclass(protocol, SendfileProtocol) and issubclass(protocol, HeaderLimitsProtocol)
     assert config.workers == workers
@@ -332,11 +333,12 @@ def test_each_api_worker_gets_a_socket_of_its_own_bound_in_its_process() -> None
     import pickle
     import socket
 
+    from glint.server import processes
     from glint.settings import Settings
 
-    config = cli._uvicorn_config("app:factory", Settings(api_workers=2, bind_port=0), "info",
-                                 False)
-    [recipe] = cli._listening_sockets(config, cli._free_port("127.0.0.1", 0))
+    config = processes.uvicorn_config_for("app:factory", Settings(api_workers=2, bind_port=0),
+                                          "info", False)
+    [recipe] = processes.listening_sockets(config, processes.free_port("127.0.0.1", 0))
     assert not isinstance(recipe, socket.socket)  # the supervisor holds no listening socket
     first, second = pickle.loads(pickle.dumps(recipe)), pickle.loads(pickle.dumps(recipe))
     try:
