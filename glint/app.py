@@ -25,6 +25,7 @@ from glint.dashboard import Dashboard
 from glint.db import engine
 from glint.db import tasks as task_rows
 from glint.executors.base import Executor
+from glint.gate import ImageGate
 from glint.images import staging
 from glint.images.locations import Locations
 from glint.images.members import MemberService
@@ -230,7 +231,8 @@ def build(settings: Settings, *, store: Store | None = None,
     return Glint(settings=settings, db=db, store=store, notifier=notifier, registry=registry,
                  router=router, runner=runner, images=images,
                  members=MemberService(db, notifier, settings, policy), tasks=tasks,
-                 policy=policy, uploads=Uploads(images, notifier, settings),
+                 policy=policy,
+                 uploads=Uploads(images, notifier, settings, ImageGate.from_settings(settings)),
                  locations=Locations(images, db, notifier), imports=Imports(images, tasks, db),
                  metadefs=MetadefService(db, policy),
                  dashboard=Dashboard(db, tasks, multi.of(store).default), reaper=reaper,

@@ -30,12 +30,12 @@ from glint.stores.base import Store
 
 
 class Uploads:
-    def __init__(self, images: ImageService, notifier: notifiers.Notifier,
-                 settings: Settings) -> None:
+    def __init__(self, images: ImageService, notifier: notifiers.Notifier, settings: Settings,
+                 image_gate: gate.ImageGate) -> None:
         self.images = images
         self.notifier = notifier
         self.settings = settings
-        self.gate = gate.ImageGate.from_settings(settings)
+        self.gate = image_gate
 
     # -- PUT /v2/images/{id}/file --------------------------------------------------------
 
