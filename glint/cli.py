@@ -164,36 +164,10 @@ def _work(queues: str | None, concurrency: int | None, pool: str, log_level: str
     executor = glint.executor
     if not isinstance(executor, celery_executor.CeleryExecutor):
         raise SettingsError("glint worker needs the celery executor")
-    chosen = queues or ",".join(celery_executor.queue_names(settings))
-    if pool == "prefork":  # children must not share the parent's database connections
-        from celery import signals
+    from glint.server import worker as worker_process
 
-        signals.worker_process_init.connect(
-            lambda **_: glint.db.engine.dispose(close=False), weak=False)
-    from celery import signals as celery_signals
-
-    # SIGTERM or SIGINT: take no new task from here on (the consumer stops only at its next
-    # poll, seconds later; what it still receives goes back to the queue).
-    celery_signals.worker_shutting_down.connect(lambda **_: executor.drain(), weak=False)
-    glint.start(recover=False)
-    if health_port is not None and glint.health is not None:
-        from glint import health
-
-        health.serve(glint.health, settings.bind_host, health_port,
-                     glint.metrics.render if glint.metrics is not None else None)
-    threads = concurrency or settings.executor_threads
-    LOG.info("glint worker: queues %s, concurrency %d (%s pool), broker %s", chosen, threads,
-             pool, _safe(settings.broker_url))
-    try:
-        # --quiet: no Celery banner, which suggests options (-E) this command does not take;
-        # the line above says what it would.
-        executor.app.worker_main([
-            "--quiet", "worker", f"--queues={chosen}", f"--pool={pool}",
-            f"--concurrency={threads}",
-            f"--loglevel={log_level.upper()}", f"--hostname=glint-{os.getpid()}@%h",
-            "--without-gossip", "--without-mingle", "--without-heartbeat"])
-    finally:
-        glint.close(timeout=10)
+    worker_process.work(glint, executor, queues, concurrency, pool, log_level, health_port,
+                        _safe(settings.broker_url))
 
 
 def _wait_for_database(url: str, retry: float | None = None) -> None:
