@@ -70,10 +70,10 @@ class Glint:
     imports: Imports
     metadefs: MetadefService
     dashboard: Dashboard
+    reaper: Reaper
+    health: health_checks.Health
+    metrics: metrics_mod.Exposition
 
-    reaper: Reaper | None = None
-    health: health_checks.Health | None = None
-    metrics: metrics_mod.Exposition | None = None
     # An API worker of `glint serve --workers N`: its supervisor did the start-up recovery.
     api_worker: bool = False
     _recovering: threading.Thread | None = dataclasses.field(default=None, repr=False)
@@ -96,8 +96,7 @@ class Glint:
             self._remove_unfinished_writes()
         if recover:
             self._once_database_is_up(self._resume if self.api_worker else self._recover)
-        if self.reaper is not None:
-            self.reaper.start()
+        self.reaper.start()
 
     def check_stores(self) -> None:
         """ConfigurationError when the stores as configured cannot read images already
@@ -173,8 +172,7 @@ class Glint:
         self._closing.set()
         if self._recovering is not None:
             self._recovering.join(timeout=10)
-        if self.reaper is not None:
-            self.reaper.stop()
+        self.reaper.stop()
         self.router.shutdown(wait=True, timeout=timeout)
         # Scripts still running past the grace period are asked to stop (should_cancel()),
         # and given a moment to clean up before the database goes away.

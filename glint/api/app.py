@@ -54,10 +54,8 @@ def create_app(glint: Glint, *, manage_lifecycle: bool = True) -> Starlette:
     middleware = [
         Middleware(RequestIdMiddleware),
         Middleware(metrics.RequestMetricsMiddleware),
-        *([Middleware(metrics.MetricsMiddleware, exposition=glint.metrics)]
-          if glint.metrics is not None else []),
-        *([Middleware(health.HealthcheckMiddleware, health=glint.health)]
-          if glint.health is not None else []),
+        Middleware(metrics.MetricsMiddleware, exposition=glint.metrics),
+        Middleware(health.HealthcheckMiddleware, health=glint.health),
         Middleware(versions.VersionNegotiationMiddleware, settings=glint.settings),
         *_authentication(glint.settings),
         Middleware(IdentityMiddleware, settings=glint.settings, policy=glint.policy),
@@ -101,7 +99,7 @@ def routes(glint: Glint) -> list[BaseRoute]:
         *stores.routes(glint.locations),
         *info.routes(glint.images, glint.settings, glint.db),
         *metadefs.routes(glint.metadefs, glint.settings),
-        *(health.routes(glint.health) if glint.health is not None else []),
+        *health.routes(glint.health),
         *dashboard.routes(glint.dashboard),
     ]
 

@@ -29,9 +29,8 @@ def work(glint: app.Glint, executor: celery_executor.CeleryExecutor, queues: str
     # poll, seconds later; what it still receives goes back to the queue).
     signals.worker_shutting_down.connect(lambda **_: executor.drain(), weak=False)
     glint.start(recover=False)
-    if health_port is not None and glint.health is not None:
-        health.serve(glint.health, settings.bind_host, health_port,
-                     glint.metrics.render if glint.metrics is not None else None)
+    if health_port is not None:
+        health.serve(glint.health, settings.bind_host, health_port, glint.metrics.render)
     threads = concurrency or settings.executor_threads
     LOG.info("glint worker: queues %s, concurrency %d (%s pool), broker %s", chosen, threads,
              pool, broker)
