@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, cast
+from typing import cast
 
 import sqlalchemy as sa
 
@@ -21,12 +21,18 @@ from glint import metrics as metrics_mod
 from glint import plugins
 from glint import policy as policies
 from glint import settings as settings_mod
+from glint.dashboard import Dashboard
 from glint.db import engine
 from glint.db import tasks as task_rows
 from glint.executors.base import Executor
+from glint.gate import ImageGate
 from glint.images import staging
+from glint.images.locations import Locations
 from glint.images.members import MemberService
 from glint.images.service import ImageService
+from glint.images.uploads import Uploads
+from glint.imports.service import Imports
+from glint.metadefs.service import MetadefService
 from glint.notifiers import base as notifiers
 from glint.scripts.registry import Registry
 from glint.settings import Settings
@@ -34,6 +40,7 @@ from glint.stores import adoption, multi
 from glint.stores.base import Store
 from glint.tasks import routing
 from glint.tasks import runner as runners
+from glint.tasks.handoff import Handoff
 from glint.tasks.reaper import Reaper
 from glint.tasks.recovery import Role
 from glint.tasks.runner import Runner
@@ -60,10 +67,15 @@ class Glint:
     members: MemberService
     tasks: TaskService
     policy: policies.Policy
+    uploads: Uploads
+    locations: Locations
+    imports: Imports
+    metadefs: MetadefService
+    dashboard: Dashboard
+    reaper: Reaper
+    health: health_checks.Health
+    metrics: metrics_mod.Exposition
 
-    reaper: Reaper | None = None
-    health: health_checks.Health | None = None
-    metrics: metrics_mod.Exposition | None = None
     # An API worker of `glint serve --workers N`: its supervisor did the start-up recovery.
     api_worker: bool = False
     _recovering: threading.Thread | None = dataclasses.field(default=None, repr=False)
@@ -83,8 +95,7 @@ class Glint:
         of the one that died are the reaper's (expired leases) and the sweep's (old writes).
         """
         self._start_recovery(self.role if recover else Role.WORKER)
-        if self.reaper is not None:
-            self.reaper.start()
+        self.reaper.start()
 
     @property
     def role(self) -> Role:
@@ -170,8 +181,7 @@ class Glint:
         self._closing.set()
         if self._recovering is not None:
             self._recovering.join(timeout=10)
-        if self.reaper is not None:
-            self.reaper.stop()
+        self.reaper.stop()
         self.router.shutdown(wait=True, timeout=timeout)
         # Scripts still running past the grace period are asked to stop (should_cancel()),
         # and given a moment to clean up before the database goes away.
@@ -209,26 +219,34 @@ def build(settings: Settings, *, store: Store | None = None,
     elif store is None:
         store = multi.open_store(settings, settings.store, settings.effective_store_path)
     if notifier is None:
-        notifier = _notifier(plugins.load("glint.notifiers", settings.notifier), settings)
+        notifier_cls: notifiers.NotifierClass = plugins.load("glint.notifiers", settings.notifier)
+        notifier = notifier_cls.from_settings(settings)
     notifier = notifiers.Filtered(notifier, settings.disabled_notifications)
     if registry is None:
         registry = Registry.load()
     routing.check_task_types(settings, [*registry.types, *(b.type for b in registry.broken)])
     policy = policies.Policy.from_settings(settings, registry.types)
-    images = ImageService(db, store, notifier, settings, policy=policy)
+    images = ImageService(db, store, notifier, settings, staging.area(settings), policy)
+    image_gate = ImageGate.from_settings(settings)
+    locations = Locations(images, db, notifier)
     runner = Runner(db, registry, images, store, notifier, settings,
-                    owner=runners.lease_owner(supervisor))
+                    owner=runners.lease_owner(supervisor), image_gate=image_gate,
+                    handoff=Handoff(), locations=locations)
     router = routing.build(runner.run, default=executor or settings.executor,
                            routes=settings.executor_routes, threads=settings.executor_threads,
                            settings=settings)
     runner.resubmit = router.submit_later
-    tasks = TaskService(db, registry, router, notifier, settings, runner, policy=policy)
+    tasks = TaskService(db, registry, router, notifier, settings, runner, policy)
     reaper = Reaper(runner, router, settings,
                     role=Role.API_WORKER if supervisor is not None else Role.SERVE)
     return Glint(settings=settings, db=db, store=store, notifier=notifier, registry=registry,
                  router=router, runner=runner, images=images,
-                 members=MemberService(db, notifier, settings, policy=policy), tasks=tasks,
-                 policy=policy, reaper=reaper,
+                 members=MemberService(db, notifier, settings, policy), tasks=tasks,
+                 policy=policy,
+                 uploads=Uploads(images, notifier, settings, image_gate),
+                 locations=locations, imports=Imports(images, tasks, db),
+                 metadefs=MetadefService(db, policy),
+                 dashboard=Dashboard(db, tasks, multi.of(store).default), reaper=reaper,
                  health=health(settings, db, store, reaper, executor or settings.executor),
                  metrics=metrics_mod.Exposition(
                      metrics_mod.DatabaseCollector(db, multi.of(store).default)),
@@ -257,7 +275,7 @@ def _migration_head() -> str | None:
 
 def build_api_worker() -> Glint:
     """The glint of one API worker of ``glint serve --workers N``, in a process its
-    supervisor started (uvicorn's app factory, :func:`glint.api.app.create_api_worker`).
+    supervisor started (uvicorn's app factory, :func:`glint.server.processes.create_api_worker`).
 
     Its settings come from the same places as the supervisor's, ``$GLINT_CONFIG`` and the
     ``GLINT_*`` variables (the supervisor put its command-line overrides there), and its
@@ -287,10 +305,3 @@ class _Settled:
 def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
     return (str(orig or exc).strip().splitlines() or [""])[0]
-
-
-def _notifier(notifier_cls: Any, settings: Settings) -> notifiers.Notifier:
-    """``cls.from_settings(settings)`` when the notifier has one (``messaging``), else ``cls()``."""
-    from_settings = getattr(notifier_cls, "from_settings", None)
-    made: notifiers.Notifier = from_settings(settings) if from_settings else notifier_cls()
-    return made

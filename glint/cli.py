@@ -17,12 +17,9 @@ import logging.config
 import os
 import pathlib
 import re
-import signal
-import socket
-import sys
 import tomllib
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -35,19 +32,12 @@ if TYPE_CHECKING:
     import pydantic
     import pydantic_settings
     import sqlalchemy as sa
-    import uvicorn
 
     from glint import app
     from glint import settings as settings_mod
     from glint.db import engine
 
 LOG = logging.getLogger(__name__)
-API_WORKER_APP = "glint.api.app:create_api_worker"  # the factory each API worker calls
-# uvicorn's httptools protocol with header limits and zero-copy downloads: glint/api/server.py.
-HTTP_PROTOCOL = "glint.api.server:GlintProtocol"
-# prometheus-client's multiprocess directory (glint.metrics.MULTIPROC_ENV). Not imported from
-# there: prometheus-client picks its mode when first imported, which must come after this is set.
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -90,8 +80,6 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
     With --workers N, N processes (API workers) serve the API and run the in-process tasks;
     this one supervises them, and starts one again that dies.
     """
-    import uvicorn
-
     overrides = {k: v for k, v in {"bind_host": host, "bind_port": port,
                                    "api_workers": workers}.items() if v is not None}
     settings = _settings(**overrides)
@@ -100,168 +88,17 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
     if migrate:
         _upgrade(url, "head")
     _require_migrated(url, unreachable_ok=True)
-    # Before start-up recovery: on a port in use, another glint serve of this node may be
-    # running, and recovery would fail its tasks and delete its uploads.
-    bind_port = _free_port(settings.bind_host, settings.bind_port)
-    from glint.api.app import create_app
+    from glint.server import processes
 
-    glint = _build(settings)
-    _check_stores(glint, unreachable_ok=True)
-    if settings.api_workers > 1:
-        config = _uvicorn_config(API_WORKER_APP, settings, log_level, access_log)
-        _supervise(glint, config, overrides, bind_port)
-        return
-    config = _uvicorn_config(create_app(glint), settings, log_level, access_log)
-    _run_until_signalled(uvicorn.Server(config))
-
-
-def _uvicorn_config(asgi_app: Any, settings: settings_mod.Settings, log_level: str,
-                    access_log: bool) -> uvicorn.Config:
-    """How uvicorn serves ``asgi_app``: the app itself, or with several API workers the import
-    string of the factory each of their processes calls (spawned, so it configures logging
-    again from ``log_config``)."""
-    import uvicorn
-
-    workers = settings.api_workers
-    return uvicorn.Config(asgi_app, host=settings.bind_host, port=settings.bind_port,
-                          workers=workers, factory=workers > 1, lifespan="on",
-                          log_config=_log_config(log_level, settings.log_format)
-                          if workers > 1 else None,
-                          log_level=log_level, access_log=access_log, server_header=False,
-                          http=HTTP_PROTOCOL)
-
-
-def _supervise(glint: app.Glint, config: uvicorn.Config, overrides: dict[str, Any],
-               port: int) -> None:
-    """Serve from ``config.workers`` API workers, with this process as their supervisor.
-
-    Start-up recovery runs here, once, before any API worker starts, when no write or task of
-    this node can be running; an API worker only resubmits pending tasks (``Glint.start``), so
-    one that uvicorn starts again after another died leaves its siblings' work alone. Each API
-    worker builds its glint from the same settings sources: the command-line overrides reach
-    it as GLINT_* variables. SIGTERM or SIGINT stops them all gracefully; the command exits 0.
-    ``port`` is the one :func:`_free_port` found free (``config.port``, or any for 0).
-    """
-    from uvicorn import config as uvicorn_config
-    from uvicorn.supervisors import multiprocess
-
-    from glint import app
-
-    os.environ.update({f"GLINT_{name.upper()}": str(value) for name, value in overrides.items()})
-    os.environ[app.SERVE_ID_ENV] = glint.runner.serve_id
-    sockets = _listening_sockets(config, port)
-    glint.recover()
     try:
-        with _metrics_directory():
-            supervisor = multiprocess.Multiprocess(config, sockets=sockets)
-            supervisor.run()
-    finally:
-        glint.close(timeout=0)
-    if any(p.exitcode == uvicorn_config.STARTUP_FAILURE for p in supervisor.processes):
-        raise click.ClickException("an API worker could not start; the log above says why")
-
-
-@contextlib.contextmanager
-def _metrics_directory() -> Iterator[None]:
-    """prometheus-client's multiprocess mode for the API workers (spawned after this is set):
-    each writes its metrics to files in a directory of this supervisor's, which any of them
-    reads to answer ``/metrics`` for all. The directory goes when the supervisor stops, so a
-    new ``glint serve`` starts its counters from zero, as one process does."""
-    import shutil
-    import tempfile
-
-    directory = tempfile.mkdtemp(prefix="glint-metrics-")
-    previous = os.environ.get(MULTIPROC_ENV)
-    os.environ[MULTIPROC_ENV] = directory
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(MULTIPROC_ENV, None)
-        else:
-            os.environ[MULTIPROC_ENV] = previous
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def _listening_sockets(config: uvicorn.Config, port: int) -> list[socket.socket]:
-    """What each API worker listens on: a socket of its own, bound in its process with
-    SO_REUSEPORT, so that the kernel spreads new connections over the API workers.
-
-    One socket shared by all of them (uvicorn's way) leaves them to race for each connection,
-    and the process that wakes first accepts every one waiting: a burst of keep-alive clients
-    (a load balancer's pool, say) lands on a single API worker while the others idle. Where
-    SO_REUSEPORT is missing, the shared socket it is. ``port`` was found free by binding it
-    without SO_REUSEPORT (:func:`_free_port`), so a port in use, or one another glint serve's
-    API workers hold, stops this command instead of being shared.
-    """
-    if not hasattr(socket, "SO_REUSEPORT"):
-        return [config.bind_socket()]
-    return cast(list[socket.socket], [_OwnSocket(_family(config.host), config.host, port)])
-
-
-def _free_port(host: str, port: int) -> int:
-    """``port`` (a free one for 0) if ``host:port`` can be listened on; ClickException if not."""
-    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise click.ClickException(f"cannot listen on {host}:{port}: "
-                                       f"{exc.strerror or exc}") from exc
-        bound: int = probe.getsockname()[1]
-        return bound
-
-
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
-
-
-class _OwnSocket:
-    """Stands for a listening socket in the list uvicorn hands each API worker: it is pickled
-    into the worker's process (spawned) as the recipe, and unpickled there as the socket."""
-
-    def __init__(self, family: int, host: str, port: int) -> None:
-        self.family, self.host, self.port = family, host, port
-
-    def __reduce__(self) -> tuple[Any, tuple[int, str, int]]:
-        return _bind_reusing_port, (self.family, self.host, self.port)
-
-
-def _bind_reusing_port(family: int, host: str, port: int) -> socket.socket:
-    """In an API worker as it starts: its listening socket (uvicorn calls ``listen``)."""
-    from uvicorn import config as uvicorn_config
-
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-    except OSError as exc:  # logging is not set up yet: stderr; the supervisor then stops
-        sock.close()
-        print(f"an API worker cannot listen on {host}:{port}: {exc}", file=sys.stderr)
-        sys.exit(uvicorn_config.STARTUP_FAILURE)
-    return sock
-
-
-def _run_until_signalled(server: uvicorn.Server) -> None:
-    """Run ``server``; SIGTERM or SIGINT stops it gracefully and the command exits 0.
-
-    uvicorn handles both signals while it runs (stop accepting, finish requests, run the
-    lifespan shutdown that closes glint), then raises the signal again for the handler it
-    found in place: this one, which records it instead of killing the process mid-exit.
-    """
-    received: list[int] = []
-    previous = {sig: signal.signal(sig, lambda sig, _frame: received.append(sig))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        server.run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if received:
-        LOG.info("stopped on %s", signal.Signals(received[0]).name)
-    elif not server.started:
-        raise click.ClickException("glint serve did not start; the log above says why")
+        # Before start-up recovery: on a port in use, another glint serve of this node may be
+        # running, and recovery would fail its tasks and delete its uploads.
+        bind_port = processes.free_port(settings.bind_host, settings.bind_port)
+        glint = _build(settings)
+        _check_stores(glint, unreachable_ok=True)
+        processes.serve(glint, settings, overrides, bind_port, log_level, access_log)
+    except processes.ServeError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _require_migrated(url: str, unreachable_ok: bool = False) -> None:
@@ -309,7 +146,9 @@ def worker(queues: str | None, concurrency: int | None, pool: str, log_level: st
     """
     # prefork: the tasks run in child processes, whose metrics reach the health port through
     # prometheus-client's multiprocess files (set before anything imports it).
-    with _metrics_directory() if pool == "prefork" else contextlib.nullcontext():
+    from glint.server import metrics_files
+
+    with metrics_files.directory() if pool == "prefork" else contextlib.nullcontext():
         _work(queues, concurrency, pool, log_level, health_port)
 
 
@@ -325,36 +164,10 @@ def _work(queues: str | None, concurrency: int | None, pool: str, log_level: str
     executor = glint.executor
     if not isinstance(executor, celery_executor.CeleryExecutor):
         raise SettingsError("glint worker needs the celery executor")
-    chosen = queues or ",".join(celery_executor.queue_names(settings))
-    if pool == "prefork":  # children must not share the parent's database connections
-        from celery import signals
+    from glint.server import worker as worker_process
 
-        signals.worker_process_init.connect(
-            lambda **_: glint.db.engine.dispose(close=False), weak=False)
-    from celery import signals as celery_signals
-
-    # SIGTERM or SIGINT: take no new task from here on (the consumer stops only at its next
-    # poll, seconds later; what it still receives goes back to the queue).
-    celery_signals.worker_shutting_down.connect(lambda **_: executor.drain(), weak=False)
-    glint.start(recover=False)
-    if health_port is not None and glint.health is not None:
-        from glint import health
-
-        health.serve(glint.health, settings.bind_host, health_port,
-                     glint.metrics.render if glint.metrics is not None else None)
-    threads = concurrency or settings.executor_threads
-    LOG.info("glint worker: queues %s, concurrency %d (%s pool), broker %s", chosen, threads,
-             pool, _safe(settings.broker_url))
-    try:
-        # --quiet: no Celery banner, which suggests options (-E) this command does not take;
-        # the line above says what it would.
-        executor.app.worker_main([
-            "--quiet", "worker", f"--queues={chosen}", f"--pool={pool}",
-            f"--concurrency={threads}",
-            f"--loglevel={log_level.upper()}", f"--hostname=glint-{os.getpid()}@%h",
-            "--without-gossip", "--without-mingle", "--without-heartbeat"])
-    finally:
-        glint.close(timeout=10)
+    worker_process.work(glint, executor, queues, concurrency, pool, log_level, health_port,
+                        _safe(settings.broker_url))
 
 
 def _wait_for_database(url: str, retry: float | None = None) -> None:
@@ -603,7 +416,7 @@ def task_retry(task_id: str) -> None:
     with _operator_glint(executor=None) as glint, _refusals():
         created = glint.tasks.retry(task_id)
         click.echo(created.id)
-        if not getattr(glint.router.executor_for(created.type), "remote", False):
+        if not glint.router.executor_for(created.type).remote:
             glint.router.shutdown(wait=True)  # the run in this process, to its end
             ended = glint.tasks.row(created.id)
             click.echo(f"task {created.id}: {ended.status}"
@@ -853,11 +666,6 @@ def _configure_logging(level: str, log_format: str = "text") -> None:
     """Log lines to stderr, each with the request and task it is about (glint.logcontext);
     alembic's at warning (`glint db` commands say what they did)."""
     logging.config.dictConfig(logcontext.config(level, log_format))
-
-
-def _log_config(level: str, log_format: str) -> dict[str, Any]:
-    """:func:`_configure_logging` as a ``logging.config`` dictionary, with process ids."""
-    return logcontext.config(level, log_format, processes=True)
 
 
 @contextlib.contextmanager

@@ -179,3 +179,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+def threaded(handler: type[http.server.BaseHTTPRequestHandler]) -> http.server.ThreadingHTTPServer:
+    """``handler`` served on 127.0.0.1, port 0, from a daemon thread; ``shutdown`` and
+    ``server_close`` it when done (:func:`stop`)."""
+    httpd = http.server.ThreadingHTTPServer((LOOPBACK, 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+def stop(httpd: http.server.ThreadingHTTPServer) -> None:
+    httpd.shutdown()
+    httpd.server_close()

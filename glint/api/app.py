@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
@@ -21,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
-from uvicorn import config as uvicorn_config
 
 from glint import errors
 from glint.api import (
@@ -45,13 +43,8 @@ from glint.api import (
 from glint.api import errors as api_errors
 from glint.api.identity import IdentityMiddleware
 from glint.api.request_id import RequestIdMiddleware
-from glint.app import Glint, build_api_worker
-from glint.dashboard import Dashboard
-from glint.images.locations import Locations
-from glint.imports.service import Imports
-from glint.metadefs.service import MetadefService
+from glint.app import Glint
 from glint.settings import Settings
-from glint.stores import multi
 
 LOG = logging.getLogger(__name__)
 
@@ -61,10 +54,8 @@ def create_app(glint: Glint, *, manage_lifecycle: bool = True) -> Starlette:
     middleware = [
         Middleware(RequestIdMiddleware),
         Middleware(metrics.RequestMetricsMiddleware),
-        *([Middleware(metrics.MetricsMiddleware, exposition=glint.metrics)]
-          if glint.metrics is not None else []),
-        *([Middleware(health.HealthcheckMiddleware, health=glint.health)]
-          if glint.health is not None else []),
+        Middleware(metrics.MetricsMiddleware, exposition=glint.metrics),
+        Middleware(health.HealthcheckMiddleware, health=glint.health),
         Middleware(versions.VersionNegotiationMiddleware, settings=glint.settings),
         *_authentication(glint.settings),
         Middleware(IdentityMiddleware, settings=glint.settings, policy=glint.policy),
@@ -79,20 +70,6 @@ def create_app(glint: Glint, *, manage_lifecycle: bool = True) -> Starlette:
     # with an empty id); a redirect to the list would turn ``DELETE`` into a 405.
     app.router.redirect_slashes = False
     return app
-
-
-def create_api_worker() -> Starlette:
-    """The app of one API worker of ``glint serve --workers N``: uvicorn's app factory, which
-    it imports and calls in each process it starts (``glint.api.app:create_api_worker``).
-
-    A glint that cannot be built exits with uvicorn's start-up failure status, which stops
-    the supervisor instead of having it start the process again and again.
-    """
-    try:
-        return create_app(build_api_worker())
-    except Exception:
-        LOG.exception("this API worker could not start")
-        sys.exit(uvicorn_config.STARTUP_FAILURE)
 
 
 def _authentication(settings: Settings) -> list[Middleware]:
@@ -114,17 +91,16 @@ def routes(glint: Glint) -> list[BaseRoute]:
         *schemas.routes(glint.registry, glint.settings),
         *tasks.routes(glint.tasks, glint.registry, glint.settings, inline_reads=glint.db.is_sqlite),
         *images.routes(glint.images, glint.tasks, glint.settings),
-        *image_data.routes(glint.images),
+        *image_data.routes(glint.images, glint.uploads),
         *image_tags.routes(glint.images),
         *image_actions.routes(glint.images),
         *image_members.routes(glint.members),
-        *image_import.routes(Imports(glint.images, glint.tasks), glint.settings,
-                             glint.images.backends),
-        *stores.routes(Locations(glint.images)),
-        *info.routes(glint.images, glint.settings),
-        *metadefs.routes(MetadefService(glint.db, glint.policy), glint.settings),
-        *(health.routes(glint.health) if glint.health is not None else []),
-        *dashboard.routes(Dashboard(glint.db, glint.tasks, multi.of(glint.store).default)),
+        *image_import.routes(glint.imports, glint.settings, glint.images.backends),
+        *stores.routes(glint.locations),
+        *info.routes(glint.images, glint.settings, glint.db),
+        *metadefs.routes(glint.metadefs, glint.settings),
+        *health.routes(glint.health),
+        *dashboard.routes(glint.dashboard),
     ]
 
 

@@ -39,9 +39,7 @@ class HealthcheckMiddleware:
         if scope["type"] != "http" or scope["path"] != PATH or _wants_json(scope):
             await self.app(scope, receive, send)
             return
-        if scope["method"] not in ("GET", "HEAD"):
-            await PlainTextResponse("Method Not Allowed", 405,
-                                    headers={"Allow": "GET, HEAD"})(scope, receive, send)
+        if await routing.refused_unless_read(scope, receive, send):
             return
         report = await run_in_threadpool(self.health.report)
         response = PlainTextResponse(report.text(), 200 if report.ok else 503)

@@ -3,7 +3,7 @@
 (Data in, ``PUT .../file`` and ``PUT .../stage``, is :mod:`glint.api.image_upload`.)
 
 From a store with files (the filesystem store) the server sends the bytes by ``sendfile(2)``
-when it offers ASGI's ``zerocopysend`` (``glint serve`` does, :mod:`glint.api.sendfile`): they
+when it offers ASGI's ``zerocopysend`` (``glint serve`` does, :mod:`glint.server.sendfile`): they
 never pass through Python. Otherwise the store is read chunk by chunk in the thread pool
 (Starlette iterates a sync iterator there), so an image is never held in memory.
 """
@@ -137,8 +137,8 @@ def _open(path: pathlib.Path, location: str) -> BinaryIO:
         raise errors.StoreError(f"image data {location!r} is missing from the store") from None
 
 
-def routes(images: ImageService) -> list[BaseRoute]:
+def routes(images: ImageService, uploads: Uploads) -> list[BaseRoute]:
     api = ImageDataApi(images)
-    upload = image_upload.ImageUploadApi(Uploads(images))
+    upload = image_upload.ImageUploadApi(uploads)
     return [resource("/v2/images/{image_id}/file", {"GET": api.download, "PUT": upload.upload}),
             resource("/v2/images/{image_id}/stage", {"PUT": upload.stage})]

@@ -9,6 +9,7 @@ from starlette.routing import BaseRoute
 from glint import policy as policies
 from glint.api import identity
 from glint.api.routing import resource
+from glint.db import engine
 from glint.images import usage
 from glint.images.service import ImageService
 from glint.imports import methods as imports
@@ -16,8 +17,9 @@ from glint.settings import Settings
 
 
 class InfoApi:
-    def __init__(self, images: ImageService, settings: Settings) -> None:
+    def __init__(self, images: ImageService, settings: Settings, db: engine.Database) -> None:
         self.images = images
+        self.db = db
         self.settings = settings
 
     async def import_methods(self, request: Request) -> Response:
@@ -56,11 +58,11 @@ class InfoApi:
 
     def usage(self, request: Request) -> Response:
         owner = identity.context(request).owner
-        return JSONResponse({"usage": usage.of_project(self.images.db, owner)})
+        return JSONResponse({"usage": usage.of_project(self.db, owner)})
 
 
-def routes(images: ImageService, settings: Settings) -> list[BaseRoute]:
-    api = InfoApi(images, settings)
+def routes(images: ImageService, settings: Settings, db: engine.Database) -> list[BaseRoute]:
+    api = InfoApi(images, settings, db)
     return [resource("/v2/info/import", {"GET": api.import_methods}),
             resource("/v2/info/stores", {"GET": api.stores}),
             resource("/v2/info/stores/detail", {"GET": api.stores_detail}),

@@ -14,10 +14,11 @@ import time
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glint import metrics
+from glint.api import routing
 
 PATH = "/metrics"
 # Paths answered by middleware (no route): their own label. Anything else unrouted is a 404.
@@ -38,9 +39,7 @@ class MetricsMiddleware:
         if scope["type"] != "http" or scope["path"] != PATH:
             await self.app(scope, receive, send)
             return
-        if scope["method"] not in ("GET", "HEAD"):
-            await PlainTextResponse("Method Not Allowed", 405,
-                                    headers={"Allow": "GET, HEAD"})(scope, receive, send)
+        if await routing.refused_unless_read(scope, receive, send):
             return
         body = await run_in_threadpool(self.exposition.render)
         await Response(body, media_type=metrics.CONTENT_TYPE)(scope, receive, send)

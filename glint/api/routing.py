@@ -8,7 +8,7 @@ from typing import cast
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -60,3 +60,13 @@ def resource(path: str, handlers: Mapping[str, Handler],
     ``inline`` names the methods whose (sync) handlers run on the event loop: see Resource.
     """
     return Route(path, Resource(handlers, allow, inline))
+
+
+async def refused_unless_read(scope: Scope, receive: Receive, send: Send) -> bool:
+    """For a middleware answering one path itself (``/healthcheck``, ``/metrics``): a method
+    other than GET and HEAD gets a plain 405 with ``Allow: GET, HEAD``; True when it did."""
+    if scope["method"] in ("GET", "HEAD"):
+        return False
+    await PlainTextResponse("Method Not Allowed", 405,
+                            headers={"Allow": "GET, HEAD"})(scope, receive, send)
+    return True

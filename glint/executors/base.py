@@ -1,11 +1,11 @@
 """The executor contract: a task id in, nothing else.
 
 An executor is built with the function that runs a task (the runner, ``run(task_id)``) and
-decides where and when to call it: ``cls(run, threads=N)``, or ``cls.from_settings(run,
-settings, threads=N)`` when the class has that (an executor that needs settings, like
-``celery``). Everything else about the task is in the database, so a remote executor only has
-to carry the id. ``remote`` is True for executors whose tasks run in other processes: their
-tasks are recovered by the reaper, not by the start-up recovery of one process.
+decides where and when to call it. Every executor class is built the one way,
+``cls.from_settings(run, settings, threads=N)`` (:class:`ExecutorClass`). Everything else
+about the task is in the database, so a remote executor only has to carry the id.
+``remote`` is True for executors whose tasks run in other processes: their tasks are
+recovered by the reaper, not by the start-up recovery of one process.
 :class:`ExecutorBase` gives the capabilities' defaults (in-process; a delayed submit waits on
 a timer of this process).
 """
@@ -15,7 +15,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from glint.settings import Settings
 
 from glint import errors
 
@@ -67,3 +70,9 @@ class ExecutorBase:
             self.submit(task_id, task_type)
         except errors.ServiceUnavailable as exc:  # still pending: the reaper re-publishes it
             LOG.warning("could not submit the retry of task %s: %s", task_id, exc.message)
+
+
+class ExecutorClass(Protocol):
+    """A ``glint.executors`` plugin: the class, built with its one factory."""
+
+    def from_settings(self, run: RunTask, settings: Settings, threads: int = 1) -> Executor: ...

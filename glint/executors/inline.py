@@ -5,9 +5,16 @@ from __future__ import annotations
 import time
 
 from glint.executors import base
+from glint.settings import Settings
 
 
 class InlineExecutor(base.ExecutorBase):
+    @classmethod
+    def from_settings(cls, run: base.RunTask, settings: Settings,
+                      threads: int = 1) -> InlineExecutor:
+        del settings
+        return cls(run, threads=threads)
+
     def __init__(self, run: base.RunTask, threads: int = 1) -> None:
         self._run = run
         self._closed = False

@@ -7,6 +7,7 @@ import threading
 from concurrent import futures
 
 from glint.executors import base
+from glint.settings import Settings
 
 LOG = logging.getLogger(__name__)
 
@@ -17,6 +18,12 @@ class ThreadExecutor(base.ExecutorBase):
     A task still queued at shutdown is dropped from the queue but stays ``pending`` in the
     database, where the next start picks it up: shutdown never loses one.
     """
+
+    @classmethod
+    def from_settings(cls, run: base.RunTask, settings: Settings,
+                      threads: int = 8) -> ThreadExecutor:
+        del settings
+        return cls(run, threads=threads)
 
     def __init__(self, run: base.RunTask, threads: int = 8) -> None:
         self._run = run

@@ -16,9 +16,10 @@ from sqlalchemy import orm
 
 from glint import errors
 from glint.context import RequestContext
+from glint.db import engine, models
 from glint.db import images as image_rows
-from glint.db import models
-from glint.images import states
+from glint.images import states, views
+from glint.notifiers import base as notifiers
 from glint.stores.base import Store
 from glint.stores.multi import MultiStore
 
@@ -75,8 +76,11 @@ def rows(backends: MultiStore, data: ImageData) -> list[models.ImageLocation]:
 class Locations:
     """Adding and removing one store's copy of an active image's bytes."""
 
-    def __init__(self, images: ImageService) -> None:
+    def __init__(self, images: ImageService, db: engine.Database,
+                 notifier: notifiers.Notifier) -> None:
         self.images = images
+        self.db = db
+        self.notifier = notifier
         self.backends = images.backends
 
     def add(self, ctx: RequestContext, image_id: str, store_id: str, location: str,
@@ -87,7 +91,7 @@ class Locations:
         new bytes are removed again.
         """
         try:
-            with self.images.db.session() as session:
+            with self.db.session() as session:
                 if guard is not None:
                     guard(session)
                 image = image_rows.get(session, ctx, image_id, for_update=True)
@@ -102,7 +106,7 @@ class Locations:
         except BaseException:
             self.backends.backend(store_id).delete(location)
             raise
-        self.images._notify("image.update", image)
+        self.notifier.notify(views.event("image.update", image))
         return image
 
     def delete_from_store(self, ctx: RequestContext, store_id: str, image_id: str) -> None:
@@ -116,7 +120,7 @@ class Locations:
             raise errors.Conflict(f"The selected store {store_id[:64]} is not available on "
                                   "this node.")
         self.images.check(ctx, image_id, "delete_image_location")
-        with self.images.db.session() as session:
+        with self.db.session() as session:
             image = image_rows.get(session, ctx, image_id, for_update=True)
             if image.status != states.ACTIVE:
                 raise errors.Conflict("It's not allowed to remove image data from store if "
@@ -135,12 +139,12 @@ class Locations:
             image.updated_at = models.utcnow()
         for row in gone:
             self.backends.backend(store_id).delete(row.location)
-        self.images._notify("image.update", image)
+        self.notifier.notify(views.event("image.update", image))
 
     def drop(self, image_id: str, store_id: str, guard: Guard | None = None) -> None:
         """Undo :meth:`add`: forget ``store_id``'s copy and remove its bytes (never the last
         copy; an import reverting the copies it made)."""
-        with self.images.db.session() as session:
+        with self.db.session() as session:
             if guard is not None:
                 guard(session)
             image = image_rows.get_any(session, image_id)
@@ -161,7 +165,7 @@ class Locations:
         """Update an import's bookkeeping properties: ``start`` names the stores to do (and
         clears them from the failed ones), ``done`` and ``failed`` leave the stores to do."""
         failed = list(failed)
-        with self.images.db.session() as session:
+        with self.db.session() as session:
             if guard is not None:
                 guard(session)
             image = image_rows.get_any(session, image_id)
@@ -181,7 +185,7 @@ class Locations:
 
     def importing(self, image_id: str) -> list[str]:
         """The stores an import has still to do."""
-        with self.images.db.reader() as session:
+        with self.db.reader() as session:
             image = image_rows.get_any(session, image_id)
             return [] if image is None else _split(image.extra_properties.get(IMPORTING))
 

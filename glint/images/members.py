@@ -30,8 +30,8 @@ MAX_MEMBER_LENGTH = 255
 
 class MemberService:
     def __init__(self, db: engine.Database, notifier: notifiers.Notifier,
-                 settings: Settings, policy: policies.Policy | None = None) -> None:
-        self.policy = policy if policy is not None else policies.Policy.from_settings(settings)
+                 settings: Settings, policy: policies.Policy) -> None:
+        self.policy = policy
         self.db = db
         self.notifier = notifier
         self.settings = settings

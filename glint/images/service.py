@@ -20,7 +20,7 @@ from glint.context import RequestContext
 from glint.db import engine, models
 from glint.db import images as image_rows
 from glint.db import members as member_rows
-from glint.images import attributes, locations, patch, staging, states, views
+from glint.images import attributes, locations, patch, states, views
 from glint.notifiers import base as notifiers
 from glint.settings import Settings
 from glint.stores import multi
@@ -48,16 +48,15 @@ class ImageData:
 
 class ImageService:
     def __init__(self, db: engine.Database, store: Store, notifier: notifiers.Notifier,
-                 settings: Settings, staging_area: Store | None = None,
-                 policy: policies.Policy | None = None) -> None:
+                 settings: Settings, staging_area: Store, policy: policies.Policy) -> None:
         self.db = db
         self.store = store
         self.backends = multi.of(store)  # the stores by id (one, without multi-store)
         self.notifier = notifier
         self.settings = settings
-        self.policy = policy if policy is not None else policies.Policy.from_settings(settings)
+        self.policy = policy
         # Where glance-direct data waits for its import (glint.images.staging).
-        self.staging = staging_area if staging_area is not None else staging.area(settings)
+        self.staging = staging_area
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -317,7 +316,7 @@ class ImageService:
                             "left there", location, store_id)
 
     def _notify(self, event_type: str, image: models.Image) -> None:
-        self.notifier.notify(notifiers.Event(event_type, views.notification(image)))
+        self.notifier.notify(views.event(event_type, image))
 
 
 def set_property_locked(session: orm.Session, ctx: RequestContext, image_id: str, name: str,

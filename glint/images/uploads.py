@@ -25,14 +25,17 @@ from glint.images import states, views
 from glint.images.service import ImageData, ImageService
 from glint.imports import methods
 from glint.notifiers import base as notifiers
+from glint.settings import Settings
 from glint.stores.base import Store
 
 
 class Uploads:
-    def __init__(self, images: ImageService) -> None:
+    def __init__(self, images: ImageService, notifier: notifiers.Notifier, settings: Settings,
+                 image_gate: gate.ImageGate) -> None:
         self.images = images
-        self.settings = images.settings
-        self.gate = gate.ImageGate.from_settings(images.settings)
+        self.notifier = notifier
+        self.settings = settings
+        self.gate = image_gate
 
     # -- PUT /v2/images/{id}/file --------------------------------------------------------
 
@@ -139,12 +142,12 @@ class Uploads:
             self.images.set_status(ctx, image_id, states.QUEUED, expected=claimed,
                                    size=None, virtual_size=None)
         message = exc.message if isinstance(exc, errors.GlintError) else type(exc).__name__
-        self.images.notifier.notify(notifiers.Event(
+        self.notifier.notify(notifiers.Event(
             "image.upload", {"image_id": image_id, "message": f"Image upload failed: {message}"},
             notifiers.ERROR))
 
     def _notify(self, event_type: str, image: models.Image) -> None:
-        self.images.notifier.notify(notifiers.Event(event_type, _payload(image)))
+        self.notifier.notify(notifiers.Event(event_type, _payload(image)))
 
 
 def _payload(image: models.Image) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from glint.db import models
+from glint.notifiers import base as notifiers
 from glint.timefmt import isotime
 
 HIDDEN_PROPERTIES = frozenset({"os_glance_stage_host", "os_glance_hash_op_host"})
@@ -45,6 +46,11 @@ def api(image: models.Image, stores: Sequence[str] | None = None) -> dict[str, A
     if stores is not None:
         body["stores"] = ",".join(stores)
     return body
+
+
+def event(event_type: str, image: models.Image) -> notifiers.Event:
+    """The notification ``event_type`` (``image.create``, ``image.update``...) about ``image``."""
+    return notifiers.Event(event_type, notification(image))
 
 
 def notification(image: models.Image) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from sqlalchemy import orm
 
 from glint import errors
 from glint.context import RequestContext
-from glint.db import models
+from glint.db import engine, models
 from glint.db import tasks as task_rows
 from glint.images import locations, service, states
 from glint.images.service import ImageService
@@ -39,9 +39,10 @@ from glint.tasks.service import TaskService
 
 
 class Imports:
-    def __init__(self, images: ImageService, tasks: TaskService) -> None:
+    def __init__(self, images: ImageService, tasks: TaskService, db: engine.Database) -> None:
         self.images = images
         self.tasks = tasks
+        self.db = db
 
     def start(self, ctx: RequestContext, image_id: str,
               request: ImportRequest) -> models.Task | None:
@@ -88,7 +89,7 @@ class Imports:
         The image row stays locked until the commit: a second import waits for it, then sees
         the lock naming a task that exists (and is pending), and gets 409.
         """
-        with self.images.db.session() as session:
+        with self.db.session() as session:
             try:
                 service.set_property_locked(session, ctx, image_id, LOCK, task.id,
                                             functools.partial(_stale, session))
@@ -102,7 +103,7 @@ class Imports:
         if not ctx.auth_token:
             raise errors.BadRequest("The glance-download method reads the source image with "
                                     "the caller's Keystone token: it needs auth_mode keystone")
-        if getattr(self.tasks.router.executor_for(SCRIPT), "remote", False):
+        if self.tasks.router.executor_for(SCRIPT).remote:
             raise errors.BadRequest(f"The glance-download method needs {SCRIPT} tasks to run "
                                     "in the API process (the caller's token is never sent to "
                                     "workers), but they are routed to a remote executor")

@@ -6,7 +6,10 @@ import dataclasses
 import datetime
 import uuid
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from glint.settings import Settings
 
 INFO = "INFO"
 ERROR = "ERROR"
@@ -33,6 +36,12 @@ class Notifier(Protocol):
     """Where events go. ``notify`` must not raise: a lost event never fails the caller's work."""
 
     def notify(self, event: Event) -> None: ...
+
+
+class NotifierClass(Protocol):
+    """A ``glint.notifiers`` plugin: the class, built with its one factory."""
+
+    def from_settings(self, settings: Settings) -> Notifier: ...
 
 
 class Filtered:

@@ -6,11 +6,17 @@ import json
 import logging
 
 from glint.notifiers import base
+from glint.settings import Settings
 
 LOG = logging.getLogger("glint.notifications")
 
 
 class LogNotifier:
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LogNotifier:
+        del settings
+        return cls()
+
     def notify(self, event: base.Event) -> None:
         level = logging.ERROR if event.priority == base.ERROR else logging.INFO
         LOG.log(level, "%s", json.dumps(event.to_dict(), default=str, sort_keys=True))

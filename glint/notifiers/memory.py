@@ -5,12 +5,18 @@ from __future__ import annotations
 import threading
 
 from glint.notifiers import base
+from glint.settings import Settings
 
 
 class MemoryNotifier:
     def __init__(self) -> None:
         self.events: list[base.Event] = []
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MemoryNotifier:
+        del settings
+        return cls()
 
     def notify(self, event: base.Event) -> None:
         with self._lock:

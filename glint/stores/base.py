@@ -5,7 +5,10 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
+
+if TYPE_CHECKING:
+    from glint.settings import Settings
 
 
 class StoreWriter(Protocol):
@@ -76,6 +79,15 @@ class StoreBase:
 
     def remove_temporary_files(self, older_than: float | None = None) -> int:
         return 0
+
+
+class StoreClass(Protocol):
+    """A ``glint.stores`` plugin: the class, built with its one factory."""
+
+    def from_settings(self, settings: Settings, path: pathlib.Path) -> Store:
+        """The store ``settings`` describe; ``path`` is its directory (a store keeping files
+        on this host's disk uses it, an object store has its own settings)."""
+        ...
 
 
 @runtime_checkable

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 
 from glint import errors
+from glint.settings import Settings
 from glint.stores import base
 
 TMP_PREFIX = ".tmp-"
@@ -105,6 +106,11 @@ class FilesystemStore(base.StoreBase):
     def __init__(self, path: pathlib.Path) -> None:
         self.path = pathlib.Path(path).resolve()
         self.path.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, path: pathlib.Path) -> FilesystemStore:
+        del settings
+        return cls(path)
 
     def writer(self, image_id: str) -> FilesystemWriter:
         return FilesystemWriter(self.path, _key(image_id))

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 
 from glint import errors
+from glint.settings import Settings
 from glint.stores import base
 
 
@@ -40,6 +41,11 @@ class MemoryStore(base.StoreBase):
     def __init__(self, path: pathlib.Path | None = None) -> None:
         self.blobs: dict[str, bytes] = {}
         self.lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, path: pathlib.Path) -> MemoryStore:
+        del settings
+        return cls(path)
 
     def writer(self, image_id: str) -> MemoryWriter:
         return MemoryWriter(self, image_id)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from glint import datapath, errors, plugins
 from glint.settings import Settings
-from glint.stores.base import Store, StoreWriter
+from glint.stores.base import Store, StoreClass, StoreWriter
 
 
 class MultiStore:
@@ -101,13 +101,11 @@ def from_settings(settings: Settings) -> MultiStore:
 def open_store(settings: Settings, kind: str, path: pathlib.Path) -> Store:
     """The ``glint.stores`` plugin ``kind``, built from its settings.
 
-    A plugin class with a ``from_settings`` classmethod (the object stores) builds itself from
-    ``settings``; any other is given its directory, ``path``.
+    Every plugin class builds itself with ``from_settings(settings, path)``
+    (:class:`glint.stores.base.StoreClass`); ``path`` is its directory, if it keeps one.
     """
-    plugin = plugins.load("glint.stores", kind)
-    from_settings = getattr(plugin, "from_settings", None)
-    store: Store = from_settings(settings) if from_settings is not None else plugin(path)
-    return store
+    plugin: StoreClass = plugins.load("glint.stores", kind)
+    return plugin.from_settings(settings, path)
 
 
 def copy_between(source: Store, location: str, target: Store, image_id: str,

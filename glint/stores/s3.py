@@ -116,8 +116,10 @@ class S3Store(base.StoreBase):
         self.check(create_bucket)
 
     @classmethod
-    def from_settings(cls, settings: Settings, store_id: str | None = None) -> S3Store:
-        """The store the ``s3_*`` settings describe (checked: see :meth:`check`)."""
+    def from_settings(cls, settings: Settings, path: pathlib.Path | None = None) -> S3Store:
+        """The store the ``s3_*`` settings describe (checked: see :meth:`check`); it keeps
+        nothing in ``path``."""
+        del path
         if not settings.s3_access_key or settings.s3_secret_key is None:
             raise errors.ConfigurationError("the s3 store needs s3_access_key and s3_secret_key")
         return cls(access_key=settings.s3_access_key,

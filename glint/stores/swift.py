@@ -131,8 +131,10 @@ class SwiftStore(base.StoreBase):
         self.check(create_container)
 
     @classmethod
-    def from_settings(cls, settings: Settings, store_id: str | None = None) -> SwiftStore:
-        """The store the ``swift_*`` settings describe (checked: see :meth:`check`)."""
+    def from_settings(cls, settings: Settings, path: pathlib.Path | None = None) -> SwiftStore:
+        """The store the ``swift_*`` settings describe (checked: see :meth:`check`); it keeps
+        nothing in ``path``."""
+        del path
         if not settings.swift_auth_url or not settings.swift_user or settings.swift_key is None:
             raise errors.ConfigurationError(
                 "the swift store needs swift_auth_url, swift_user and swift_key")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from glint.context import RequestContext
 from glint.db import engine, leases, models
 from glint.images import service as images
+from glint.images.locations import Locations
 from glint.notifiers import base as notifiers
 from glint.scripts import contract
 from glint.settings import Settings
@@ -27,8 +28,9 @@ from glint.tasks.script_api import ScriptDbApi, ScriptStores
 class ContextFactory:
     def __init__(self, db: engine.Database, images_service: images.ImageService, store: Store,
                  notifier: notifiers.Notifier, settings: Settings,
-                 image_gate: contract.ImageGate, handoff: Handoff) -> None:
+                 image_gate: contract.ImageGate, handoff: Handoff, locations: Locations) -> None:
         self.db = db
+        self.locations = locations
         self.images = images_service
         self.store = store
         self.notifier = notifier
@@ -44,7 +46,8 @@ class ContextFactory:
         """The context of a run of ``task`` (with its lease, heartbeat and cancel check), or,
         without them, of a cleanup after the task was given up: unfenced, already cancelled."""
         request_context = RequestContext.from_dict(task.context or {})
-        api = ScriptDbApi(self.db, self.images, request_context, task.id, lease)
+        api = ScriptDbApi(self.db, self.images, self.locations, request_context, task.id,
+                          lease)
         ctx = contract.ScriptContext(
             task_id=task.id, task_type=task.type, task_input=dict(task.input or {}),
             request_context=request_context, db_api=api, store_api=self.store,

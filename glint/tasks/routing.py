@@ -12,14 +12,13 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from glint import errors, plugins
 from glint.executors import base
 from glint.settings import Settings
 
 NAMESPACE = "glint.executors"
-ExecutorClass = Callable[..., base.Executor]  # called as (run, threads=...)
 
 LOG = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ def check_task_types(settings: Settings, task_types: Iterable[str]) -> None:
 
 
 def build(run: base.RunTask, *, default: str, routes: Mapping[str, str], threads: int,
-          settings: Settings | None = None) -> Router:
+          settings: Settings) -> Router:
     """Build each executor named by ``default`` and ``routes`` (once each) around ``run``.
 
     Raises ConfigurationError naming the setting when an executor is not installed.
@@ -101,19 +100,14 @@ def build(run: base.RunTask, *, default: str, routes: Mapping[str, str], threads
     return Router(executors, routes, default)
 
 
-def _make(executor_cls: ExecutorClass, run: base.RunTask, threads: int,
-          settings: Settings | None) -> base.Executor:
-    """``cls.from_settings(run, settings, threads=...)`` when it has one, else ``cls(run, ...)``."""
-    from_settings = getattr(executor_cls, "from_settings", None)
-    if from_settings is not None and settings is not None:
-        executor: base.Executor = from_settings(run, settings, threads=threads)
-        return executor
-    return executor_cls(run, threads=threads)
+def _make(executor_cls: base.ExecutorClass, run: base.RunTask, threads: int,
+          settings: Settings) -> base.Executor:
+    return executor_cls.from_settings(run, settings, threads=threads)
 
 
-def _load(name: str, where: str) -> ExecutorClass:
+def _load(name: str, where: str) -> base.ExecutorClass:
     try:
-        executor_cls: ExecutorClass = plugins.load(NAMESPACE, name)
+        executor_cls: base.ExecutorClass = plugins.load(NAMESPACE, name)
     except errors.ConfigurationError:
         installed = ", ".join(sorted({ep.name for ep in
                                       importlib.metadata.entry_points(group=NAMESPACE)}))

@@ -19,11 +19,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from glint import errors, gate, logcontext, metrics
+from glint import errors, logcontext, metrics
 from glint.context import RequestContext
 from glint.db import engine, leases, models
 from glint.db import tasks as task_rows
 from glint.images import service as images
+from glint.images.locations import Locations
 from glint.notifiers import base as notifiers
 from glint.scripts import contract
 from glint.scripts.registry import LoadedScript, Registry
@@ -57,13 +58,13 @@ LOG = logging.getLogger(__name__)
 class Runner:
     """Runs tasks; holds the parts each moment of a task's life uses.
 
-    ``image_gate`` and ``handoff`` are built from ``settings`` (a fresh in-memory hand-off)
-    when not given."""
+    The composition root (:func:`glint.app.build`) gives it the process's safety gate, its
+    in-memory credential hand-off and the image locations service."""
 
     def __init__(self, db: engine.Database, registry: Registry, images_service: images.ImageService,
                  store: Store, notifier: notifiers.Notifier, settings: Settings,
-                 owner: str | None = None, *, image_gate: contract.ImageGate | None = None,
-                 handoff: Handoff | None = None) -> None:
+                 owner: str | None = None, *, image_gate: contract.ImageGate,
+                 handoff: Handoff, locations: Locations) -> None:
         self.db = db
         self.registry = registry
         self.images = images_service
@@ -72,12 +73,12 @@ class Runner:
         self.settings = settings
         self.owner = owner or lease_owner()
         self.stopping = threading.Event()
-        self.gate = image_gate if image_gate is not None else gate.ImageGate.from_settings(settings)
+        self.gate = image_gate
         # The callers' credentials, in this process's memory only (glint.tasks.handoff).
-        self.handoff = handoff if handoff is not None else Handoff()
+        self.handoff = handoff
         binding.LIVE.add(self.owner)
         self.contexts = ContextFactory(db, images_service, store, notifier, settings, self.gate,
-                                       self.handoff)
+                                       self.handoff, locations)
         self.endings = Endings(db, notifier, settings, self.handoff)
         self.retries = Retries(db, RetryPolicy.from_settings(settings))
         self.recovery = Recovery(db, registry, images_service, settings, self.owner,

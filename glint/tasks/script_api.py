@@ -34,9 +34,11 @@ from glint.tasks import views as task_views
 
 class ScriptDbApi:
     def __init__(self, db: engine.Database, images_service: images.ImageService,
-                 ctx: RequestContext, task_id: str, lease: leases.Lease | None = None) -> None:
+                 locations: image_locations.Locations, ctx: RequestContext, task_id: str,
+                 lease: leases.Lease | None = None) -> None:
         self._db = db
         self._images = images_service
+        self._locations = locations
         self._ctx = ctx
         self._task_id = task_id
         self._lease = lease
@@ -144,21 +146,20 @@ class ScriptDbApi:
 
     def add_image_location(self, image_id: str, store: str, location: str) -> None:
         """Record a copy of the active image's bytes in ``store`` (removed again on refusal)."""
-        image_locations.Locations(self._images).add(self._ctx, image_id, store, location,
-                                                    guard=self._guard)
+        self._locations.add(self._ctx, image_id, store, location, guard=self._guard)
 
     def remove_image_location(self, image_id: str, store: str) -> None:
         """Forget and remove the copy in ``store`` (never the last one)."""
-        image_locations.Locations(self._images).drop(image_id, store, guard=self._guard)
+        self._locations.drop(image_id, store, guard=self._guard)
 
     def import_progress(self, image_id: str, *, start: list[str] | None = None,
                         done: str | None = None, failed: list[str] | None = None) -> None:
         """Update ``os_glance_importing_to_stores`` / ``os_glance_failed_import``."""
-        image_locations.Locations(self._images).progress(
+        self._locations.progress(
             image_id, start=start, done=done, failed=failed or (), guard=self._guard)
 
     def importing_stores(self, image_id: str) -> list[str]:
-        return image_locations.Locations(self._images).importing(image_id)
+        return self._locations.importing(image_id)
 
     def release_import_lock(self, image_id: str) -> bool:
         """Drop the image's import lock if this task holds it (``os_glance_import_task``)."""

@@ -26,9 +26,8 @@ from glint.tasks.runner import Runner
 class TaskService:
     def __init__(self, db: engine.Database, registry: Registry, router: routing.Router,
                  notifier: notifiers.Notifier, settings: Settings, runner: Runner,
-                 policy: policies.Policy | None = None) -> None:
-        self.policy = policy if policy is not None else policies.Policy.from_settings(
-            settings, registry.types)
+                 policy: policies.Policy) -> None:
+        self.policy = policy
         self.db = db
         self.registry = registry
         self.router = router

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.server
 import os
@@ -71,6 +72,40 @@ def start_glint(tmp: pathlib.Path, **settings: str) -> Server:
             time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"glint serve did not answer in 30 s: {log.read_text()}")
+
+
+# The default identity of an admin's glint (glance and the dashboard's browser send no roles).
+ADMIN_ROLES = '["admin", "member", "reader"]'
+
+
+@contextlib.contextmanager
+def admin_glint(tmp: pathlib.Path) -> Iterator[Server]:
+    """A `glint serve` whose requests without identity headers are an admin's."""
+    server = start_glint(tmp, default_roles=ADMIN_ROLES)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def glint_cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    """`glint` on the same settings (database, store) as ``server``."""
+    env = {**os.environ, "GLINT_DATA_DIR": str(server.data_dir),
+           "GLINT_IMPORT_ALLOWED_HOSTS": '["127.0.0.1"]', "GLINT_NOTIFIER": "noop"}
+    env.pop("GLINT_CONFIG", None)
+    return subprocess.run([str(BIN / "glint"), *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def wait_for(server: Server, task_id: str, *statuses: str) -> dict[str, object]:
+    """The task once its status is one of ``statuses`` (60 s at the most)."""
+    deadline = time.monotonic() + 60
+    while True:
+        task: dict[str, object] = httpx.get(f"{server.url}/v2/tasks/{task_id}", timeout=10).json()
+        if task["status"] in statuses:
+            return task
+        assert time.monotonic() < deadline, task
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.acceptance.conftest import Server, start_glint
-from tests.acceptance.test_operator import ADMIN_ROLES, glint_cli, wait_for
+from tests import httpserver
+from tests.acceptance.conftest import Server, admin_glint, glint_cli, wait_for
 from tests.tools import require_chromium
 
 CHUNK = 256 << 10
@@ -58,9 +58,7 @@ class TrickleSource:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd = httpserver.threaded(Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def step(self, quarters: int = 1) -> None:
@@ -68,8 +66,7 @@ class TrickleSource:
 
     def close(self) -> None:
         self.step(4)
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        httpserver.stop(self.httpd)
 
 
 @pytest.fixture
@@ -98,9 +95,8 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def admin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # The browser sends no identity headers: the default identity is an admin.
-    server = start_glint(tmp_path_factory.mktemp("glint"), default_roles=ADMIN_ROLES)
-    yield server
-    server.stop()
+    with admin_glint(tmp_path_factory.mktemp("glint")) as server:
+        yield server
 
 
 def until(check: Callable[[], Any], what: str, timeout: float = 20) -> Any:

@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import pathlib
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.acceptance.conftest import BIN, GlanceCli, Server, parse_table, start_glint
+from tests import httpserver
+from tests.acceptance.conftest import (
+    GlanceCli,
+    Server,
+    admin_glint,
+    glint_cli,
+    parse_table,
+    wait_for,
+)
 
-ADMIN_ROLES = '["admin", "member", "reader"]'  # the default identity: glance sends no roles
 DATA = b"\0" * (4 << 20)
 
 
@@ -46,15 +50,12 @@ class HeldSource:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd = httpserver.threaded(Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/disk.raw"
 
     def close(self) -> None:
         self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        httpserver.stop(self.httpd)
 
 
 @pytest.fixture
@@ -66,28 +67,8 @@ def source() -> Iterator[HeldSource]:
 
 @pytest.fixture
 def admin_server(tmp_path: pathlib.Path) -> Iterator[Server]:
-    server = start_glint(tmp_path, default_roles=ADMIN_ROLES)
-    yield server
-    server.stop()
-
-
-def glint_cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    """`glint` on the same settings (database, store) as ``server``."""
-    env = {**os.environ, "GLINT_DATA_DIR": str(server.data_dir),
-           "GLINT_IMPORT_ALLOWED_HOSTS": '["127.0.0.1"]', "GLINT_NOTIFIER": "noop"}
-    env.pop("GLINT_CONFIG", None)
-    return subprocess.run([str(BIN / "glint"), *args], env=env, capture_output=True, text=True,
-                          timeout=120)
-
-
-def wait_for(server: Server, task_id: str, *statuses: str) -> dict[str, object]:
-    deadline = time.monotonic() + 60
-    while True:
-        task: dict[str, object] = httpx.get(f"{server.url}/v2/tasks/{task_id}", timeout=10).json()
-        if task["status"] in statuses:
-            return task
-        assert time.monotonic() < deadline, task
-        time.sleep(0.1)
+    with admin_glint(tmp_path) as server:
+        yield server
 
 
 def test_an_operator_watches_cancels_and_retries_an_import(

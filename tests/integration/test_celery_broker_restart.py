@@ -33,12 +33,12 @@ import pytest
 
 from tests.acceptance.conftest import Server, free_port, start_glint
 from tests.httpserver import LocalServer
-from tests.integration.test_celery import (  # noqa: F401  (database_url is a fixture)
+from tests.integration.celery_support import (  # noqa: F401  (database_url is a fixture)
     LEASE,
     Workers,
-    _wait,
     database_url,
     wait_all_final,
+    wait_until,
 )
 from tests.tools import in_ci
 from tests.unit.api.support import PROJECT_A
@@ -141,7 +141,7 @@ def test_no_task_is_lost_when_the_broker_restarts_empty(
             def state() -> dict[str, str]:
                 return {t: api.get(f"/v2/tasks/{t}").json()["status"] for t in tasks}
 
-            _wait(lambda: "processing" in state().values(), 30, "a task to start")
+            wait_until(lambda: "processing" in state().values(), 30, "a task to start")
             time.sleep(DELAY / 2)  # into the pause in the middle of the bodies
             redis_broker.kill()
             during = state()

@@ -17,8 +17,8 @@ import pytest
 from glint import errors
 from glint.executors.celery import CeleryExecutor
 from glint.settings import Settings
+from tests.integration.celery_support import BROKERS, own_queue
 from tests.integration.tcpproxy import TcpProxy
-from tests.integration.test_celery import BROKERS, own_queue
 
 TIMEOUT = 1.0
 # Three attempts (the publish's retry policy) of one timeout each, and the pauses between them.

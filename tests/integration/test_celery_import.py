@@ -22,12 +22,12 @@ from glint.scripts.registry import Registry
 from glint.stores.filesystem import TMP_PREFIX, FilesystemStore
 from tests.conftest import MakeGlint
 from tests.httpserver import LocalServer
-from tests.integration.test_celery import (  # noqa: F401  (fixtures)
+from tests.integration.celery_support import (  # noqa: F401  (fixtures)
     LEASE,
     Workers,
-    _wait,
     broker,
     database_url,
+    wait_until,
 )
 
 IMAGES = 8
@@ -73,7 +73,7 @@ def test_imports_survive_workers_killed_mid_import(
                     workers.start(concurrency=2)
                 time.sleep(0.3)
             assert kills >= 1
-            _wait(lambda: all(api.tasks.get(ctx, t).status in ("success", "failure")
+            wait_until(lambda: all(api.tasks.get(ctx, t).status in ("success", "failure")
                               for t in tasks), 120, "every task to finish")
     finally:
         workers.stop()

@@ -32,14 +32,14 @@ from glint.db import models
 from glint.stores.filesystem import TMP_PREFIX
 from tests.acceptance.conftest import Server, start_glint
 from tests.httpserver import LocalServer
-from tests.integration.test_celery import (  # noqa: F401  (database_url is a fixture)
+from tests.integration.celery_support import (  # noqa: F401  (database_url is a fixture)
     BROKERS,
     LEASE,
     Workers,
-    _wait,
     database_url,
     own_queue,
     wait_all_final,
+    wait_until,
 )
 from tests.unit.api.support import PROJECT_A
 

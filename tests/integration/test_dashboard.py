@@ -9,7 +9,7 @@ from glint.context import RequestContext
 from glint.dashboard import Dashboard
 from glint.db import models
 from tests.conftest import MakeGlint
-from tests.integration.test_tasks import echo, insert, refuse, registry
+from tests.integration.task_support import echo, insert, refuse, registry
 
 
 def test_snapshot_counts_tasks_workers_and_finished_minutes(make_glint: MakeGlint,

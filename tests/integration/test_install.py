@@ -24,8 +24,8 @@ import pytest
 from packaging.requirements import Requirement
 
 from tests.acceptance.conftest import free_port
+from tests.integration.celery_support import BROKERS, own_queue
 from tests.integration.conftest import _reset_schema
-from tests.integration.test_celery import BROKERS, own_queue
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXTRAS = ("postgresql", "celery")  # docs/how-to/two-node.md: pip install 'glint[postgresql,celery]'

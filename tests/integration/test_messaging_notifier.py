@@ -12,14 +12,14 @@ import pytest
 
 from glint.notifiers import base
 from glint.notifiers.messaging import MessagingNotifier
-from tests.integration.test_celery import BROKERS, _reachable
+from tests.integration.celery_support import BROKERS, require_reachable
 
 URL = BROKERS["rabbitmq"]
 
 
 @pytest.fixture
 def exchange() -> Iterator[str]:
-    _reachable(URL)
+    require_reachable(URL)
     name = f"glint-it-notifications-{secrets.token_hex(4)}"
     yield name
     import kombu

@@ -4,49 +4,19 @@ from __future__ import annotations
 
 import datetime
 import threading
-import types
-import uuid
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from glint import app, errors
+from glint import errors
 from glint.context import RequestContext
 from glint.db import attempts, models
 from glint.db import tasks as task_rows
 from glint.scripts.contract import ScriptContext
-from glint.scripts.registry import Registry
 from glint.tasks import runner as runner_mod
 from tests.conftest import MakeGlint
-
-SCHEMA = {"type": "object", "required": ["value"],
-          "properties": {"value": {"type": "integer"}}, "additionalProperties": False}
-
-
-def echo(sctx: ScriptContext) -> dict[str, Any]:
-    return {"echo": sctx.task_input["value"]}
-
-
-def refuse(sctx: ScriptContext) -> dict[str, Any]:
-    raise errors.ScriptError(f"value {sctx.task_input['value']} is not welcome")
-
-
-def registry(**mains: Any) -> Registry:
-    return Registry.of({name: types.SimpleNamespace(main=main, INPUT_SCHEMA=SCHEMA)
-                        for name, main in mains.items()})
-
-
-def insert(glint: app.Glint, ctx: RequestContext, **values: Any) -> models.Task:
-    """A task row written directly, for states the API cannot produce on demand."""
-    fields: dict[str, Any] = {"id": str(uuid.uuid4()), "type": "echo", "status": "pending",
-                              "owner": ctx.owner, "input": {"value": 1}, "message": "",
-                              "context": ctx.to_dict()}
-    fields.update(values)
-    task = models.Task(**fields)
-    with glint.db.session() as session:
-        task_rows.add(session, task)
-    return task
+from tests.integration.task_support import echo, insert, refuse, registry
 
 
 def test_success_records_result_and_expiry(make_glint: MakeGlint, ctx: RequestContext) -> None:

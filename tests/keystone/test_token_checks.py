@@ -21,15 +21,15 @@ from glint import settings as settings_mod
 from glint.api import identity, token_checks
 from glint.api.app import create_app
 from glint.api.keystone import CACHE_KEY, KeystoneMiddleware, build_auth_protocol
-from glint.api.server import GlintProtocol
 from glint.db import models
 from glint.notifiers.memory import MemoryNotifier
 from glint.scripts.registry import Registry
+from glint.server.protocol import GlintProtocol
 from glint.stores.memory import MemoryStore
 from tests import rawhttp
 from tests.keystone.conftest import authtoken_options
+from tests.serving import serving
 from tests.unit.api.support import Echo, TestClient
-from tests.unit.api.test_sendfile import serving
 
 KiB = 1024
 VALIDATIONS, BACKLOG = 2, 2

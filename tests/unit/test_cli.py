@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import importlib.util
-import os
 import pathlib
 import sys
 import textwrap
@@ -14,34 +13,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
-from stevedore import extension
 
-from glint import cli
 from glint.db import engine, migrate, models
+from tests.unit.cli_support import database, run, workdir  # noqa: F401  (workdir is a fixture)
+
+# workdir is autouse: each test runs in an empty directory of its own, tmp_path.
 
 NAMESPACE = "glint.task_scripts"
-
-
-@pytest.fixture(autouse=True)
-def workdir(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
-    """Run in an empty directory with no GLINT_* settings, so the embedded defaults apply."""
-    for name in list(os.environ):
-        if name.startswith("GLINT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    # stevedore remembers each namespace's entry points for the life of the process: start
-    # empty, and leave nothing behind for later tests that install entry points of their own.
-    monkeypatch.setattr(extension.ExtensionManager, "ENTRY_POINT_CACHE", {})
-    return tmp_path
-
-
-def run(*args: str, **env: str) -> Result:
-    return CliRunner().invoke(cli.main, list(args), env=env, catch_exceptions=False)
-
-
-def database(workdir: pathlib.Path) -> str:
-    return f"sqlite:///{(workdir / 'data' / 'glint.db').resolve()}"
 
 
 @pytest.mark.parametrize("args", [[], ["serve"], ["db"], ["db", "upgrade"], ["db", "current"],
@@ -60,7 +38,7 @@ def test_version() -> None:
     assert (result.exit_code, result.output.strip()) == (0, "glint, version 0.1.0")
 
 
-def test_db_upgrade_then_current(workdir: pathlib.Path) -> None:
+def test_db_upgrade_then_current(tmp_path: pathlib.Path) -> None:
     result = run("db", "current")
     assert result.exit_code == 0
     assert "revision none" in result.output and "needs `glint db upgrade`" in result.output
@@ -68,7 +46,7 @@ def test_db_upgrade_then_current(workdir: pathlib.Path) -> None:
     assert result.exit_code == 0
     head = migrate.head()
     assert f"upgraded from an empty database to {head}" in result.output
-    assert migrate.current(database(workdir)) == head
+    assert migrate.current(database(tmp_path)) == head
     assert f"already at revision {head}" in run("db", "upgrade").output
     assert f"revision {head} (head {head}, up to date)" in run("db", "current").output
 
@@ -79,9 +57,9 @@ def test_an_unknown_revision_is_one_line() -> None:
     assert result.stderr == "Error: Can't locate revision identified by 'nope'\n"
 
 
-def test_db_purge_deletes_expired_tasks(workdir: pathlib.Path) -> None:
+def test_db_purge_deletes_expired_tasks(tmp_path: pathlib.Path) -> None:
     assert run("db", "upgrade").exit_code == 0
-    db = engine.Database(database(workdir))
+    db = engine.Database(database(tmp_path))
     now = models.utcnow()
     with db.session() as session:
         for expires in (now - datetime.timedelta(hours=1), now + datetime.timedelta(hours=1), None):
@@ -117,12 +95,12 @@ def test_a_bad_setting_is_one_line_and_exit_2(env: dict[str, str], expected: str
     assert "Traceback" not in result.output
 
 
-def test_bad_settings_files_are_reported(workdir: pathlib.Path) -> None:
-    broken = workdir / "broken.toml"
+def test_bad_settings_files_are_reported(tmp_path: pathlib.Path) -> None:
+    broken = tmp_path / "broken.toml"
     broken.write_text("bind_port = \n")
     result = run("db", "current", GLINT_CONFIG=str(broken))
     assert result.exit_code == 2 and "is not valid TOML" in result.stderr
-    unknown = workdir / "unknown.toml"
+    unknown = tmp_path / "unknown.toml"
     unknown.write_text('colour = "blue"\n')
     result = run("db", "current", GLINT_CONFIG=str(unknown))
     assert result.exit_code == 2
@@ -131,8 +109,8 @@ def test_bad_settings_files_are_reported(workdir: pathlib.Path) -> None:
     assert "GLINT_COLOUR" not in result.stderr  # no such variable was ever set
 
 
-def test_a_bad_value_in_the_settings_file_names_the_file(workdir: pathlib.Path) -> None:
-    config = workdir / "glint.toml"
+def test_a_bad_value_in_the_settings_file_names_the_file(tmp_path: pathlib.Path) -> None:
+    config = tmp_path / "glint.toml"
     config.write_text("bind_port = 99999\n")
     result = run("db", "current", GLINT_CONFIG=str(config))
     assert result.exit_code == 2
@@ -141,7 +119,7 @@ def test_a_bad_value_in_the_settings_file_names_the_file(workdir: pathlib.Path) 
     assert "invalid setting bind_port (GLINT_BIND_PORT): Input" in result.stderr  # env wins
 
 
-def test_a_bad_plugin_name_is_a_setting_error(workdir: pathlib.Path) -> None:
+def test_a_bad_plugin_name_is_a_setting_error(tmp_path: pathlib.Path) -> None:
     assert run("db", "upgrade").exit_code == 0
     result = run("serve", GLINT_STORE="floppy")
     assert result.exit_code == 2
@@ -189,7 +167,7 @@ def test_serve_refuses_an_unmigrated_database(served: list[Any]) -> None:
     assert served == []
 
 
-def test_serve_migrates_when_asked_and_serves(served: list[Any], workdir: pathlib.Path) -> None:
+def test_serve_migrates_when_asked_and_serves(served: list[Any], tmp_path: pathlib.Path) -> None:
     result = run("serve", "--migrate", "--host", "127.0.0.2", "--port", "9999",
                  GLINT_EXECUTOR="inline")
     assert result.exit_code == 0, result.output
@@ -197,7 +175,7 @@ def test_serve_migrates_when_asked_and_serves(served: list[Any], workdir: pathli
     assert (glint.settings.bind_host, glint.settings.bind_port) == ("127.0.0.2", 9999)
     assert (config.host, config.port, config.app, config.lifespan) == (
         "127.0.0.2", 9999, "the-asgi-app", "on")
-    assert migrate.current(database(workdir)) == migrate.head()
+    assert migrate.current(database(tmp_path)) == migrate.head()
 
 
 def test_serve_uses_the_settings_for_host_and_port(served: list[Any]) -> None:
@@ -210,22 +188,21 @@ def test_serve_uses_the_settings_for_host_and_port(served: list[Any]) -> None:
 # -- multi-store over a single store's images -----------------------------------------------
 
 
-def _single_store_image(workdir: pathlib.Path) -> str:
+def _single_store_image(tmp_path: pathlib.Path) -> str:
     """An active image uploaded by a glint with the one (filesystem) store, as before
     enabled_backends was set; returns its id."""
     from glint import app, settings
     from glint.context import RequestContext
-    from glint.images.uploads import Uploads
 
     assert run("db", "upgrade").exit_code == 0
     glint = app.build(settings.load(), executor="inline")
     ctx = RequestContext(user_id="u", project_id="p", roles=("admin",))
     try:
         image = glint.images.create(ctx, {"disk_format": "raw", "container_format": "bare"})
-        Uploads(glint.images).upload(ctx, image.id, [b"old bytes"], expected_size=None)
+        glint.uploads.upload(ctx, image.id, [b"old bytes"], expected_size=None)
     finally:
         glint.close(timeout=1)
-    assert (workdir / "data" / "images" / image.id).is_file()
+    assert (tmp_path / "data" / "images" / image.id).is_file()
     return image.id
 
 
@@ -234,11 +211,11 @@ MULTI = {"GLINT_ENABLED_BACKENDS": '{"fast": "filesystem", "cheap": "filesystem"
 
 
 def test_multi_store_over_single_store_images_is_refused_with_the_fix(
-        served: list[Any], workdir: pathlib.Path) -> None:
-    _single_store_image(workdir)
+        served: list[Any], tmp_path: pathlib.Path) -> None:
+    _single_store_image(tmp_path)
     result = run("serve", **MULTI)
     assert result.exit_code == 2, result.output
-    old = (workdir / "data" / "images").resolve()
+    old = (tmp_path / "data" / "images").resolve()
     assert result.stderr.startswith("Error: 1 image stored before enabled_backends was set is "
                                     f"in the old store {old}, but the default backend 'fast' "
                                     f"reads {old / 'fast'}")
@@ -249,17 +226,17 @@ def test_multi_store_over_single_store_images_is_refused_with_the_fix(
     assert result.exit_code == 0, result.output
 
 
-def test_a_worker_is_refused_too(workdir: pathlib.Path) -> None:
-    _single_store_image(workdir)
+def test_a_worker_is_refused_too(tmp_path: pathlib.Path) -> None:
+    _single_store_image(tmp_path)
     result = run("worker", **{**MULTI, "GLINT_BROKER_URL": "memory://"})
     assert result.exit_code == 2, result.output
     assert "backend_paths = {fast = " in result.stderr
 
 
 def test_multi_store_starts_when_the_old_images_were_moved(
-        served: list[Any], workdir: pathlib.Path) -> None:
-    image_id = _single_store_image(workdir)
-    images = workdir / "data" / "images"
+        served: list[Any], tmp_path: pathlib.Path) -> None:
+    image_id = _single_store_image(tmp_path)
+    images = tmp_path / "data" / "images"
     (images / "fast").mkdir()
     (images / image_id).rename(images / "fast" / image_id)
     assert run("serve", **MULTI).exit_code == 0
@@ -324,11 +301,13 @@ def test_scripts_lists_the_built_in_import_script() -> None:
 def test_serve_sends_downloads_with_sendfile_with_one_api_worker_or_several(workers: int) -> None:
     from uvicorn.importer import import_from_string
 
-    from glint.api.header_limits import HeaderLimitsProtocol
-    from glint.api.sendfile import SendfileProtocol
+    from glint.server import processes
+    from glint.server.header_limits import HeaderLimitsProtocol
+    from glint.server.sendfile import SendfileProtocol
     from glint.settings import Settings
 
-    config = cli._uvicorn_config("app:factory", Settings(api_workers=workers), "info", False)
+    config = processes.uvicorn_config_for("app:factory", Settings(api_workers=workers), "info",
+                                          False)
     protocol = import_from_string(config.http)
     assert issubclass(protocol, SendfileProtocol) and issubclass(protocol, HeaderLimitsProtocol)
     assert config.workers == workers
@@ -354,11 +333,12 @@ def test_each_api_worker_gets_a_socket_of_its_own_bound_in_its_process() -> None
     import pickle
     import socket
 
+    from glint.server import processes
     from glint.settings import Settings
 
-    config = cli._uvicorn_config("app:factory", Settings(api_workers=2, bind_port=0), "info",
-                                 False)
-    [recipe] = cli._listening_sockets(config, cli._free_port("127.0.0.1", 0))
+    config = processes.uvicorn_config_for("app:factory", Settings(api_workers=2, bind_port=0),
+                                          "info", False)
+    [recipe] = processes.listening_sockets(config, processes.free_port("127.0.0.1", 0))
     assert not isinstance(recipe, socket.socket)  # the supervisor holds no listening socket
     first, second = pickle.loads(pickle.dumps(recipe)), pickle.loads(pickle.dumps(recipe))
     try:
@@ -371,12 +351,12 @@ def test_each_api_worker_gets_a_socket_of_its_own_bound_in_its_process() -> None
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_serve_on_a_port_in_use_stops_before_recovery_touches_anything(
-        workdir: pathlib.Path, workers: str) -> None:
+        tmp_path: pathlib.Path, workers: str) -> None:
     """Another glint serve of this node may hold the port: its running tasks are not failed."""
     import socket
 
     assert run("db", "upgrade").exit_code == 0
-    db = engine.Database(database(workdir))
+    db = engine.Database(database(tmp_path))
     task_id = str(uuid.uuid4())
     with db.session() as session:
         session.add(models.Task(id=task_id, type="echo", status="processing", owner="p",

@@ -1,7 +1,7 @@
 """The private internals of libraries glint relies on, each checked by name.
 
 glint reaches past the public API of four libraries where that API offers no way in: uvicorn's
-httptools protocol (zero-copy downloads, glint/api/sendfile.py), httpx's transport and
+httptools protocol (zero-copy downloads, glint/server/sendfile.py), httpx's transport and
 httpcore's and h11's connection (the import network backend and reading bodies straight from
 the socket, glint/scripts/fetch.py), and kombu's virtual-transport QoS (a failed ack gives its
 prefetch slot back, glint/executors/celery.py). Each falls back quietly, or refuses, when an
@@ -19,8 +19,8 @@ import httpx
 
 from glint import settings as settings_mod
 from glint import urlfilter
-from glint.api import sendfile
 from glint.scripts import fetch
+from glint.server import sendfile
 from tests.httpserver import LocalServer
 
 
@@ -28,12 +28,12 @@ def test_uvicorn_httptools_protocol_has_what_sendfile_extends() -> None:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
     assert callable(getattr(HttpToolsProtocol, "_start_asgi_task", None)), (
-        "uvicorn: HttpToolsProtocol._start_asgi_task is gone (glint.api.sendfile overrides it)")
+        "uvicorn: HttpToolsProtocol._start_asgi_task is gone (glint.server.sendfile overrides it)")
     init = inspect.getsource(RequestResponseCycle.__init__)
     missing = [name for name in sendfile._CYCLE_STATE
                if not re.search(rf"self\.{name}\b[^=\n]*=", init)]
     assert missing == [], (f"uvicorn: RequestResponseCycle no longer sets {missing} "
-                           "(glint.api.sendfile reads them; downloads would lose sendfile)")
+                           "(glint.server.sendfile reads them; downloads would lose sendfile)")
     assert "expected_content_length" in inspect.getsource(RequestResponseCycle.send)
 
 

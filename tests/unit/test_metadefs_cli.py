@@ -14,7 +14,7 @@ from glint import policy, settings
 from glint.context import RequestContext
 from glint.db import engine, models
 from glint.metadefs.service import MetadefService
-from tests.unit.test_cli import database, run, workdir  # noqa: F401  (workdir is a fixture)
+from tests.unit.cli_support import database, run, workdir  # noqa: F401  (workdir is a fixture)
 
 WATCHDOG = {
     "namespace": "Example::Compute::Watchdog",

@@ -208,7 +208,7 @@ def _metric_words(expr: str) -> list[str]:
     return re.findall(r"\bglint_[a-z_]+", expr)
 
 
-def test_the_cli_names_the_same_multiprocess_directory() -> None:
-    from glint import cli
+def test_the_server_names_the_same_multiprocess_directory() -> None:
+    from glint.server import metrics_files
 
-    assert cli.MULTIPROC_ENV == metrics.MULTIPROC_ENV
+    assert metrics_files.MULTIPROC_ENV == metrics.MULTIPROC_ENV

@@ -14,7 +14,7 @@ import pytest
 
 from glint.db import attempts, engine, models
 from glint.tasks import runner, states
-from tests.unit.test_cli import database, run, workdir  # noqa: F401  (workdir is a fixture)
+from tests.unit.cli_support import database, run, workdir  # noqa: F401  (workdir is a fixture)
 
 IMPORT_INPUT = {"import_from": "http://192.0.2.1/disk.raw", "import_from_format": "raw",
                 "image_properties": {"name": "again"}}

@@ -13,6 +13,7 @@ from glint import app, errors
 from glint.context import RequestContext
 from glint.db import models
 from glint.images.service import ImageData
+from glint.notifiers.memory import MemoryNotifier
 
 with warnings.catch_warnings():
     # Starlette asks for httpx2; the httpx it falls back to works the same for these tests.
@@ -74,3 +75,10 @@ def error_of(response: Any) -> dict[str, Any]:
     assert isinstance(error["title"], str) and error["title"]
     assert isinstance(error["message"], str) and error["message"]
     return error
+
+
+def events(glint: app.Glint) -> list[str]:
+    """The event types glint's (memory) notifier got, in order."""
+    inner = glint.notifier.inner  # type: ignore[attr-defined]
+    assert isinstance(inner, MemoryNotifier)
+    return inner.types()

@@ -2,7 +2,7 @@
 
 The "other region" is a local HTTP server answering like Glance (the image record and its
 ``/file``); the caller's token and service catalog are what keystone mode puts in the request
-context, and requests reach the import API through :class:`glint.images.service.Imports`.
+context, and requests reach the import API through :class:`glint.imports.service.Imports`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 from glint import app, errors
 from glint.context import RequestContext
 from glint.images import states
-from glint.imports import methods, service
+from glint.imports import methods
 from glint.scripts import api_image_import
 from glint.scripts.registry import Registry
 from glint.stores import multi
@@ -69,7 +69,7 @@ def start(glint: app.Glint, ctx: RequestContext, image_id: str, **method: Any) -
     body = {"method": {"name": "glance-download", "glance_image_id": SOURCE_ID,
                        "glance_region": "RegionTwo", **method}}
     request = methods.parse(body, None, glint.settings, multi.of(glint.images.store))
-    task = service.Imports(glint.images, glint.tasks).start(ctx, image_id, request)
+    task = glint.imports.start(ctx, image_id, request)
     assert task is not None
     return glint.tasks.get(ctx, task.id)
 

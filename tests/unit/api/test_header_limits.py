@@ -10,11 +10,11 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from glint import app
-from glint.api import header_limits
 from glint.api.app import create_app
-from glint.api.server import GlintProtocol
+from glint.server import header_limits
+from glint.server.protocol import GlintProtocol
 from tests import rawhttp
-from tests.unit.api.test_sendfile import serving
+from tests.serving import serving
 
 KiB = 1024
 

@@ -4,7 +4,7 @@ Glance's preconditions, the import lock, and Glance's revert on failure."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,10 +14,11 @@ from glint.api.app import create_app
 from glint.db import models
 from glint.images import states
 from glint.imports import methods as imports
-from glint.scripts import api_image_import
 from glint.scripts.registry import Registry
 from tests.httpserver import LocalServer
+from tests.unit.api import import_support
 from tests.unit.api.data_support import OCTET, BrokenStore, staged_files, stored
+from tests.unit.api.import_support import GLANCE_DIRECT, SCRIPTS, image_tasks, import_, web_download
 from tests.unit.api.support import (
     ADMIN,
     CTX_A,
@@ -30,24 +31,11 @@ from tests.unit.api.support import (
 )
 
 DATA = bytes(range(256)) * 1000
-SCRIPTS = {"api_image_import": api_image_import, "echo": Echo}
 
+# The shared fixtures, which the tests below take by name.
+glint = import_support.glint
+http_server = import_support.http_server
 
-@pytest.fixture
-def glint(make_glint: Callable[..., app.Glint]) -> app.Glint:
-    return make_glint(registry=Registry.of(SCRIPTS))
-
-
-@pytest.fixture
-def http_server() -> Iterator[LocalServer]:
-    with LocalServer() as server:
-        yield server
-
-
-def import_(client: TestClient, image_id: str, body: dict[str, Any],
-            headers: dict[str, str] | None = None) -> Any:
-    return client.post(f"/v2/images/{image_id}/import", json=body,
-                       headers={**PROJECT_A, **(headers or {})})
 
 
 def staged_image(client: TestClient, glint: app.Glint, **values: Any) -> models.Image:
@@ -56,12 +44,6 @@ def staged_image(client: TestClient, glint: app.Glint, **values: Any) -> models.
                           headers={**PROJECT_A, **OCTET})
     assert response.status_code == 204
     return image
-
-
-def image_tasks(client: TestClient, image_id: str) -> list[dict[str, Any]]:
-    tasks: list[dict[str, Any]] = client.get(f"/v2/images/{image_id}/tasks",
-                                             headers=PROJECT_A).json()["tasks"]
-    return tasks
 
 
 def assert_activated(glint: app.Glint, image_id: str) -> None:
@@ -73,13 +55,6 @@ def assert_activated(glint: app.Glint, image_id: str) -> None:
     assert stored(glint) == {image.location: DATA}
     assert imports.LOCK not in image.extra_properties
     assert staged_files(glint) == []
-
-
-GLANCE_DIRECT = {"method": {"name": "glance-direct"}}
-
-
-def web_download(uri: str) -> dict[str, Any]:
-    return {"method": {"name": "web-download", "uri": uri}}
 
 
 # -- success ---------------------------------------------------------------------------------

@@ -9,9 +9,7 @@ import hashlib
 import os
 import pathlib
 import subprocess
-from collections.abc import Callable, Iterator
-
-import pytest
+from collections.abc import Callable
 
 from glint import app
 from glint.api.app import create_app
@@ -20,28 +18,17 @@ from glint.imports import methods as imports
 from glint.scripts.registry import Registry
 from tests.httpserver import LocalServer
 from tests.tools import needs_qemu_img
+from tests.unit.api import import_support
 from tests.unit.api.data_support import OCTET, staged_files, stored
+from tests.unit.api.import_support import GLANCE_DIRECT, SCRIPTS, image_tasks, import_, web_download
 from tests.unit.api.support import CTX_A, PROJECT_A, TestClient, add_image
-from tests.unit.api.test_image_import import (
-    GLANCE_DIRECT,
-    SCRIPTS,
-    image_tasks,
-    import_,
-    web_download,
-)
 
 RAW = os.urandom(512 * 1024) + bytes(512 * 1024)
 
 
-@pytest.fixture
-def glint(make_glint: Callable[..., app.Glint]) -> app.Glint:
-    return make_glint(registry=Registry.of(SCRIPTS))
-
-
-@pytest.fixture
-def http_server() -> Iterator[LocalServer]:
-    with LocalServer() as server:
-        yield server
+# The shared fixtures, which the tests below take by name.
+glint = import_support.glint
+http_server = import_support.http_server
 
 
 def _qcow2(tmp_path: pathlib.Path, *options: str, source: bytes | None = None) -> bytes:

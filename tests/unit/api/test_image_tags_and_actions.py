@@ -17,8 +17,8 @@ from tests.unit.api.support import (
     TestClient,
     add_image,
     error_of,
+    events,
 )
-from tests.unit.api.test_images_write import events
 
 
 def tags_of(client: TestClient, image_id: str, headers: dict[str, str] = PROJECT_A) -> list[str]:

@@ -14,7 +14,6 @@ import jsonschema
 import pytest
 
 from glint import app
-from glint.notifiers.memory import MemoryNotifier
 from tests.unit.api.support import (
     ADMIN,
     CTX_A,
@@ -24,17 +23,12 @@ from tests.unit.api.support import (
     TestClient,
     add_image,
     error_of,
+    events,
 )
 
 V2_1 = "application/openstack-images-v2.1-json-patch"
 V2_0 = "application/openstack-images-v2.0-json-patch"
 ACCEPT_PATCH = f"{V2_0}, {V2_1}"
-
-
-def events(glint: app.Glint) -> list[str]:
-    inner = glint.notifier.inner  # type: ignore[attr-defined]
-    assert isinstance(inner, MemoryNotifier)
-    return inner.types()
 
 
 def create(client: TestClient, body: Any, headers: dict[str, str] = PROJECT_A) -> Any:

@@ -17,27 +17,16 @@ from glint.imports import methods as imports
 from glint.scripts import api_image_import
 from glint.scripts.registry import Registry
 from glint.stores.filesystem import FilesystemStore
-from glint.stores.memory import MemoryStore, MemoryWriter
+from glint.stores.memory import MemoryStore
 from glint.stores.multi import MultiStore
+from tests.stores import FullStore
 from tests.unit.api.data_support import OCTET
+from tests.unit.api.import_support import import_
 from tests.unit.api.support import ADMIN, CTX_A, PROJECT_A, TestClient, add_image, error_of
 
 DATA = bytes(range(256)) * 1000
 BACKENDS = {"fast": "memory", "cheap": "memory", "slow": "memory"}
 METHODS = ("glance-direct", "web-download", "copy-image")
-
-
-class FullStore(MemoryStore):
-    """A store whose disk is full: every write fails."""
-
-    def writer(self, image_id: str) -> MemoryWriter:
-        writer = super().writer(image_id)
-
-        def write(data: bytes | memoryview) -> None:
-            raise OSError(28, "No space left on device")
-
-        writer.write = write  # type: ignore[method-assign]
-        return writer
 
 
 MakeClient = Callable[..., tuple[TestClient, dict[str, MemoryStore]]]
@@ -92,12 +81,6 @@ def staged(client: TestClient) -> str:
                           headers={**PROJECT_A, **OCTET})
     assert response.status_code == 204
     return image_id
-
-
-def import_(client: TestClient, image_id: str, body: dict[str, Any],
-            headers: dict[str, str] | None = None) -> Any:
-    return client.post(f"/v2/images/{image_id}/import", json=body,
-                       headers={**PROJECT_A, **(headers or {})})
 
 
 def uploaded(client: TestClient, store: str | None = None) -> str:

@@ -1,4 +1,4 @@
-"""Downloads through the real uvicorn server with :class:`glint.api.sendfile.SendfileProtocol`.
+"""Downloads through the real uvicorn server with :class:`glint.server.sendfile.SendfileProtocol`.
 
 The server runs on 127.0.0.1 in a thread; ``os.sendfile`` is wrapped to count the bytes the
 kernel sent, so each test sees which path a body took.
@@ -22,20 +22,21 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse
 from starlette.routing import Route
 
 from glint import app
-from glint.api import image_data, sendfile
+from glint.api import image_data
 from glint.api.app import create_app
-from glint.api.sendfile import SendfileProtocol
 from glint.images.service import ImageData
+from glint.server import sendfile
+from glint.server.sendfile import SendfileProtocol
 from glint.stores.filesystem import FilesystemStore
 from glint.stores.memory import MemoryStore
 from glint.stores.multi import MultiStore
+from tests.serving import serving, uvicorn_on
 from tests.tools import in_ci
 from tests.unit.api.support import CTX_A, PROJECT_A, add_image
 
@@ -72,34 +73,6 @@ def total(sent: list[int], expected: int) -> int:
 @pytest.fixture
 def fs_glint(make_glint: Callable[..., app.Glint], tmp_path: pathlib.Path) -> app.Glint:
     return make_glint(store=FilesystemStore(tmp_path / "images"))
-
-
-@contextlib.contextmanager
-def serving(asgi_app: Any, protocol: Any = SendfileProtocol) -> Iterator[int]:
-    """Serve ``asgi_app`` with uvicorn on 127.0.0.1; yield the port."""
-    with uvicorn_on(socket.create_server(("127.0.0.1", 0)), asgi_app, protocol) as server:
-        yield server.servers[0].sockets[0].getsockname()[1]
-
-
-@contextlib.contextmanager
-def uvicorn_on(listener: socket.socket, asgi_app: Any,
-               protocol: Any = SendfileProtocol) -> Iterator[uvicorn.Server]:
-    """Serve ``asgi_app`` with uvicorn on ``listener`` (bound, closed afterwards)."""
-    config = uvicorn.Config(asgi_app, http=protocol, loop="asyncio", lifespan="off",
-                            log_config=None)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]})
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.01)
-        yield server
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        listener.close()
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def _killed_run(glint: app.Glint, ctx: RequestContext, task_type: str,
     with glint.db.session() as session:
         lease = leases.claim(session, task_id, "killed-worker", 30, models.utcnow())
     assert lease is not None
-    work(script_api.ScriptDbApi(glint.db, glint.images, ctx, task_id, lease))
+    work(script_api.ScriptDbApi(glint.db, glint.images, glint.locations, ctx, task_id, lease))
     with glint.db.session() as session:
         task = session.get(models.Task, task_id)
         assert task is not None

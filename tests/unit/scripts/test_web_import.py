@@ -22,6 +22,7 @@ from glint.stores.memory import MemoryStore
 from glint.tasks import progress
 from tests.conftest import MakeGlint
 from tests.httpserver import LocalServer, closed_port
+from tests.stores import FullStore
 
 DATA = os.urandom(3 * 1024 * 1024 + 12345)  # several read chunks, not a round number
 
@@ -328,16 +329,6 @@ def test_an_existing_image_id_is_left_alone(make_glint: MakeGlint, ctx: RequestC
 
 def test_a_failed_store_write_fails_the_task(make_glint: MakeGlint, ctx: RequestContext,
                                              http_server: LocalServer) -> None:
-    class FullStore(MemoryStore):
-        def writer(self, image_id: str) -> Any:
-            writer = super().writer(image_id)
-
-            def write(data: bytes | memoryview) -> None:
-                raise OSError(28, "No space left on device")
-
-            writer.write = write  # type: ignore[method-assign]
-            return writer
-
     glint = make_glint(store=FullStore())
     task = _create(glint, ctx, http_server.serve("/i", DATA))
     _assert_failed_cleanly(glint, task, "Image storage media is full: No space left on device")
