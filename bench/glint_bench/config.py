@@ -6,7 +6,7 @@ import dataclasses
 import os
 import pathlib
 
-SECTIONS = ("limits", "transfers", "objects", "dispatch", "celery", "api", "keystone")
+SECTIONS = ("limits", "transfers", "concurrent", "objects", "dispatch", "celery", "api", "keystone")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,6 +16,7 @@ class Config:
     results: pathlib.Path = pathlib.Path("bench/results/latest.json")  # BENCH_RESULTS
     sections: tuple[str, ...] = SECTIONS  # BENCH_ONLY=limits,transfers,...
     profile: bool = False  # BENCH_PROFILE=1: py-spy glint serve during transfers
+    streams: int = 8  # BENCH_STREAMS: transfers at once in the concurrent section
     dispatch_idle: int = 200  # BENCH_DISPATCH_IDLE: tasks created one at a time
     dispatch_burst: int = 1000  # BENCH_DISPATCH_BURST: tasks created at once
     dispatch_clients: int = 16  # BENCH_DISPATCH_CLIENTS
@@ -45,6 +46,7 @@ class Config:
             results=pathlib.Path(env.get("BENCH_RESULTS", base.results)),
             sections=sections,
             profile=env.get("BENCH_PROFILE", "") not in ("", "0"),
+            streams=int(env.get("BENCH_STREAMS", base.streams)),
             dispatch_idle=int(env.get("BENCH_DISPATCH_IDLE", base.dispatch_idle)),
             dispatch_burst=int(env.get("BENCH_DISPATCH_BURST", base.dispatch_burst)),
             dispatch_clients=int(env.get("BENCH_DISPATCH_CLIENTS", base.dispatch_clients)),
