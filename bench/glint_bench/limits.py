@@ -17,6 +17,7 @@ MiB/s, the limit for as many concurrent transfers.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pathlib
@@ -118,7 +119,7 @@ def _parallel(works: Sequence[Callable[[], object]]) -> float:
 
 def hashing_streams(data: Data, streams: int, *names: str) -> float:
     """Aggregate MiB/s of ``streams`` copies of :func:`hashing`'s work at once."""
-    works = [lambda name=name: _hash_all(data, name) for _ in range(streams) for name in names]
+    works = [functools.partial(_hash_all, data, name) for _ in range(streams) for name in names]
     return stats.mib_per_s(streams * data.nbytes, _parallel(works))
 
 
@@ -138,7 +139,7 @@ def disk_write_streams(data: Data, directory: pathlib.Path, streams: int) -> flo
             os.close(fd)
 
     try:
-        seconds = _parallel([lambda path=path: write(path) for path in paths])
+        seconds = _parallel([functools.partial(write, path) for path in paths])
     finally:
         for path in paths:
             path.unlink(missing_ok=True)
@@ -152,7 +153,8 @@ def http_get_streams(port: int, names: Sequence[str], expected: int) -> float:
         if reply.status != 200 or reply.nbytes != expected:
             raise RuntimeError(f"GET /{name}: HTTP {reply.status}, {reply.nbytes} of {expected}")
 
-    return stats.mib_per_s(len(names) * expected, _parallel([lambda n=n: get(n) for n in names]))
+    return stats.mib_per_s(len(names) * expected,
+                           _parallel([functools.partial(get, name) for name in names]))
 
 
 def drop_cached(path: pathlib.Path) -> None:

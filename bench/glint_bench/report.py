@@ -14,6 +14,8 @@ DOWNLOAD_MIB_S = 1536.0
 RSS_MIB = 150.0
 THREAD_P50_MS = 5.0
 CELERY_P50_MS = 30.0
+BARE_CELERY_RATIO = 0.5  # the celery executor's burst tasks/s, of bare Celery's
+THREAD_PER_S = 500.0  # the thread executor's burst tasks/s
 LIST_P99_MS = 20.0
 LIST_GROWTH = 1.5
 OBJECT_WRITE_RATIO = 0.85  # import and upload into an object store, of the client library's
@@ -157,6 +159,20 @@ def _dispatch_targets(dispatch: Mapping[str, Any]) -> list[Target]:
             continue
         p50 = measured["idle"]["p50_ms"]
         found.append(Target(name, f"< {wanted:.0f} ms", f"{p50:.1f} ms", p50 < wanted))
+    celery = dispatch.get("celery") or {}
+    if "ratio_to_bare_celery" in celery:
+        bare = celery["bare_celery"]
+        found.append(Target("celery executor tasks/s vs bare Celery (defaults)",
+                            f">= {BARE_CELERY_RATIO:.0%}",
+                            f"{celery['ratio_to_bare_celery']:.0%} ({celery['burst']['per_s']:.0f}"
+                            f" of {bare['defaults_per_s']:.0f}/s; bare with glint's delivery "
+                            f"settings {bare['glint_delivery_per_s']:.0f}/s)",
+                            celery["ratio_to_bare_celery"] >= BARE_CELERY_RATIO))
+    thread = dispatch.get("thread") or {}
+    if "burst" in thread:
+        per_s = thread["burst"]["per_s"]
+        found.append(Target("thread executor burst tasks/s", f">= {THREAD_PER_S:.0f}",
+                            f"{per_s:.0f}", per_s >= THREAD_PER_S))
     return found
 
 
@@ -229,6 +245,11 @@ def _dispatch_table(dispatch: Mapping[str, Any]) -> list[str]:
             continue
         rows.append([executor, d["idle"]["p50_ms"], d["idle"]["p99_ms"], d["burst"]["p50_ms"],
                      d["burst"]["p99_ms"], d["burst"]["per_s"], d["burst_create_per_s"]])
+        bare = d.get("bare_celery")
+        if bare:  # the anchor: tasks/s only (no database to read latencies from)
+            rows += [["bare Celery, defaults", "", "", "", "", bare["defaults_per_s"], ""],
+                     ["bare Celery, glint's delivery", "", "", "", "",
+                      bare["glint_delivery_per_s"], ""]]
     return ["", "dispatch, create -> processing in ms (idle: one at a time; burst: "
             "many clients at once)",
             *_rows(["executor", "idle p50", "idle p99", "burst p50", "burst p99", "tasks/s",

@@ -24,6 +24,7 @@ from typing import Any
 
 from glint_bench import (
     api,
+    barecelery,
     config,
     dispatch,
     keystone,
@@ -315,11 +316,30 @@ class Run:
                 self.say("dispatch: celery executor (RabbitMQ, PostgreSQL, 1 worker)")
                 result = self._dispatch_with(glint, url, "celery")
                 result["broker"] = self.cfg.broker_url.split("@")[-1]
-                self.results.setdefault("dispatch", {})["celery"] = result
                 self.procs.stop(worker)
                 self.procs.stop(glint.process)
+                result["bare_celery"] = self._bare_celery(queue)
+                bare = result["bare_celery"]["defaults_per_s"]
+                result["ratio_to_bare_celery"] = round(result["burst"]["per_s"] / bare, 3)
+                self.results.setdefault("dispatch", {})["celery"] = result
             finally:
                 services.delete_queue(self.cfg.broker_url, queue)
+
+    def _bare_celery(self, queue: str) -> dict[str, Any]:
+        """The anchor: bare Celery, same broker, pool, concurrency and task count."""
+        found: dict[str, Any] = {"tasks": self.cfg.dispatch_burst,
+                                 "clients": self.cfg.dispatch_clients, "pool": "threads",
+                                 "concurrency": 8}
+        for strict, key in ((False, "defaults_per_s"), (True, "glint_delivery_per_s")):
+            self.say(f"dispatch: bare Celery, {key.removesuffix('_per_s')} settings")
+            name = f"{queue}-bare-{int(strict)}"
+            try:
+                found[key] = round(barecelery.run(
+                    self.procs, self.cfg.broker_url, name, strict, self.cfg.dispatch_burst,
+                    self.cfg.dispatch_clients, 8, self.work), 1)
+            finally:
+                services.delete_queue(self.cfg.broker_url, name)
+        return found
 
     def run_api(self) -> None:
         """Each table size, served by each number of API worker processes in turn."""
