@@ -196,6 +196,8 @@ class Run:
                 "peak_rss_mib": round(watch.peak_mib, 1),
                 "server_cpu_ms_per_mib": round(
                     1000 * watch.cpu_s / (result.count * self.cfg.size_mib), 2),
+                "server_threads_cpu_s": {tid: round(cpu, 2) for tid, cpu in sorted(
+                    watch.threads.items(), key=lambda item: -item[1])[:8]},
                 "machine_busy": round(watch.machine_busy, 3)}
 
     def run_objects(self) -> None:
