@@ -11,9 +11,10 @@ once every thread it started has stopped, so aborting right after is safe.
 
 A copy allocates and frees a buffer of about a MiB per chunk, from several threads. glibc's
 malloc keeps what is freed for reuse, in one arena per thread, and gives little of it back:
-the server's RSS rose by some 100 MiB per round of concurrent imports and stayed there. So
-once a copy ends it asks malloc to return its free pages to the system (``malloc_trim``, a
-few milliseconds once per copy), which keeps the RSS flat from one round to the next.
+after each round of 8 concurrent imports the server's RSS stood 40-60 MiB higher than after
+the one before. So once a copy ends it asks malloc to return its free pages to the system
+(``malloc_trim``, a millisecond or two once per copy): the RSS then falls back after a round
+(BENCHMARKS.md, issue 18).
 """
 
 from __future__ import annotations

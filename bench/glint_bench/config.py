@@ -23,6 +23,7 @@ class Config:
     api_levels: tuple[int, ...] = (1_000, 10_000, 100_000)  # BENCH_API_LEVELS
     api_concurrency: int = 32  # BENCH_API_CONCURRENCY
     api_workers: tuple[int, ...] = (1, 2)  # BENCH_API_WORKERS: glint serve --workers, each
+    api_databases: tuple[str, ...] = ("sqlite",)  # BENCH_API_DATABASES=sqlite,postgresql
     api_seconds: float = 5.0  # BENCH_API_SECONDS per endpoint, level and concurrency
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"  # BENCH_BROKER_URL
     postgres_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"  # BENCH_POSTGRES_URL
@@ -53,6 +54,8 @@ class Config:
             api_levels=tuple(int(x) for x in levels.split(",")) if levels else base.api_levels,
             api_concurrency=int(env.get("BENCH_API_CONCURRENCY", base.api_concurrency)),
             api_workers=tuple(int(x) for x in workers.split(",")) if workers else base.api_workers,
+            api_databases=tuple(d for d in env.get("BENCH_API_DATABASES", "").split(",") if d)
+            or base.api_databases,
             api_seconds=float(env.get("BENCH_API_SECONDS", base.api_seconds)),
             broker_url=env.get("BENCH_BROKER_URL", base.broker_url),
             postgres_url=env.get("BENCH_POSTGRES_URL", base.postgres_url),

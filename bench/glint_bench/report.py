@@ -216,11 +216,14 @@ def table(results: Mapping[str, Any]) -> str:
     out += _object_table(results.get("objects") or {})
     out += _dispatch_table(results.get("dispatch") or {})
     api = results.get("api")
-    if api:
-        out += ["", f"API latency in ms (c=1: one client; c={api['concurrency']}: "
-                    f"{api['concurrency']} clients), database {api['database']}"]
+    for run in (api or {}).get("runs", [api] if api else []):
+        if "skipped" in run:
+            out += ["", f"API latency, database {run['database']}: skipped ({run['skipped']})"]
+            continue
+        out += ["", f"API latency in ms (c=1: one client; c={run['concurrency']}: "
+                    f"{run['concurrency']} clients), database {run['database']}"]
         rows = []
-        for level in api["levels"]:
+        for level in run["levels"]:
             for key, label in (("get", "GET /v2/tasks/{id}"), ("list", "GET /v2/tasks?limit=25")):
                 one, many = level[f"{key}_one"], level[key]
                 rows.append([level["tasks"], level.get("workers", 1), label, one["p50_ms"],

@@ -344,22 +344,40 @@ class Run:
         return found
 
     def run_api(self) -> None:
-        """Each table size, served by each number of API worker processes in turn."""
-        data_dir = self.work / "glint-api"
+        """Each table size, served by each number of API worker processes in turn; on each
+        database of ``BENCH_API_DATABASES`` (sqlite, postgresql)."""
+        runs = []
+        for database in self.cfg.api_databases:
+            if database == "sqlite":
+                runs.append(self._api_on("sqlite", self.work / "glint-api", None))
+                continue
+            try:
+                with services.postgres_database(self.cfg.postgres_url) as url:
+                    runs.append(self._api_on("postgresql", self.work / "glint-api-pg", url))
+            except services.Unavailable as exc:
+                self.say(f"api: postgresql skipped: {exc}")
+                runs.append({"database": "postgresql", "skipped": str(exc)})
+        # The first run keeps the shape earlier results had; every run is under "runs".
+        self.results["api"] = {**runs[0], "runs": runs}
+
+    def _api_on(self, database: str, data_dir: pathlib.Path, url: str | None) -> dict[str, Any]:
         levels = []
+        settings = {} if url is None else {"database_url": url}
+        db_url = url or _sqlite(data_dir)
         for tasks in self.cfg.api_levels:
             for workers in self.cfg.api_workers:
-                self.say(f"api: {tasks} tasks, concurrency {self.cfg.api_concurrency}, "
-                         f"{workers} API worker(s)")
-                glint = self.glint(data_dir, f"glint-api-{workers}", workers)
-                level = api.measure(glint.port, _sqlite(data_dir), tasks,
-                                    self.cfg.api_concurrency, self.cfg.api_seconds)
+                self.say(f"api: {database}, {tasks} tasks, concurrency "
+                         f"{self.cfg.api_concurrency}, {workers} API worker(s)")
+                glint = self.glint(data_dir, f"glint-api-{database}-{workers}", workers,
+                                   **settings)
+                level = api.measure(glint.port, db_url, tasks, self.cfg.api_concurrency,
+                                    self.cfg.api_seconds)
                 self.procs.stop(glint.process)
                 levels.append({"tasks": level.tasks, "workers": workers, **{
                     key: report.latency_dict(getattr(level, key))
                     for key in ("get_one", "get", "list_one", "list")}})
-        self.results["api"] = {"concurrency": self.cfg.api_concurrency, "database": "sqlite",
-                               "levels": levels}
+        return {"concurrency": self.cfg.api_concurrency, "database": database,
+                "levels": levels}
 
     def run_keystone(self) -> None:
         """An authenticated GET while clients flood glint with bad tokens (keystone.py)."""

@@ -16,8 +16,9 @@ sendfile(2) reads the file in the thread that calls it, the event loop's. So tha
 the page cache (an image not read lately: the usual case) never makes the server's other
 requests wait for the disk, the bytes go a :data:`WINDOW` at a time, each read into the page
 cache by a worker thread while the one before it is sent. The file is advised as read
-sequentially (``posix_fadvise(SEQUENTIAL)``: the kernel reads ahead twice as far), which took
-sendfile reads of an image not in the page cache from about 2.0 to 3.3 GiB/s (BENCHMARKS.md).
+sequentially (``posix_fadvise(SEQUENTIAL)``: the kernel reads ahead twice as far): a download
+of a 1 GiB image not in the page cache went from about 45% to 90% of a warm one's speed
+(BENCHMARKS.md, issue 18).
 
 This extends uvicorn's internals (``HttpToolsProtocol._start_asgi_task`` and the state of its
 ``RequestResponseCycle``), so ``pyproject.toml`` pins uvicorn's minor version. Should the hook
