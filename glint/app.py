@@ -21,6 +21,8 @@ from glint import metrics as metrics_mod
 from glint import plugins
 from glint import policy as policies
 from glint import settings as settings_mod
+from glint.cache.cache import ImageCache
+from glint.cache.collector import CacheCollector
 from glint.db import engine
 from glint.db import tasks as task_rows
 from glint.executors.base import Executor
@@ -63,6 +65,7 @@ class Glint:
     reaper: Reaper | None = None
     health: health_checks.Health | None = None
     metrics: metrics_mod.Exposition | None = None
+    cache: ImageCache | None = None  # this node's image cache (glint.cache), when on
     # An API worker of `glint serve --workers N`: its supervisor did the start-up recovery.
     api_worker: bool = False
     _recovering: threading.Thread | None = dataclasses.field(default=None, repr=False)
@@ -216,14 +219,26 @@ def build(settings: Settings, *, store: Store | None = None,
     runner.resubmit = router.submit_later
     tasks = TaskService(db, registry, router, notifier, settings, runner, policy=policy)
     reaper = Reaper(runner, router, settings, api_worker=supervisor is not None)
+    cache = _cache(settings)
+    exposition = metrics_mod.Exposition(metrics_mod.DatabaseCollector(db, multi.of(store).default))
+    if cache is not None:
+        exposition.database.register(CacheCollector(cache))
     return Glint(settings=settings, db=db, store=store, notifier=notifier, registry=registry,
                  router=router, runner=runner, images=images,
                  members=MemberService(db, notifier, settings, policy=policy), tasks=tasks,
                  policy=policy, reaper=reaper,
                  health=health(settings, db, store, reaper, executor or settings.executor),
-                 metrics=metrics_mod.Exposition(
-                     metrics_mod.DatabaseCollector(db, multi.of(store).default)),
-                 api_worker=supervisor is not None)
+                 metrics=exposition, api_worker=supervisor is not None, cache=cache)
+
+
+def _cache(settings: Settings) -> ImageCache | None:
+    """This node's image cache, its index rebuilt from what is on disk."""
+    cache = ImageCache.from_settings(settings)
+    if cache is not None:
+        dropped = cache.rebuild()
+        if dropped:
+            LOG.info("image cache: %d files not trusted at start-up were removed", dropped)
+    return cache
 
 
 def health(settings: Settings, db: engine.Database, store: Store, reaper: Reaper | None,

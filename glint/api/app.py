@@ -114,7 +114,7 @@ def routes(glint: Glint) -> list[BaseRoute]:
         *schemas.routes(glint.registry, glint.settings),
         *tasks.routes(glint.tasks, glint.registry, glint.settings, inline_reads=glint.db.is_sqlite),
         *images.routes(glint.images, glint.tasks, glint.settings),
-        *image_data.routes(glint.images),
+        *image_data.routes(glint.images, glint.cache),
         *image_tags.routes(glint.images),
         *image_actions.routes(glint.images),
         *image_members.routes(glint.members),

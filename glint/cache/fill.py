@@ -1,0 +1,167 @@
+"""One image written into the cache while its bytes pass by (a download, a prefetch).
+
+A fill owns ``incomplete/<image id>`` in the cache directory, created exclusively: a second
+download of the same image on this node (any process) finds it and reads from the store
+instead of filling a second copy. The chunks are hashed (md5 and the image's multihash) and
+written by :class:`glint.datapath.Pipeline`'s stages, off the thread that passes them on.
+Only a fill whose size, ``checksum`` and ``os_hash_value`` match the image's is renamed into
+place; anything else is removed, and a mismatch is logged. A fill whose file has not grown for
+``stall_time`` seconds (a client that stopped reading, a process that died) is abandoned: the
+next fill of the image removes it and starts afresh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import pathlib
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from glint import datapath, metrics
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Expected:
+    """What an image's bytes must be for the cache to hold them (from the image record)."""
+
+    image_id: str
+    size: int
+    checksum: str
+    hash_algo: str | None
+    hash_value: str | None
+
+    @classmethod
+    def of(cls, image: Any) -> Expected | None:
+        """From an image row or its JSON; None when it cannot be verified (no size or md5)."""
+        get: Callable[[str], Any] = (image.get if isinstance(image, Mapping)
+                                     else lambda name: getattr(image, name, None))
+        if get("size") is None or not get("checksum"):
+            return None
+        return cls(get("id"), get("size"), get("checksum"), get("os_hash_algo"),
+                   get("os_hash_value"))
+
+
+class Fill:
+    """Hashes and writes the chunks handed to :meth:`wrap` (or :meth:`write`), then
+    :meth:`commit` puts a verified copy in place through ``publish``."""
+
+    def __init__(self, expected: Expected, path: pathlib.Path, fd: int,
+                 publish: Callable[[Fill, int], bool]) -> None:
+        self.expected, self.path, self._fd, self._publish = expected, path, fd, publish
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        algo = expected.hash_algo if expected.hash_value else None
+        self._multihash = hashlib.new(algo) if algo and algo != "md5" else None
+        stages = [self._md5.update, self._write]
+        if self._multihash is not None:
+            stages.insert(1, self._multihash.update)
+        self._pipeline: datapath.Pipeline | None = datapath.Pipeline(stages)
+        self.size = 0
+        self.done = False
+
+    def wrap(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """``chunks`` passed on unchanged, filling the cache on the way. A failing fill stops
+        filling, never the stream; a stream that ends early abandons the fill."""
+        try:
+            for chunk in chunks:
+                self.write(chunk)
+                yield chunk
+            self.commit()
+        finally:
+            self.abort()
+
+    def write(self, chunk: bytes) -> None:
+        if self._pipeline is None or not chunk:
+            return
+        try:
+            self._pipeline.feed(chunk)
+            self.size += len(chunk)
+        except Exception as exc:
+            LOG.warning("cache fill of image %s failed (%s); the image is served from its store",
+                        self.expected.image_id, exc)
+            metrics.CACHE_FILLS.labels("failed").inc()
+            self.abort()
+
+    def commit(self) -> bool:
+        """Verify the bytes and put them in place; whether the image is now cached."""
+        if self._pipeline is None:
+            return False
+        try:
+            self._pipeline.finish()
+            os.fsync(self._fd)
+        except Exception as exc:
+            LOG.warning("cache fill of image %s failed (%s)", self.expected.image_id, exc)
+            metrics.CACHE_FILLS.labels("failed").inc()
+            self.abort()
+            return False
+        if not self._matches():
+            metrics.CACHE_FILLS.labels("mismatch").inc()
+            self.abort()
+            return False
+        self.done = self._publish(self, os.fstat(self._fd).st_ino)
+        metrics.CACHE_FILLS.labels("cached" if self.done else "failed").inc()
+        self.abort()  # closes the file; the published one is no longer at self.path
+        return self.done
+
+    def abort(self) -> None:
+        """Stop and remove the unfinished file (idempotent)."""
+        if self._pipeline is not None:
+            self._pipeline.stop()
+            self._pipeline = None
+            if not self.done:
+                _remove_if_ours(self.path, self._fd)
+            os.close(self._fd)
+
+    def _write(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(self._fd, view):]
+
+    def _matches(self) -> bool:
+        want = self.expected
+        got = (self.size, self._md5.hexdigest(),
+               self._multihash.hexdigest() if self._multihash is not None else want.hash_value)
+        if want.hash_algo == "md5" and want.hash_value:
+            got = (got[0], got[1], got[1])
+        if got == (want.size, want.checksum, want.hash_value):
+            return True
+        LOG.error("cache fill of image %s discarded: its bytes (size %d, md5 %s) do not match "
+                  "the image's (size %d, md5 %s, %s)", want.image_id, got[0], got[1], want.size,
+                  want.checksum, want.hash_algo)
+        return False
+
+
+def claim(path: pathlib.Path, stall_time: float) -> int | None:
+    """Create ``path`` for one fill; None while another fill that still makes progress has it."""
+    for _attempt in range(2):
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            if not stalled(path, stall_time):
+                return None
+            LOG.warning("cache fill %s made no progress for %g s: abandoned", path.name,
+                        stall_time)
+            metrics.CACHE_FILLS.labels("stalled").inc()
+            path.unlink(missing_ok=True)
+    return None
+
+
+def stalled(path: pathlib.Path, stall_time: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > stall_time
+    except FileNotFoundError:
+        return True
+
+
+def _remove_if_ours(path: pathlib.Path, fd: int) -> None:
+    """Remove ``path`` unless another fill has replaced it since (ours was abandoned)."""
+    try:
+        if path.stat().st_ino == os.fstat(fd).st_ino:
+            path.unlink()
+    except FileNotFoundError:
+        pass
