@@ -23,6 +23,7 @@ from glint import policy as policies
 from glint import settings as settings_mod
 from glint.cache.cache import ImageCache
 from glint.cache.collector import CacheCollector
+from glint.cache.pruner import Pruner
 from glint.db import engine
 from glint.db import tasks as task_rows
 from glint.executors.base import Executor
@@ -66,6 +67,7 @@ class Glint:
     health: health_checks.Health | None = None
     metrics: metrics_mod.Exposition | None = None
     cache: ImageCache | None = None  # this node's image cache (glint.cache), when on
+    pruner: Pruner | None = None
     # An API worker of `glint serve --workers N`: its supervisor did the start-up recovery.
     api_worker: bool = False
     _recovering: threading.Thread | None = dataclasses.field(default=None, repr=False)
@@ -90,6 +92,8 @@ class Glint:
             self._once_database_is_up(self._resume if self.api_worker else self._recover)
         if self.reaper is not None:
             self.reaper.start()
+        if self.pruner is not None:
+            self.pruner.start()
 
     def check_stores(self) -> None:
         """ConfigurationError when the stores as configured cannot read images already
@@ -167,6 +171,8 @@ class Glint:
             self._recovering.join(timeout=10)
         if self.reaper is not None:
             self.reaper.stop()
+        if self.pruner is not None:
+            self.pruner.stop()
         self.router.shutdown(wait=True, timeout=timeout)
         # Scripts still running past the grace period are asked to stop (should_cancel()),
         # and given a moment to clean up before the database goes away.
@@ -228,7 +234,9 @@ def build(settings: Settings, *, store: Store | None = None,
                  members=MemberService(db, notifier, settings, policy=policy), tasks=tasks,
                  policy=policy, reaper=reaper,
                  health=health(settings, db, store, reaper, executor or settings.executor),
-                 metrics=exposition, api_worker=supervisor is not None, cache=cache)
+                 metrics=exposition, api_worker=supervisor is not None, cache=cache,
+                 pruner=(Pruner(cache, db, settings.reaper_interval) if cache is not None
+                         else None))
 
 
 def _cache(settings: Settings) -> ImageCache | None:

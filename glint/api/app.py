@@ -25,6 +25,7 @@ from uvicorn import config as uvicorn_config
 
 from glint import errors
 from glint.api import (
+    cache,
     dashboard,
     health,
     image_actions,
@@ -115,6 +116,7 @@ def routes(glint: Glint) -> list[BaseRoute]:
         *tasks.routes(glint.tasks, glint.registry, glint.settings, inline_reads=glint.db.is_sqlite),
         *images.routes(glint.images, glint.tasks, glint.settings),
         *image_data.routes(glint.images, glint.cache),
+        *cache.routes(glint.cache, glint.images, glint.tasks),
         *image_tags.routes(glint.images),
         *image_actions.routes(glint.images),
         *image_members.routes(glint.members),
