@@ -19,16 +19,15 @@ from glint import policy as policies
 from glint.api import identity
 from glint.api.images import image_id
 from glint.api.routing import resource
+from glint.cache import prefetch
 from glint.cache.cache import ImageCache
 from glint.context import RequestContext
-from glint.images import states
 from glint.images.service import ImageService
 from glint.tasks.service import TaskService
 
 CLEAR_TARGET = "x-image-cache-clear-target"
 CLEAR_TARGETS = {"": ("cache", "queue"), "both": ("cache", "queue"), "cache": ("cache",),
                  "queue": ("queue",)}
-PREFETCH = "cache_prefetch"
 
 
 class CacheApi:
@@ -41,13 +40,7 @@ class CacheApi:
 
     def queue(self, request: Request) -> Response:
         ctx = self._enforce(request, "cache_image")
-        image = self.images.get(ctx, image_id(request))
-        if image.status != states.ACTIVE:
-            raise errors.BadRequest(f"Only images with status active can be targeted for "
-                                    f"queueing, image {image.id} is {image.status}")
-        if not self.cache.cached(image.id) and not self.cache.is_queued(image.id):
-            self.cache.queue(image.id)
-            self.tasks.create(ctx, PREFETCH, {"image_id": image.id}, authorize=False)
+        prefetch.queue(self.cache, self.images, self.tasks, ctx, image_id(request))
         return Response(status_code=202)
 
     def delete(self, request: Request) -> Response:
