@@ -6,7 +6,8 @@ import dataclasses
 import os
 import pathlib
 
-SECTIONS = ("limits", "transfers", "objects", "dispatch", "celery", "api", "keystone")
+SECTIONS = ("limits", "transfers", "objects", "cache", "dispatch", "celery", "api",
+            "keystone")
 
 
 @dataclasses.dataclass(frozen=True)

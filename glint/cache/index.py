@@ -53,6 +53,9 @@ class Index:
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        # WAL's NORMAL: a commit waits for no fsync (a crash may lose the last hits; a lost
+        # row only makes the rebuild drop that image's file).
+        db.execute("PRAGMA synchronous=NORMAL")
         try:
             yield db
         finally:
