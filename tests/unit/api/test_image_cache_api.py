@@ -172,3 +172,13 @@ def test_a_prefetch_dequeued_before_it_runs_does_nothing(glint: app.Glint) -> No
 def test_no_cache_api_without_a_cache(make_glint: Callable[..., app.Glint]) -> None:
     with TestClient(create_app(make_glint())) as client:
         assert client.get("/v2/cache", headers=ADMIN).status_code == 404
+
+
+def test_the_openapi_document_has_the_cache_api_when_served(glint: app.Glint,
+                                                            client: TestClient) -> None:
+    from tests.unit.api import openapi_support
+
+    doc = client.get("/openapi.json").json()
+    served = openapi_support.served(create_app(glint).routes)
+    assert served == openapi_support.documented(doc)
+    assert {path for _method, path in served if path.startswith("/v2/cache")}
