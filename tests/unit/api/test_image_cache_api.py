@@ -182,3 +182,21 @@ def test_the_openapi_document_has_the_cache_api_when_served(glint: app.Glint,
     served = openapi_support.served(create_app(glint).routes)
     assert served == openapi_support.documented(doc)
     assert {path for _method, path in served if path.startswith("/v2/cache")}
+
+
+def test_a_prefetch_takes_over_a_fill_that_stalled(make_glint: Callable[..., app.Glint],
+                                                   store: CountingStore,
+                                                   tmp_path: pathlib.Path) -> None:
+    """What a re-run after a lost worker finds: its own (or a download's) dead fill."""
+    glint = make_glint(store=store, image_cache_enabled=True, image_cache_stall_time=0.3,
+                       image_cache_dir=tmp_path / "image-cache")
+    image = add_image(glint, CTX_A, DATA)
+    assert glint.cache is not None
+    dead = glint.cache.fill(Expected.of(image))
+    assert dead is not None
+    dead.write(DATA[:1000])  # then its process died
+    with TestClient(create_app(glint)) as client:
+        assert client.put(f"/v2/cache/{image.id}", headers=ADMIN).status_code == 202
+        listing = client.get("/v2/cache", headers=ADMIN).json()
+    assert [e["image_id"] for e in listing["cached_images"]] == [image.id]
+    assert not dead.commit()
