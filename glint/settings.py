@@ -21,6 +21,8 @@ from pydantic_settings import (
 from glint import addresses
 
 GiB = 1024**3
+# Stores whose bytes are on this node already: the image cache is off in front of them by default.
+LOCAL_STORES = ("filesystem", "memory")
 CONFIG_ENV = "GLINT_CONFIG"
 
 DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop")
@@ -116,8 +118,8 @@ class Settings(BaseSettings):
     store_tmp_max_age: float = pydantic.Field(86400.0, gt=0, description="seconds")
 
     # The image cache (glint.cache): each API node's copy of the images it served, in front of
-    # the stores. None: on when some store is remote (not filesystem), and then filled only
-    # from remote stores; true: filled from every store; false: off.
+    # the stores. None: on when some store is remote (not filesystem or memory), and then
+    # filled only from remote stores; true: filled from every store; false: off.
     image_cache_enabled: bool | None = None
     image_cache_dir: pathlib.Path | None = None  # default: data_dir / "image-cache"
     image_cache_max_size: int = pydantic.Field(10 * GiB, ge=0, description="bytes")
@@ -301,7 +303,7 @@ class Settings(BaseSettings):
     def effective_image_cache_enabled(self) -> bool:
         if self.image_cache_enabled is not None:
             return self.image_cache_enabled
-        return any(kind != "filesystem"
+        return any(kind not in LOCAL_STORES
                    for kind in (tuple(self.enabled_backends.values()) or (self.store,)))
 
     @property

@@ -8,13 +8,14 @@ it is only streamed). The image service has already decided the caller may downl
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from glint import metrics
+from glint import errors, metrics
 from glint.api import sendfile
 from glint.cache.cache import ImageCache
 from glint.cache.fill import Expected
@@ -22,6 +23,7 @@ from glint.db import models
 from glint.images import states
 from glint.stores.base import Store
 
+LOG = logging.getLogger(__name__)
 OCTET_STREAM = "application/octet-stream"
 READ_SIZE = 1024 * 1024
 
@@ -48,9 +50,27 @@ def respond(cache: ImageCache, request: Request, image: models.Image,
     fill = cache.fill(expected)
     if fill is None:
         return None
+    try:
+        store_id, chunks = _read(sources, expected.size)
+    except BaseException:
+        fill.abort()
+        raise
     metrics.meter("download", store_id)(expected.size)
-    return StreamingResponse(fill.wrap(store.read(location, 0, expected.size)),
-                             status_code=status, media_type=OCTET_STREAM, headers=headers)
+    return StreamingResponse(fill.wrap(chunks), status_code=status, media_type=OCTET_STREAM,
+                             headers=headers)
+
+
+def _read(sources: Sequence[tuple[str, Store, str]], size: int) -> tuple[str, Iterator[bytes]]:
+    """The bytes of the first copy that opens (as image_data's downloads: a store that lost
+    its copy does not make the image unreadable while another holds it)."""
+    *others, (last_id, last, last_location) = sources
+    for store_id, store, location in others:
+        try:
+            return store_id, store.read(location, 0, size)
+        except (errors.StoreError, OSError) as exc:
+            LOG.warning("cannot read image data %s from store %s (%s); reading another copy",
+                        location, store_id, exc)
+    return last_id, last.read(last_location, 0, size)
 
 
 def _chunks(file: BinaryIO, offset: int, length: int) -> Iterator[bytes]:
