@@ -51,7 +51,7 @@ def respond(cache: ImageCache, request: Request, image: models.Image,
     if fill is None:
         return None
     try:
-        store_id, chunks = _read(sources, expected.size)
+        store_id, chunks = first_readable(sources, expected.size)
     except BaseException:
         fill.abort()
         raise
@@ -60,7 +60,7 @@ def respond(cache: ImageCache, request: Request, image: models.Image,
                              headers=headers)
 
 
-def _read(sources: Sequence[tuple[str, Store, str]], size: int) -> tuple[str, Iterator[bytes]]:
+def first_readable(sources: Sequence[tuple[str, Store, str]], size: int) -> tuple[str, Iterator[bytes]]:
     """The bytes of the first copy that opens (as image_data's downloads: a store that lost
     its copy does not make the image unreadable while another holds it)."""
     *others, (last_id, last, last_location) = sources

@@ -200,3 +200,15 @@ def test_a_prefetch_takes_over_a_fill_that_stalled(make_glint: Callable[..., app
         listing = client.get("/v2/cache", headers=ADMIN).json()
     assert [e["image_id"] for e in listing["cached_images"]] == [image.id]
     assert not dead.commit()
+
+
+def test_a_fill_reads_another_copy_when_the_first_store_lost_its_own() -> None:
+    from glint.api import cached_download
+
+    lost, holding = MemoryStore(), MemoryStore()
+    with holding.writer("image") as writer:
+        writer.write(DATA)
+        location = writer.commit()
+    store_id, chunks = cached_download.first_readable(
+        [("fast", lost, location), ("cheap", holding, location)], len(DATA))
+    assert store_id == "cheap" and b"".join(chunks) == DATA
