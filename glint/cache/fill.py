@@ -103,7 +103,10 @@ class Fill:
             metrics.CACHE_FILLS.labels("mismatch").inc()
             self.abort()
             return False
-        self.done = self._publish(self, os.fstat(self._fd).st_ino)
+        try:
+            self.done = self._publish(self, os.fstat(self._fd).st_ino)
+        except Exception as exc:  # (the index locked for too long, a full disk...)
+            LOG.warning("cache fill of image %s not kept (%s)", self.expected.image_id, exc)
         metrics.CACHE_FILLS.labels("cached" if self.done else "failed").inc()
         self.abort()  # closes the file; the published one is no longer at self.path
         return self.done
