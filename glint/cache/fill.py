@@ -8,6 +8,10 @@ Only a fill whose size, ``checksum`` and ``os_hash_value`` match the image's is 
 place; anything else is removed, and a mismatch is logged. A fill whose file has not grown for
 ``stall_time`` seconds (a client that stopped reading, a process that died) is abandoned: the
 next fill of the image removes it and starts afresh.
+
+The chunks are passed on as soon as they are handed to the write stage: the hashes are taken
+by threads that read the file behind the writes (``pread``, from the page cache), so hashing
+never holds up the download a fill rides on. :meth:`Fill.commit` waits for them to catch up.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import hashlib
 import logging
 import os
 import pathlib
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -24,6 +29,7 @@ from typing import Any
 from glint import datapath, metrics
 
 LOG = logging.getLogger(__name__)
+READ_SIZE = 1024 * 1024  # what a hasher reads of the file at a time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +54,8 @@ class Expected:
 
 
 class Fill:
-    """Hashes and writes the chunks handed to :meth:`wrap` (or :meth:`write`), then
-    :meth:`commit` puts a verified copy in place through ``publish``."""
+    """Writes the chunks handed to :meth:`wrap` (or :meth:`write`) and hashes the file behind
+    the writes, then :meth:`commit` puts a verified copy in place through ``publish``."""
 
     def __init__(self, expected: Expected, path: pathlib.Path, fd: int,
                  publish: Callable[[Fill, int], bool]) -> None:
@@ -57,10 +63,12 @@ class Fill:
         self._md5 = hashlib.md5(usedforsecurity=False)
         algo = expected.hash_algo if expected.hash_value else None
         self._multihash = hashlib.new(algo) if algo and algo != "md5" else None
-        stages = [self._md5.update, self._write]
-        if self._multihash is not None:
-            stages.insert(1, self._multihash.update)
-        self._pipeline: datapath.Pipeline | None = datapath.Pipeline(stages)
+        self._written = _Progress()
+        self._hashers = [_Hasher(fd, h, self._written) for h in (self._md5, self._multihash)
+                         if h is not None]
+        for hasher in self._hashers:
+            hasher.start()
+        self._pipeline: datapath.Pipeline | None = datapath.Pipeline([self._write])
         self.size = 0
         self.done = False
 
@@ -93,6 +101,11 @@ class Fill:
             return False
         try:
             self._pipeline.finish()
+            self._written.end()
+            for hasher in self._hashers:
+                hasher.join()
+                if hasher.error is not None:
+                    raise hasher.error
             os.fsync(self._fd)
         except Exception as exc:
             LOG.warning("cache fill of image %s failed (%s)", self.expected.image_id, exc)
@@ -116,6 +129,9 @@ class Fill:
         if self._pipeline is not None:
             self._pipeline.stop()
             self._pipeline = None
+            self._written.end()
+            for hasher in self._hashers:
+                hasher.stop()
             if not self.done:
                 _remove_if_ours(self.path, self._fd)
             os.close(self._fd)
@@ -124,6 +140,7 @@ class Fill:
         view = memoryview(chunk)
         while view:
             view = view[os.write(self._fd, view):]
+        self._written.add(len(chunk))
 
     def _matches(self) -> bool:
         want = self.expected
@@ -143,7 +160,7 @@ def claim(path: pathlib.Path, stall_time: float) -> int | None:
     """Create ``path`` for one fill; None while another fill that still makes progress has it."""
     for _attempt in range(2):
         try:
-            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             if not stalled(path, stall_time):
                 return None
@@ -168,3 +185,58 @@ def _remove_if_ours(path: pathlib.Path, fd: int) -> None:
             path.unlink()
     except FileNotFoundError:
         pass
+
+
+class _Progress:
+    """How many bytes the write stage has written, and whether it is done; hashers wait on it."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self.size = 0
+        self.ended = False
+
+    def add(self, count: int) -> None:
+        with self._changed:
+            self.size += count
+            self._changed.notify_all()
+
+    def end(self) -> None:
+        with self._changed:
+            self.ended = True
+            self._changed.notify_all()
+
+    def wait_past(self, position: int) -> tuple[int, bool]:
+        """Once more than ``position`` bytes are written, or writing ended: (size, ended)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.size > position or self.ended)
+            return self.size, self.ended
+
+
+class _Hasher(threading.Thread):
+    """Hashes the fill's file as it grows, reading behind the writes."""
+
+    def __init__(self, fd: int, hasher: Any, written: _Progress) -> None:
+        super().__init__(name="glint-cache-hash", daemon=True)
+        self.fd, self.hasher, self.written = fd, hasher, written
+        self.error: BaseException | None = None
+        self._stop_now = False
+
+    def run(self) -> None:
+        position = 0
+        try:
+            while not self._stop_now:
+                size, ended = self.written.wait_past(position)
+                while position < size and not self._stop_now:
+                    data = os.pread(self.fd, min(READ_SIZE, size - position), position)
+                    if not data:
+                        raise OSError(f"the cache file ended at {position} of {size} bytes")
+                    self.hasher.update(data)
+                    position += len(data)
+                if ended and position >= self.written.size:
+                    return
+        except BaseException as exc:
+            self.error = exc
+
+    def stop(self) -> None:
+        self._stop_now = True
+        self.join()
