@@ -178,6 +178,8 @@ class Glint:
         # and given a moment to clean up before the database goes away.
         self.runner.stopping.set()
         self.router.shutdown(wait=True, timeout=CANCEL_GRACE)
+        if self.cache is not None:
+            self.cache.close()
         self.db.dispose()
 
     @property

@@ -50,6 +50,9 @@ class ImageCache:
                    settings.image_cache_stall_time,
                    fill_local=settings.image_cache_enabled is True)
 
+    def close(self) -> None:
+        self.index.close()
+
     # -- serving -------------------------------------------------------------------------
 
     def open(self, expected: Expected) -> BinaryIO | None:

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import pathlib
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 
@@ -44,22 +45,28 @@ class Entry:
 
 
 class Index:
+    """The index file, through one connection per process (opening and closing connections
+    would checkpoint the WAL, with an fsync, on every download)."""
+
     def __init__(self, path: pathlib.Path) -> None:
         self.path = path
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+        self._lock = threading.Lock()
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
+            # WAL's NORMAL: a commit waits for no fsync (a crash may lose the last hits; a
+            # lost row only makes the rebuild drop that image's file).
+            db.execute("PRAGMA synchronous=NORMAL")
             db.execute(_SCHEMA)
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        # WAL's NORMAL: a commit waits for no fsync (a crash may lose the last hits; a lost
-        # row only makes the rebuild drop that image's file).
-        db.execute("PRAGMA synchronous=NORMAL")
-        try:
-            yield db
-        finally:
-            db.close()
+        with self._lock:
+            yield self._db
+
+    def close(self) -> None:
+        self._db.close()
 
     def add(self, image_id: str, size: int, checksum: str, mtime_ns: int) -> None:
         now = time.time()

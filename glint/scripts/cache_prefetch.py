@@ -42,12 +42,15 @@ def main(ctx: contract.ScriptContext) -> contract.JsonObject:
     cache = ImageCache.from_settings(ctx.settings)
     if cache is None:
         raise errors.ScriptError("The image cache is off on this node (image_cache_enabled)")
-    if not cache.cached(image_id) and cache.is_queued(image_id):
-        try:
-            _fill(ctx, cache, image_id)
-        finally:
-            cache.dequeue(image_id)
-    return {"image_id": image_id, "cached": cache.cached(image_id)}
+    try:
+        if not cache.cached(image_id) and cache.is_queued(image_id):
+            try:
+                _fill(ctx, cache, image_id)
+            finally:
+                cache.dequeue(image_id)
+        return {"image_id": image_id, "cached": cache.cached(image_id)}
+    finally:
+        cache.close()
 
 
 def _fill(ctx: contract.ScriptContext, cache: ImageCache, image_id: str) -> None:
