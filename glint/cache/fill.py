@@ -10,12 +10,14 @@ place; anything else is removed, and a mismatch is logged. A fill whose file has
 next fill of the image removes it and starts afresh.
 
 The chunks are passed on as soon as they are handed to the write stage: the hashes are taken
-by threads that read the file behind the writes (``pread``, from the page cache), so hashing
-never holds up the download a fill rides on. :meth:`Fill.commit` waits for them to catch up.
+by threads that read the file behind the writes (``pread``, from the page cache), at the
+lowest CPU priority, so hashing never holds up the download a fill rides on.
+:meth:`Fill.commit` waits for them to catch up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -30,6 +32,7 @@ from glint import datapath, metrics
 
 LOG = logging.getLogger(__name__)
 READ_SIZE = 1024 * 1024  # what a hasher reads of the file at a time
+NICE = 19
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,6 +225,7 @@ class _Hasher(threading.Thread):
         self._stop_now = False
 
     def run(self) -> None:
+        _lower_priority()
         position = 0
         try:
             while not self._stop_now:
@@ -240,3 +244,11 @@ class _Hasher(threading.Thread):
     def stop(self) -> None:
         self._stop_now = True
         self.join()
+
+
+def _lower_priority() -> None:
+    """Run this thread at the lowest CPU priority (Linux: a thread's nice value is its own).
+    On a busy node the download and the store get the CPU first; the hashes catch up after the
+    last byte is sent, before the fill is kept."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
