@@ -25,6 +25,7 @@ import os
 import pathlib
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -67,13 +68,22 @@ class Fill:
         algo = expected.hash_algo if expected.hash_value else None
         self._multihash = hashlib.new(algo) if algo and algo != "md5" else None
         self._written = _Progress()
-        self._hashers = [_Hasher(fd, h, self._written) for h in (self._md5, self._multihash)
-                         if h is not None]
-        for hasher in self._hashers:
-            hasher.start()
-        self._pipeline: datapath.Pipeline | None = datapath.Pipeline([self._write])
+        self._hashers: list[_Hasher] = []
+        self._pipeline: datapath.Pipeline | None = None  # started by the first chunk
+        self._closed = False
+        # A fill whose stream never started (its client left before the body) is released
+        # when it is collected: its file removed, its descriptor closed.
+        self._release = weakref.finalize(self, _release, path, fd)
         self.size = 0
         self.done = False
+
+    def _start(self) -> datapath.Pipeline:
+        self._hashers = [_Hasher(self._fd, h, self._written)
+                         for h in (self._md5, self._multihash) if h is not None]
+        for hasher in self._hashers:
+            hasher.start()
+        self._pipeline = datapath.Pipeline([self._write])
+        return self._pipeline
 
     def wrap(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """``chunks`` passed on unchanged, filling the cache on the way. A failing fill stops
@@ -87,10 +97,10 @@ class Fill:
             self.abort()
 
     def write(self, chunk: bytes) -> None:
-        if self._pipeline is None or not chunk:
+        if self._closed or not chunk:
             return
         try:
-            self._pipeline.feed(chunk)
+            (self._pipeline or self._start()).feed(chunk)
             self.size += len(chunk)
         except Exception as exc:
             LOG.warning("cache fill of image %s failed (%s); the image is served from its store",
@@ -100,10 +110,10 @@ class Fill:
 
     def commit(self) -> bool:
         """Verify the bytes and put them in place; whether the image is now cached."""
-        if self._pipeline is None:
+        if self._closed:
             return False
         try:
-            self._pipeline.finish()
+            (self._pipeline or self._start()).finish()
             self._written.end()
             for hasher in self._hashers:
                 hasher.join()
@@ -128,16 +138,17 @@ class Fill:
         return self.done
 
     def abort(self) -> None:
-        """Stop and remove the unfinished file (idempotent)."""
+        """Stop and remove the unfinished file (idempotent; a published one is no longer at
+        ``path``)."""
+        if self._closed:
+            return
+        self._closed = True
         if self._pipeline is not None:
             self._pipeline.stop()
-            self._pipeline = None
-            self._written.end()
-            for hasher in self._hashers:
-                hasher.stop()
-            if not self.done:
-                _remove_if_ours(self.path, self._fd)
-            os.close(self._fd)
+        self._written.end()
+        for hasher in self._hashers:
+            hasher.stop()
+        self._release()
 
     def _write(self, chunk: bytes) -> None:
         view = memoryview(chunk)
@@ -179,6 +190,11 @@ def stalled(path: pathlib.Path, stall_time: float) -> bool:
         return time.time() - path.stat().st_mtime > stall_time
     except FileNotFoundError:
         return True
+
+
+def _release(path: pathlib.Path, fd: int) -> None:
+    _remove_if_ours(path, fd)
+    os.close(fd)
 
 
 def _remove_if_ours(path: pathlib.Path, fd: int) -> None:

@@ -76,7 +76,6 @@ def test_one_fill_at_a_time_per_image(cache: ImageCache) -> None:
     assert read(cache, want) is None  # nothing half-written is served
     assert b"".join(stream)
     assert first.done and read(cache, want) == DATA
-    assert cache.fill(want) is not None or cache.cached(want.image_id)
 
 
 def test_a_fill_stopped_midway_leaves_nothing(cache: ImageCache) -> None:
@@ -102,6 +101,19 @@ def test_a_stalled_fill_is_abandoned_for_a_new_one(tmp_path: pathlib.Path) -> No
     assert fill(cache, want)
     assert not stalled.commit()  # its name was taken over: it publishes nothing
     assert read(cache, want) == DATA
+
+
+def test_a_fill_whose_stream_never_started_is_released(cache: ImageCache) -> None:
+    import gc
+
+    want = expected()
+    filling = cache.fill(want)
+    assert filling is not None
+    stream = filling.wrap(chunks())  # a client that left before the body
+    del filling, stream
+    gc.collect()
+    assert list(cache.incomplete.iterdir()) == []
+    assert fill(cache, want)
 
 
 def test_a_killed_fill_is_never_served_and_removed_at_start(tmp_path: pathlib.Path) -> None:
