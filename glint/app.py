@@ -21,6 +21,9 @@ from glint import metrics as metrics_mod
 from glint import plugins
 from glint import policy as policies
 from glint import settings as settings_mod
+from glint.cache.cache import ImageCache
+from glint.cache.collector import CacheCollector
+from glint.cache.pruner import Pruner
 from glint.dashboard import Dashboard
 from glint.db import engine
 from glint.db import tasks as task_rows
@@ -75,7 +78,8 @@ class Glint:
     reaper: Reaper
     health: health_checks.Health
     metrics: metrics_mod.Exposition
-
+    cache: ImageCache | None = None  # this node's image cache (glint.cache), when on
+    pruner: Pruner | None = None
     # An API worker of `glint serve --workers N`: its supervisor did the start-up recovery.
     api_worker: bool = False
     _recovering: threading.Thread | None = dataclasses.field(default=None, repr=False)
@@ -96,6 +100,8 @@ class Glint:
         """
         self._start_recovery(self.role if recover else Role.WORKER)
         self.reaper.start()
+        if self.pruner is not None:
+            self.pruner.start()
 
     @property
     def role(self) -> Role:
@@ -182,11 +188,15 @@ class Glint:
         if self._recovering is not None:
             self._recovering.join(timeout=10)
         self.reaper.stop()
+        if self.pruner is not None:
+            self.pruner.stop()
         self.router.shutdown(wait=True, timeout=timeout)
         # Scripts still running past the grace period are asked to stop (should_cancel()),
         # and given a moment to clean up before the database goes away.
         self.runner.stopping.set()
         self.router.shutdown(wait=True, timeout=CANCEL_GRACE)
+        if self.cache is not None:
+            self.cache.close()
         self.db.dispose()
 
     @property
@@ -229,9 +239,10 @@ def build(settings: Settings, *, store: Store | None = None,
     images = ImageService(db, store, notifier, settings, staging.area(settings), policy)
     image_gate = ImageGate.from_settings(settings)
     locations = Locations(images, db, notifier)
+    cache = _cache(settings)
     runner = Runner(db, registry, images, store, notifier, settings,
                     owner=runners.lease_owner(supervisor), image_gate=image_gate,
-                    handoff=Handoff(), locations=locations)
+                    handoff=Handoff(), locations=locations, image_cache=cache)
     router = routing.build(runner.run, default=executor or settings.executor,
                            routes=settings.executor_routes, threads=settings.executor_threads,
                            settings=settings)
@@ -239,6 +250,9 @@ def build(settings: Settings, *, store: Store | None = None,
     tasks = TaskService(db, registry, router, notifier, settings, runner, policy)
     reaper = Reaper(runner, router, settings,
                     role=Role.API_WORKER if supervisor is not None else Role.SERVE)
+    exposition = metrics_mod.Exposition(metrics_mod.DatabaseCollector(db, multi.of(store).default))
+    if cache is not None:
+        exposition.database.register(CacheCollector(cache))
     return Glint(settings=settings, db=db, store=store, notifier=notifier, registry=registry,
                  router=router, runner=runner, images=images,
                  members=MemberService(db, notifier, settings, policy), tasks=tasks,
@@ -248,9 +262,19 @@ def build(settings: Settings, *, store: Store | None = None,
                  metadefs=MetadefService(db, policy),
                  dashboard=Dashboard(db, tasks, multi.of(store).default), reaper=reaper,
                  health=health(settings, db, store, reaper, executor or settings.executor),
-                 metrics=metrics_mod.Exposition(
-                     metrics_mod.DatabaseCollector(db, multi.of(store).default)),
-                 api_worker=supervisor is not None)
+                 metrics=exposition, api_worker=supervisor is not None, cache=cache,
+                 pruner=(Pruner(cache, db, settings.reaper_interval) if cache is not None
+                         else None))
+
+
+def _cache(settings: Settings) -> ImageCache | None:
+    """This node's image cache, its index rebuilt from what is on disk."""
+    cache = ImageCache.from_settings(settings)
+    if cache is not None:
+        dropped = cache.rebuild()
+        if dropped:
+            LOG.info("image cache: %d files not trusted at start-up were removed", dropped)
+    return cache
 
 
 def health(settings: Settings, db: engine.Database, store: Store, reaper: Reaper | None,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from glint import errors, logcontext
+from glint import cache_cli, errors, logcontext
 from glint.tasks import states
 
 if TYPE_CHECKING:
@@ -677,3 +677,6 @@ def _quiet(logger_name: str) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(previous)
+
+
+main.add_command(cache_cli.cache)  # glint cache: its own module

@@ -225,3 +225,8 @@ class _Stage(threading.Thread):
         except BaseException as exc:  # handed to the feeding thread, which re-raises it
             self.error = exc
             self._halt.set()
+
+
+# copy's stages, for a caller that passes each chunk on itself (the image cache's fill tees a
+# download's chunks through them: glint.cache.fill).
+Pipeline = _Pipeline

@@ -66,6 +66,15 @@ REAPER_ACTIONS = prometheus_client.Counter(
 DATA_BYTES = prometheus_client.Counter(
     "glint_image_data_bytes", "Image bytes moved, by direction (upload: PUT file and stage; "
     "import: written by import tasks; download: GET file) and store.", ["direction", "store"])
+CACHE_REQUESTS = prometheus_client.Counter(
+    "glint_cache_requests", "Image cache look-ups by downloads of active images: hit, miss, "
+    "discarded (a cached copy changed since its fill: removed, served from the store).",
+    ["outcome"])
+CACHE_FILLS = prometheus_client.Counter(
+    "glint_cache_fills", "Image cache fills that ended: cached, mismatch (bytes not the "
+    "image's checksum or multihash: discarded), failed, stalled (abandoned).", ["outcome"])
+CACHE_EVICTIONS = prometheus_client.Counter(
+    "glint_cache_evictions", "Images evicted from the image cache to keep to its size limit.")
 HTTP_REQUESTS = prometheus_client.Counter(
     "glint_http_requests", "HTTP requests answered, by method, route template and status.",
     ["method", "route", "status"])
@@ -180,11 +189,21 @@ class Exposition:
                 + prometheus_client.generate_latest(self.database))
 
 
+# The image cache's gauges (glint.cache.collector), read from its index when scraped.
+CACHE_FAMILIES = {
+    "glint_cache_images": "Images in this node's image cache.",
+    "glint_cache_bytes": "Bytes of the images in this node's image cache.",
+    "glint_cache_max_bytes": "The image cache's size limit (image_cache_max_size).",
+    "glint_cache_queued": "Images queued for prefetch into this node's image cache.",
+}
+
+
 def names() -> set[str]:
     """Every metric name glint exposes, as scraped (``_total``, ``_bucket``... included)."""
-    found = set(DATABASE_FAMILIES)
+    found = set(DATABASE_FAMILIES) | set(CACHE_FAMILIES)
     for metric in (TASKS_CREATED, TASKS_FINISHED, TASK_DURATION, TASK_QUEUE_WAIT, TASK_RETRIES,
-                   LEASE_EXPIRIES, REAPER_ACTIONS, DATA_BYTES, HTTP_REQUESTS, HTTP_DURATION):
+                   LEASE_EXPIRIES, REAPER_ACTIONS, DATA_BYTES, CACHE_REQUESTS, CACHE_FILLS,
+                   CACHE_EVICTIONS, HTTP_REQUESTS, HTTP_DURATION):
         for family in metric.describe():
             found.update(sample_name(family.name, family.type))
     return found

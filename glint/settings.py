@@ -22,6 +22,8 @@ from pydantic_settings import (
 from glint import addresses
 
 GiB = 1024**3
+# Stores whose bytes are on this node already: the image cache is off in front of them by default.
+LOCAL_STORES = ("filesystem", "memory")
 CONFIG_ENV = "GLINT_CONFIG"
 
 DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop")
@@ -121,6 +123,15 @@ class Settings(BaseSettings):
     # The reaper removes unfinished filesystem-store writes untouched for this long; it must
     # outlast task_time_limit + task_time_limit_grace (a run may hold a write that long).
     store_tmp_max_age: float = pydantic.Field(86400.0, gt=0, description="seconds")
+
+    # The image cache (glint.cache): each API node's copy of the images it served, in front of
+    # the stores. None: on when some store is remote (not filesystem or memory), and then
+    # filled only from remote stores; true: filled from every store; false: off.
+    image_cache_enabled: bool | None = None
+    image_cache_dir: pathlib.Path | None = None  # default: data_dir / "image-cache"
+    image_cache_max_size: int = pydantic.Field(10 * GiB, ge=0, description="bytes")
+    # A fill that has not written a byte for this long is abandoned (the next one restarts it).
+    image_cache_stall_time: float = pydantic.Field(600.0, gt=0, description="seconds")
 
     # Remote workers (the ``celery`` executor, ``glint worker``)
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
@@ -327,6 +338,18 @@ class Settings(BaseSettings):
     @property
     def effective_store_path(self) -> pathlib.Path:
         return self.store_path if self.store_path is not None else self.data_dir / "images"
+
+    @property
+    def effective_image_cache_enabled(self) -> bool:
+        if self.image_cache_enabled is not None:
+            return self.image_cache_enabled
+        return any(kind not in LOCAL_STORES
+                   for kind in (tuple(self.enabled_backends.values()) or (self.store,)))
+
+    @property
+    def effective_image_cache_dir(self) -> pathlib.Path:
+        return (self.image_cache_dir if self.image_cache_dir is not None
+                else self.data_dir / "image-cache")
 
     @property
     def effective_work_dir(self) -> pathlib.Path:

@@ -6,7 +6,8 @@ import dataclasses
 import os
 import pathlib
 
-SECTIONS = ("limits", "transfers", "concurrent", "objects", "dispatch", "celery", "api", "keystone")
+SECTIONS = ("limits", "transfers", "concurrent", "objects", "cache", "dispatch", "celery", "api",
+            "keystone")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -66,6 +66,7 @@ def targets(results: Mapping[str, Any]) -> list[Target]:
                             f"< {RSS_MIB:.0f} MiB", f"{peak:.0f} MiB", peak < RSS_MIB))
     found += _concurrent_targets(results.get("concurrent") or {})
     found += _object_targets(results.get("objects") or {})
+    found += _cache_targets(results.get("cache") or {})
     found += _dispatch_targets(results.get("dispatch") or {})
     levels = (results.get("api") or {}).get("levels") or []
     if levels:  # judged on the most API workers measured (a deployment uses them all)
@@ -133,6 +134,32 @@ def _object_targets(moved: Mapping[str, Any]) -> list[Target]:
                             f"<= {OBJECT_RSS_MIB:.0f} MiB", f"{peak:.0f} MiB",
                             peak <= OBJECT_RSS_MIB))
     return found
+
+
+CACHE_RATIO = 0.90  # the image cache's downloads, of their limits in the same run
+CACHE_ROWS = (("uncached_filling", "download from swift, filling the cache"),
+              ("cached", "download from the cache"))
+
+
+def _cache_targets(moved: Mapping[str, Any]) -> list[Target]:
+    if not moved or "skipped" in moved:
+        return []
+    return [Target(f"{label} vs {moved[key]['limit']}", f">= {CACHE_RATIO:.0%}",
+                   f"{moved[key]['ratio']:.0%} ({moved[key]['mib_s']:.0f} of "
+                   f"{moved[key]['limit_mib_s']:.0f} MiB/s)", moved[key]["ratio"] >= CACHE_RATIO)
+            for key, label in CACHE_ROWS]
+
+
+def _cache_table(moved: Mapping[str, Any]) -> list[str]:
+    if not moved or "skipped" in moved:
+        return ["", f"image cache: skipped ({moved.get('skipped')})"] if moved else []
+    rows = [[label, moved[key]["mib_s"], moved[key]["limit"], moved[key]["limit_mib_s"],
+             f"{moved[key]['ratio']:.0%}", moved[key]["peak_rss_mib"],
+             moved[key]["server_cpu_ms_per_mib"]] for key, label in CACHE_ROWS]
+    return ["", f"image cache (swift store, local one-node Swift): image {moved['size_mib']} "
+                f"MiB; fills {moved.get('fills')}",
+            *_rows(["glint", "MiB/s", "limit", "limit MiB/s", "ratio", "peak RSS MiB",
+                    "server CPU ms/MiB"], rows)]
 
 
 def _object_table(moved: Mapping[str, Any]) -> list[str]:
@@ -227,6 +254,7 @@ def table(results: Mapping[str, Any]) -> str:
                       for n, t in ((n, moved[n]) for n in TRANSFERS if n in moved)])
     out += _concurrent_table(results.get("concurrent") or {})
     out += _object_table(results.get("objects") or {})
+    out += _cache_table(results.get("cache") or {})
     out += _dispatch_table(results.get("dispatch") or {})
     api = results.get("api")
     for run in (api or {}).get("runs", [api] if api else []):

@@ -25,6 +25,7 @@ from typing import Any
 from glint_bench import (
     api,
     barecelery,
+    cache,
     config,
     dispatch,
     keystone,
@@ -281,6 +282,50 @@ class Run:
             found[op].update(limit_mib_s=round(mib_s, 1), limit_cpu_s_gib=round(cpu, 2),
                              ratio=round(found[op]["mib_s"] / mib_s, 3))
         return found
+
+    def run_cache(self) -> None:
+        """A download from Swift that fills the image cache, then one from the cache."""
+        try:
+            env = objects.start_swift()
+        except objects.Unavailable as exc:
+            self.say(f"cache: skipped: {exc}")
+            self.results["cache"] = {"skipped": str(exc)}
+            return
+        www = self.work / "www-cache"
+        www.mkdir()
+        source = transfers.make_source(www / "source.bin", self.data)
+        self.say("cache: swift client library limits")
+        limit = objects.client_limits("swift", env, source.path, source.size)
+        name = f"bench-cache-{secrets.token_hex(3)}"
+        try:
+            self.results["cache"] = self._cache(env, name, source, limit["download"])
+        finally:
+            objects.remove("swift", env, name)
+
+    def _cache(self, env: dict[str, str], name: str, source: transfers.Source,
+               store_limit: float) -> dict[str, Any]:
+        data_dir = self.work / "glint-cache"
+        glint = self.glint(data_dir, "glint-cache", **objects.glint_settings("swift", env, name))
+        uploaded = transfers.upload(glint, source)
+        self.say("cache: glint download from swift, filling the cache")
+        filling = self.transfer(transfers.download(glint, uploaded.image_id, source.size), {})
+        cache.wait_cached(glint, uploaded.image_id)
+        cached_file = cache.cache_file(data_dir, uploaded.image_id)
+        transfers.warm(cached_file)
+        self.say("limits: loopback sendfile GET of the cached file")
+        port = self.file_server(cached_file.parent, "fileserver-cache")
+        sendfile_limit = limits.http_get(port, cached_file.name, source.size)
+        self.say("cache: glint download from the cache")
+        cached = self.transfer(transfers.download(glint, uploaded.image_id, source.size), {})
+        fills = cache.fills(glint)
+        self.procs.stop(glint.process)
+        filling.update(limit="swift client GET", limit_mib_s=round(store_limit, 1),
+                       ratio=round(filling["mib_s"] / store_limit, 3))
+        cached.update(limit="loopback sendfile of the cached file",
+                      limit_mib_s=round(sendfile_limit, 1),
+                      ratio=round(cached["mib_s"] / sendfile_limit, 3))
+        return {"size_mib": self.cfg.size_mib, "uncached_filling": filling, "cached": cached,
+                "fills": fills}
 
     def transfer(self, result: transfers.Transfer, profiled: dict[str, Any]) -> dict[str, Any]:
         watch = result.watch

@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute
 
 from glint import errors
 from glint.api import (
+    cache,
     dashboard,
     health,
     image_actions,
@@ -91,7 +92,8 @@ def routes(glint: Glint) -> list[BaseRoute]:
         *schemas.routes(glint.registry, glint.settings),
         *tasks.routes(glint.tasks, glint.registry, glint.settings, inline_reads=glint.db.is_sqlite),
         *images.routes(glint.images, glint.tasks, glint.settings),
-        *image_data.routes(glint.images, glint.uploads),
+        *image_data.routes(glint.images, glint.uploads, glint.cache),
+        *cache.routes(glint.cache, glint.images, glint.tasks),
         *image_tags.routes(glint.images),
         *image_actions.routes(glint.images),
         *image_members.routes(glint.members),

@@ -21,9 +21,10 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute
 
 from glint import errors, metrics
-from glint.api import identity, image_upload, sendfile
+from glint.api import cached_download, identity, image_upload, sendfile
 from glint.api.images import image_id
 from glint.api.routing import resource
+from glint.cache.cache import ImageCache
 from glint.db import models
 from glint.images.service import ImageService
 from glint.images.uploads import Uploads
@@ -61,8 +62,9 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 class ImageDataApi:
-    def __init__(self, images: ImageService) -> None:
+    def __init__(self, images: ImageService, cache: ImageCache | None = None) -> None:
         self.images = images
+        self.cache = cache
 
     def download(self, request: Request) -> Response:
         ctx = identity.context(request)
@@ -75,12 +77,17 @@ class ImageDataApi:
         if not sources:
             return Response(status_code=204)
         if span is None:
-            return _body(request, sources, 0, image.size, 200, _whole_image_headers(image))
-        first, last = span
-        # No Content-MD5 here: it would describe the whole image, not this body.
-        headers = {"Content-Length": str(last - first + 1),
-                   "Content-Range": f"bytes {first}-{last}/{size}"}
-        return _body(request, sources, first, last - first + 1, 206, headers)
+            status, headers = 200, _whole_image_headers(image)
+        else:
+            # No Content-MD5 here: it would describe the whole image, not this body.
+            status, headers = 206, {"Content-Length": str(span[1] - span[0] + 1),
+                                    "Content-Range": f"bytes {span[0]}-{span[1]}/{size}"}
+        if self.cache is not None and (cached := cached_download.respond(
+                self.cache, request, image, sources, span, status, headers)) is not None:
+            return cached
+        if span is None:
+            return _body(request, sources, 0, image.size, status, headers)
+        return _body(request, sources, span[0], span[1] - span[0] + 1, status, headers)
 
 
 def _whole_image_headers(image: models.Image) -> dict[str, str]:
@@ -137,8 +144,8 @@ def _open(path: pathlib.Path, location: str) -> BinaryIO:
         raise errors.StoreError(f"image data {location!r} is missing from the store") from None
 
 
-def routes(images: ImageService, uploads: Uploads) -> list[BaseRoute]:
-    api = ImageDataApi(images)
+def routes(images: ImageService, uploads: Uploads, cache: ImageCache | None) -> list[BaseRoute]:
+    api = ImageDataApi(images, cache)
     upload = image_upload.ImageUploadApi(uploads)
     return [resource("/v2/images/{image_id}/file", {"GET": api.download, "PUT": upload.upload}),
             resource("/v2/images/{image_id}/stage", {"PUT": upload.stage})]

@@ -55,6 +55,9 @@ def _written() -> dict[str, Any]:
 def document(settings: Settings, task_types: list[str]) -> dict[str, Any]:
     """The OpenAPI document for a glint with ``settings`` and these installed task types."""
     doc = copy.deepcopy(_written())
+    if not settings.effective_image_cache_enabled:  # no image cache, no /v2/cache
+        doc["paths"] = {path: item for path, item in doc["paths"].items()
+                        if not path.startswith("/v2/cache")}
     components = doc["components"]
     components["schemas"].update(glance_schemas(settings, task_types))
     for response in components["responses"].values():

@@ -123,6 +123,15 @@ TASKS = [
 ]
 
 
+CACHE = [
+    _rule("cache_list", ADMIN, "List this node's cached and queued images", ("GET", "/v2/cache")),
+    _rule("cache_image", ADMIN, "Queue an image for prefetch into this node's cache",
+          ("PUT", "/v2/cache/{image_id}")),
+    _rule("cache_delete", ADMIN, "Remove images from this node's cache or its queue",
+          ("DELETE", "/v2/cache/{image_id}"), ("DELETE", "/v2/cache")),
+]
+
+
 def task_rule_name(task_type: str) -> str:
     return f"{ADD_TASK}:{task_type}"
 
@@ -137,5 +146,5 @@ def defaults(task_types: Iterable[str] = ()) -> list[policy.RuleDefault]:
     """Every default rule, with one ``add_task:<type>`` per type in ``task_types``."""
     from glint.policy import metadef_rules  # it builds on this module
 
-    return [*BASE, *IMAGES, *MEMBERS, *TASKS, *task_rules(task_types),
+    return [*BASE, *IMAGES, *MEMBERS, *TASKS, *CACHE, *task_rules(task_types),
             *metadef_rules.defaults()]

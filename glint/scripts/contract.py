@@ -334,6 +334,16 @@ class ImageApi(Protocol):
     def release_import_lock(self, image_id: str) -> bool: ...
 
 
+class ImageCache(Protocol):
+    """This node's image cache (``glint.cache``), lent when it is on (``image_cache_enabled``)."""
+
+    def prefetch(self, ctx: ScriptContext, image_id: str) -> bool:
+        """Fill the cache with the active image if it is still queued for prefetch, reading it
+        through ``ctx`` (``open_image``, ``report_progress``, ``should_cancel``) and verifying
+        it against its checksum and multihash; True when the image is cached afterwards."""
+        ...
+
+
 @dataclasses.dataclass(frozen=True)
 class ScriptContext:
     """Everything a script gets from glint. Frozen: a script cannot swap what it was lent."""
@@ -357,6 +367,8 @@ class ScriptContext:
     # The caller's, in Keystone mode, for work done as the caller; None when there are none
     # (or no longer: glint restarted, or they expired).
     credentials: Credentials | None = None
+    # This node's image cache; None when the cache is off.
+    image_cache: ImageCache | None = None
 
     def image_copies(self, image_id: str) -> list[ImageCopy]:
         """Every recorded copy of the image's bytes, the default store's first.

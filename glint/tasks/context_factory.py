@@ -28,8 +28,10 @@ from glint.tasks.script_api import ScriptDbApi, ScriptStores
 class ContextFactory:
     def __init__(self, db: engine.Database, images_service: images.ImageService, store: Store,
                  notifier: notifiers.Notifier, settings: Settings,
-                 image_gate: contract.ImageGate, handoff: Handoff, locations: Locations) -> None:
+                 image_gate: contract.ImageGate, handoff: Handoff, locations: Locations,
+                 image_cache: contract.ImageCache | None = None) -> None:
         self.db = db
+        self.image_cache = image_cache
         self.locations = locations
         self.images = images_service
         self.store = store
@@ -54,5 +56,6 @@ class ContextFactory:
             notifier_api=self.notifier, settings=self.settings,
             report_progress=progress.Reporter(report), should_cancel=should_cancel,
             logger=logging.getLogger(f"glint.task.{task.type}"), image_gate=self.image_gate,
-            stores=self.stores, attempt=attempt, credentials=self.handoff.get(task.id))
+            stores=self.stores, attempt=attempt, credentials=self.handoff.get(task.id),
+            image_cache=self.image_cache)
         return ctx, api

@@ -59,12 +59,14 @@ class Runner:
     """Runs tasks; holds the parts each moment of a task's life uses.
 
     The composition root (:func:`glint.app.build`) gives it the process's safety gate, its
-    in-memory credential hand-off and the image locations service."""
+    in-memory credential hand-off, the image locations service and the node's image cache
+    (None when it is off)."""
 
     def __init__(self, db: engine.Database, registry: Registry, images_service: images.ImageService,
                  store: Store, notifier: notifiers.Notifier, settings: Settings,
                  owner: str | None = None, *, image_gate: contract.ImageGate,
-                 handoff: Handoff, locations: Locations) -> None:
+                 handoff: Handoff, locations: Locations,
+                 image_cache: contract.ImageCache | None = None) -> None:
         self.db = db
         self.registry = registry
         self.images = images_service
@@ -78,7 +80,7 @@ class Runner:
         self.handoff = handoff
         binding.LIVE.add(self.owner)
         self.contexts = ContextFactory(db, images_service, store, notifier, settings, self.gate,
-                                       self.handoff, locations)
+                                       self.handoff, locations, image_cache)
         self.endings = Endings(db, notifier, settings, self.handoff)
         self.retries = Retries(db, RetryPolicy.from_settings(settings))
         self.recovery = Recovery(db, registry, images_service, settings, self.owner,
