@@ -6,17 +6,25 @@
 - disk: 1 MiB writes into the data directory's filesystem and an fsync at the end
   (``dd bs=1M conv=fsync``): what the disk takes durably;
 - loopback HTTP: a GET from :mod:`glint_bench.fileserver`, the body read and discarded by
-  :func:`glint_bench.rawhttp.get`.
+  :func:`glint_bench.rawhttp.get`;
+- cold reads: ``dd bs=1M`` of a file whose pages were dropped first (fsync, then
+  ``posix_fadvise(DONTNEED)``, which needs no root), buffered and with ``iflag=direct``: what the
+  disk gives a download of an image not read lately.
+
+Each has a ``streams`` form too: that many at once (threads, or dd processes), the aggregate
+MiB/s, the limit for as many concurrent transfers.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pathlib
+import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from glint_bench import rawhttp, stats
 
@@ -94,3 +102,87 @@ def http_get(port: int, name: str, expected: int) -> float:
     if reply.status != 200 or reply.nbytes != expected:
         raise RuntimeError(f"GET /{name}: HTTP {reply.status}, {reply.nbytes} of {expected} bytes")
     return stats.mib_per_s(expected, seconds)
+
+
+def _parallel(works: Sequence[Callable[[], object]]) -> float:
+    """Seconds for all of ``works``, each in its own thread, started together."""
+    threads = [threading.Thread(target=work) for work in works]
+
+    def run() -> None:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    return _timed(run)
+
+
+def hashing_streams(data: Data, streams: int, *names: str) -> float:
+    """Aggregate MiB/s of ``streams`` copies of :func:`hashing`'s work at once."""
+    works = [functools.partial(_hash_all, data, name) for _ in range(streams) for name in names]
+    return stats.mib_per_s(streams * data.nbytes, _parallel(works))
+
+
+def disk_write_streams(data: Data, directory: pathlib.Path, streams: int) -> float:
+    """Aggregate MiB/s of ``streams`` files written at once, each as :func:`disk_write`'s."""
+    paths = [directory / f".bench-disk-limit-{i}" for i in range(streams)]
+
+    def write(path: pathlib.Path) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            for chunk in data.chunks():
+                view = chunk
+                while view:
+                    view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    try:
+        seconds = _parallel([functools.partial(write, path) for path in paths])
+    finally:
+        for path in paths:
+            path.unlink(missing_ok=True)
+    return stats.mib_per_s(streams * data.nbytes, seconds)
+
+
+def http_get_streams(port: int, names: Sequence[str], expected: int) -> float:
+    """Aggregate MiB/s of ``GET /name`` for each of ``names`` at once."""
+    def get(name: str) -> None:
+        reply = rawhttp.get(port, f"/{name}")
+        if reply.status != 200 or reply.nbytes != expected:
+            raise RuntimeError(f"GET /{name}: HTTP {reply.status}, {reply.nbytes} of {expected}")
+
+    return stats.mib_per_s(len(names) * expected,
+                           _parallel([functools.partial(get, name) for name in names]))
+
+
+def drop_cached(path: pathlib.Path) -> None:
+    """Evict ``path``'s pages from the page cache (flushed first: only clean pages go)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def cold_read(paths: Sequence[pathlib.Path], direct: bool = False) -> float:
+    """Aggregate MiB/s of ``dd bs=1M`` reading each of ``paths`` at once, from the disk.
+
+    Buffered (``direct=False``), the pages are dropped first; ``iflag=direct`` bypasses the
+    page cache altogether.
+    """
+    for path in paths:
+        drop_cached(path)
+    flags = ["iflag=direct"] if direct else []
+    start = time.perf_counter()
+    running = [subprocess.Popen(["dd", f"if={path}", "of=/dev/null", "bs=1M", *flags],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+               for path in paths]
+    for process, path in zip(running, paths, strict=True):
+        _, err = process.communicate()
+        if process.returncode:
+            raise RuntimeError(f"dd if={path}: {err.decode(errors='replace')[-300:]}")
+    seconds = time.perf_counter() - start
+    return stats.mib_per_s(sum(path.stat().st_size for path in paths), seconds)

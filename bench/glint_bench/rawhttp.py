@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import pathlib
 import socket
 import time
 from collections.abc import Mapping
+from typing import Any
 
 BUFFER = 1024 * 1024
 TIMEOUT = 120.0
@@ -26,6 +28,7 @@ class Reply:
     headers: dict[str, str]
     body: bytes  # empty for bodies read to /dev/null
     nbytes: int
+    md5: str = ""  # of the body, when asked for
 
 
 def _head(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
@@ -48,9 +51,13 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
     return int(lines[0].split(" ", 2)[1]), headers
 
 
-def _body(sock: socket.socket, rest: bytes, length: int | None, keep: bool) -> tuple[bytes, int]:
-    """Read the body after ``rest``; keep it (small bodies) or discard it into one buffer."""
+def _body(sock: socket.socket, rest: bytes, length: int | None, keep: bool,
+          digest: Any = None) -> tuple[bytes, int]:
+    """Read the body after ``rest``; keep it (small bodies) or discard it into one buffer,
+    fed to ``digest`` (a hashlib object) if given."""
     parts = [rest] if keep else []
+    if digest is not None:
+        digest.update(rest)
     count = len(rest)
     buffer = bytearray(BUFFER)
     view = memoryview(buffer)
@@ -60,20 +67,24 @@ def _body(sock: socket.socket, rest: bytes, length: int | None, keep: bool) -> t
         if not got:
             break
         count += got
+        if digest is not None:
+            digest.update(view[:got])
         if keep:
             parts.append(bytes(view[:got]))
     return b"".join(parts), count
 
 
-def get(port: int, path: str, *, keep_body: bool = False) -> Reply:
-    """``GET path`` on 127.0.0.1:``port``; the body is discarded unless ``keep_body``."""
+def get(port: int, path: str, *, keep_body: bool = False, md5: bool = False) -> Reply:
+    """``GET path`` on 127.0.0.1:``port``; the body is discarded unless ``keep_body``, its md5
+    taken with ``md5`` (which costs the client CPU: not for timed reads)."""
+    digest = hashlib.md5(usedforsecurity=False) if md5 else None
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                      f"Connection: close\r\n\r\n".encode())
         status, headers, rest = _head(sock)
         length = int(headers["content-length"]) if "content-length" in headers else None
-        body, count = _body(sock, rest, length, keep_body)
-    return Reply(status, headers, body, count)
+        body, count = _body(sock, rest, length, keep_body, digest)
+    return Reply(status, headers, body, count, digest.hexdigest() if digest else "")
 
 
 def put_file(port: int, path: str, source: pathlib.Path, headers: dict[str, str]) -> Reply:

@@ -8,15 +8,20 @@ from typing import Any
 
 from glint_bench import stats
 
+TRANSFERS = ("import", "upload", "download_after_upload", "download", "download_cold")
 SINGLE_PASS_RATIO = 0.85
 DOWNLOAD_MIB_S = 1536.0
 RSS_MIB = 150.0
 THREAD_P50_MS = 5.0
 CELERY_P50_MS = 30.0
+BARE_CELERY_RATIO = 0.5  # the celery executor's burst tasks/s, of bare Celery's
+THREAD_PER_S = 500.0  # the thread executor's burst tasks/s
 LIST_P99_MS = 20.0
 LIST_GROWTH = 1.5
 OBJECT_WRITE_RATIO = 0.85  # import and upload into an object store, of the client library's
 OBJECT_READ_RATIO = 0.90  # download from it
+COLD_READ_RATIO = 0.90  # a download from the disk, of the same run's cold read of the file
+MANY_RATIO = 0.90  # many transfers at once, of the same run's limit for as many streams
 OBJECT_RSS_MIB = 200.0  # server peak RSS during an import (the store is never told the size)
 
 
@@ -50,9 +55,16 @@ def targets(results: Mapping[str, Any]) -> list[Target]:
         found.append(Target("download", f">= {DOWNLOAD_MIB_S:.0f} MiB/s",
                             f"{d['mib_s']:.0f} MiB/s ({d['ratio']:.0%} of {d['limit']})",
                             d["mib_s"] >= DOWNLOAD_MIB_S))
-        peak = max(moved[n]["peak_rss_mib"] for n in ("import", "upload", "download"))
+        cold = moved.get("download_cold")
+        if cold:
+            found.append(Target("download from the disk vs its bound", f">= {COLD_READ_RATIO:.0%}",
+                                f"{cold['ratio']:.0%} ({cold['mib_s']:.0f} of "
+                                f"{cold['limit_mib_s']:.0f} MiB/s, {cold['limit']})",
+                                cold["ratio"] >= COLD_READ_RATIO))
+        peak = max(moved[n]["peak_rss_mib"] for n in TRANSFERS if n in moved)
         found.append(Target(f"server peak RSS, {moved['size_mib']} MiB transfers",
                             f"< {RSS_MIB:.0f} MiB", f"{peak:.0f} MiB", peak < RSS_MIB))
+    found += _concurrent_targets(results.get("concurrent") or {})
     found += _object_targets(results.get("objects") or {})
     found += _dispatch_targets(results.get("dispatch") or {})
     levels = (results.get("api") or {}).get("levels") or []
@@ -68,6 +80,37 @@ def targets(results: Mapping[str, Any]) -> list[Target]:
         found.append(Target(f"list page p99 growth {first['tasks']} -> {last['tasks']} tasks",
                             f"<= {LIST_GROWTH}x", f"{growth:.2f}x", growth <= LIST_GROWTH))
     return found
+
+
+def _concurrent_targets(many: Mapping[str, Any]) -> list[Target]:
+    found = []
+    for name in ("imports", "downloads_cold"):
+        if name not in many:
+            continue
+        t = many[name]
+        found.append(Target(f"{many['streams']} {name.replace('_cold', ' from the disk')} at "
+                            "once vs their bound", f">= {MANY_RATIO:.0%}",
+                            f"{t['ratio']:.0%} ({t['mib_s']:.0f} of {t['limit_mib_s']:.0f} MiB/s, "
+                            f"{t['limit']})", t["ratio"] >= MANY_RATIO))
+    if many:
+        peak = max(many[n]["peak_rss_mib"] for n in ("imports", "downloads_cold"))
+        found.append(Target(f"server peak RSS, {many['streams']} transfers at once",
+                            f"<= {RSS_MIB:.0f} MiB", f"{peak:.0f} MiB", peak <= RSS_MIB))
+    return found
+
+
+def _concurrent_table(many: Mapping[str, Any]) -> list[str]:
+    if not many:
+        return []
+    limits = ", ".join(f"{k} {v:.0f}" for k, v in sorted(many["limits_mib_s"].items()))
+    return ["", f"{many['streams']} transfers of {many['size_mib']} MiB at once (aggregate; "
+                f"limits for as many streams, MiB/s: {limits})",
+            *_rows(["glint", "MiB/s", "s", "bound by", "limit MiB/s", "ratio", "peak RSS MiB",
+                    "server CPU ms/MiB", "machine busy"],
+                   [[n, t["mib_s"], t["seconds"], t["limit"], t["limit_mib_s"],
+                     f"{t['ratio']:.0%}", t["peak_rss_mib"], t["server_cpu_ms_per_mib"],
+                     f"{t['machine_busy']:.0%}"]
+                    for n, t in ((n, many[n]) for n in ("imports", "downloads_cold"))])]
 
 
 def _object_targets(moved: Mapping[str, Any]) -> list[Target]:
@@ -126,6 +169,20 @@ def _dispatch_targets(dispatch: Mapping[str, Any]) -> list[Target]:
             continue
         p50 = measured["idle"]["p50_ms"]
         found.append(Target(name, f"< {wanted:.0f} ms", f"{p50:.1f} ms", p50 < wanted))
+    celery = dispatch.get("celery") or {}
+    if "ratio_to_bare_celery" in celery:
+        bare = celery["bare_celery"]
+        found.append(Target("celery executor tasks/s vs bare Celery (defaults)",
+                            f">= {BARE_CELERY_RATIO:.0%}",
+                            f"{celery['ratio_to_bare_celery']:.0%} ({celery['burst']['per_s']:.0f}"
+                            f" of {bare['defaults_per_s']:.0f}/s; bare with glint's delivery "
+                            f"settings {bare['glint_delivery_per_s']:.0f}/s)",
+                            celery["ratio_to_bare_celery"] >= BARE_CELERY_RATIO))
+    thread = dispatch.get("thread") or {}
+    if "burst" in thread:
+        per_s = thread["burst"]["per_s"]
+        found.append(Target("thread executor burst tasks/s", f">= {THREAD_PER_S:.0f}",
+                            f"{per_s:.0f}", per_s >= THREAD_PER_S))
     return found
 
 
@@ -164,15 +221,19 @@ def table(results: Mapping[str, Any]) -> str:
                      [[n, t["mib_s"], t["seconds"], t["limit"], t["limit_mib_s"],
                        f"{t['ratio']:.0%}", t["peak_rss_mib"], t["server_cpu_ms_per_mib"],
                        f"{t['machine_busy']:.0%}"]
-                      for n, t in ((n, moved[n]) for n in ("import", "upload", "download"))])
+                      for n, t in ((n, moved[n]) for n in TRANSFERS if n in moved)])
+    out += _concurrent_table(results.get("concurrent") or {})
     out += _object_table(results.get("objects") or {})
     out += _dispatch_table(results.get("dispatch") or {})
     api = results.get("api")
-    if api:
-        out += ["", f"API latency in ms (c=1: one client; c={api['concurrency']}: "
-                    f"{api['concurrency']} clients), database {api['database']}"]
+    for run in (api or {}).get("runs", [api] if api else []):
+        if "skipped" in run:
+            out += ["", f"API latency, database {run['database']}: skipped ({run['skipped']})"]
+            continue
+        out += ["", f"API latency in ms (c=1: one client; c={run['concurrency']}: "
+                    f"{run['concurrency']} clients), database {run['database']}"]
         rows = []
-        for level in api["levels"]:
+        for level in run["levels"]:
             for key, label in (("get", "GET /v2/tasks/{id}"), ("list", "GET /v2/tasks?limit=25")):
                 one, many = level[f"{key}_one"], level[key]
                 rows.append([level["tasks"], level.get("workers", 1), label, one["p50_ms"],
@@ -197,6 +258,11 @@ def _dispatch_table(dispatch: Mapping[str, Any]) -> list[str]:
             continue
         rows.append([executor, d["idle"]["p50_ms"], d["idle"]["p99_ms"], d["burst"]["p50_ms"],
                      d["burst"]["p99_ms"], d["burst"]["per_s"], d["burst_create_per_s"]])
+        bare = d.get("bare_celery")
+        if bare:  # the anchor: tasks/s only (no database to read latencies from)
+            rows += [["bare Celery, defaults", "", "", "", "", bare["defaults_per_s"], ""],
+                     ["bare Celery, glint's delivery", "", "", "", "",
+                      bare["glint_delivery_per_s"], ""]]
     return ["", "dispatch, create -> processing in ms (idle: one at a time; burst: "
             "many clients at once)",
             *_rows(["executor", "idle p50", "idle p99", "burst p50", "burst p99", "tasks/s",

@@ -24,6 +24,7 @@ from typing import Any
 
 from glint_bench import (
     api,
+    barecelery,
     config,
     dispatch,
     keystone,
@@ -39,7 +40,12 @@ from glint_bench import (
 
 # Which limits bound which operation (the slowest of them does).
 SINGLE_PASS = ("md5+sha512", "disk_write_fsync", "http_loopback")
-BOUNDS = {"import": SINGLE_PASS, "upload": SINGLE_PASS, "download": ("http_loopback_image",)}
+BOUNDS = {"import": SINGLE_PASS, "upload": SINGLE_PASS, "download": ("http_loopback_image",),
+          "download_after_upload": ("http_loopback_image",),
+          "download_cold": ("disk_read_cold", "http_loopback_image")}
+MANY_IMPORTS = ("md5+sha512", "disk_write_fsync", "http_loopback")
+MANY_DOWNLOADS = ("disk_read_cold", "http_loopback_image")
+STREAM_LIMIT_MIB = 256  # data per stream for the many-stream limits (a rate: enough to settle)
 
 
 class Run:
@@ -102,6 +108,9 @@ class Run:
             uploaded = transfers.upload(glint, source)
         done["upload"] = self.transfer(uploaded, profiled)
         image_file = self.glint_dir / "images" / uploaded.image_id
+        self.say("glint: download right after the upload (the pages the store left cached)")
+        downloaded = transfers.download(glint, uploaded.image_id, source.size)
+        done["download_after_upload"] = self.transfer(downloaded, {})
         transfers.warm(image_file)
         self.say("limits: loopback HTTP GET of the stored image")
         store_port = self.file_server(image_file.parent, "fileserver-store")
@@ -110,12 +119,86 @@ class Run:
         with self.profiled(glint, "download") as profiled:
             downloaded = transfers.download(glint, uploaded.image_id, source.size)
         done["download"] = self.transfer(downloaded, profiled)
+        self.cold_limits(found, [image_file])
+        self.say("glint: download from the disk (the image's pages dropped first)")
+        limits.drop_cached(image_file)
+        with self.profiled(glint, "download-cold") as profiled:
+            downloaded = transfers.download(glint, uploaded.image_id, source.size)
+        done["download_cold"] = self.transfer(downloaded, profiled)
         self.procs.stop(glint.process)
         for name, bound_by in BOUNDS.items():
             bound = report.bound(found, bound_by)
             done[name].update(limit=bound.limit, limit_mib_s=round(bound.mib_s, 1),
                               ratio=round(bound.ratio(done[name]["mib_s"]), 3))
         self.results["transfers"] = done
+
+    def cold_limits(self, found: dict[str, float], files: list[pathlib.Path],
+                    suffix: str = "") -> None:
+        """``disk_read_cold``: the faster of a buffered and a direct ``dd`` of ``files`` (all at
+        once), pages dropped first; both are kept."""
+        self.say(f"limits: cold read of {len(files)} file(s), buffered and iflag=direct")
+        buffered = limits.cold_read(files)
+        direct = limits.cold_read(files, direct=True)
+        found[f"disk_read_cold_buffered{suffix}"] = buffered
+        found[f"disk_read_cold_direct{suffix}"] = direct
+        found[f"disk_read_cold{suffix}"] = max(buffered, direct)
+
+    def run_concurrent(self) -> None:
+        """``BENCH_STREAMS`` imports at once, then as many downloads of them, from the disk."""
+        streams = self.cfg.streams
+        www = self.work / "www-concurrent"
+        www.mkdir()
+        source = transfers.make_source(www / "source.bin", self.data)
+        port = self.file_server(www, "fileserver-concurrent")
+        data = limits.Data(min(self.cfg.size_mib, STREAM_LIMIT_MIB))
+        found: dict[str, float] = {}
+        self.say(f"limits: {streams} streams: hashing, disk write, loopback HTTP")
+        found["md5+sha512"] = limits.hashing_streams(data, streams, "md5", "sha512")
+        found["disk_write_fsync"] = limits.disk_write_streams(data, self.glint_dir, streams)
+        found["http_loopback"] = limits.http_get_streams(port, ["source.bin"] * streams,
+                                                         source.size)
+        data_dir = self.work / "glint-concurrent"
+        glint = self.glint(data_dir, "glint-concurrent")
+        done: dict[str, Any] = {"streams": streams, "size_mib": self.cfg.size_mib,
+                                "idle_rss_mib": round(procs.rss_mib(glint.process.pid), 1)}
+        self.say(f"glint: {streams} imports at once")
+        with self.profiled(glint, "imports") as profiled:
+            imported = transfers.imports(glint, f"http://127.0.0.1:{port}/source.bin", source,
+                                         streams)
+        done["imports"] = self.many(imported, MANY_IMPORTS, found, profiled)
+        files = [data_dir / "images" / image_id for image_id in imported.image_ids]
+        for path in files:
+            transfers.warm(path)
+        store_port = self.file_server(files[0].parent, "fileserver-concurrent-store")
+        found["http_loopback_image"] = limits.http_get_streams(
+            store_port, [path.name for path in files], source.size)
+        self.cold_limits(found, files)
+        for path in files:
+            limits.drop_cached(path)
+        self.say(f"glint: {streams} downloads at once, from the disk")
+        with self.profiled(glint, "downloads") as profiled:
+            downloaded = transfers.downloads(glint, imported.image_ids, source.size)
+        done["downloads_cold"] = self.many(downloaded, MANY_DOWNLOADS, found, profiled)
+        self.say("glint: the downloads again, untimed, each md5 checked")
+        transfers.check_downloads(glint, imported.image_ids, source)
+        self.procs.stop(glint.process)
+        done["limits_mib_s"] = {k: round(v, 1) for k, v in found.items()}
+        self.results["concurrent"] = done
+
+    def many(self, result: transfers.Many, bound_by: tuple[str, ...], found: dict[str, float],
+             profiled: dict[str, Any]) -> dict[str, Any]:
+        bound = report.bound(found, bound_by)
+        watch = result.watch
+        return {**({"profile": profiled} if profiled else {}),
+                "mib_s": round(result.mib_s, 1), "seconds": round(result.seconds, 2),
+                "limit": bound.limit, "limit_mib_s": round(bound.mib_s, 1),
+                "ratio": round(bound.ratio(result.mib_s), 3),
+                "peak_rss_mib": round(watch.peak_mib, 1),
+                "server_cpu_ms_per_mib": round(
+                    1000 * watch.cpu_s / (result.count * self.cfg.size_mib), 2),
+                "server_threads_cpu_s": {tid: round(cpu, 2) for tid, cpu in sorted(
+                    watch.threads.items(), key=lambda item: -item[1])[:8]},
+                "machine_busy": round(watch.machine_busy, 3)}
 
     def run_objects(self) -> None:
         """Import, upload and download through the swift and s3 stores, against the client
@@ -257,29 +340,66 @@ class Run:
                 self.say("dispatch: celery executor (RabbitMQ, PostgreSQL, 1 worker)")
                 result = self._dispatch_with(glint, url, "celery")
                 result["broker"] = self.cfg.broker_url.split("@")[-1]
-                self.results.setdefault("dispatch", {})["celery"] = result
                 self.procs.stop(worker)
                 self.procs.stop(glint.process)
+                result["bare_celery"] = self._bare_celery(queue)
+                bare = result["bare_celery"]["defaults_per_s"]
+                result["ratio_to_bare_celery"] = round(result["burst"]["per_s"] / bare, 3)
+                self.results.setdefault("dispatch", {})["celery"] = result
             finally:
                 services.delete_queue(self.cfg.broker_url, queue)
 
+    def _bare_celery(self, queue: str) -> dict[str, Any]:
+        """The anchor: bare Celery, same broker, pool, concurrency and task count."""
+        found: dict[str, Any] = {"tasks": self.cfg.dispatch_burst,
+                                 "clients": self.cfg.dispatch_clients, "pool": "threads",
+                                 "concurrency": 8}
+        for strict, key in ((False, "defaults_per_s"), (True, "glint_delivery_per_s")):
+            self.say(f"dispatch: bare Celery, {key.removesuffix('_per_s')} settings")
+            name = f"{queue}-bare-{int(strict)}"
+            try:
+                found[key] = round(barecelery.run(
+                    self.procs, self.cfg.broker_url, name, strict, self.cfg.dispatch_burst,
+                    self.cfg.dispatch_clients, 8, self.work), 1)
+            finally:
+                services.delete_queue(self.cfg.broker_url, name)
+        return found
+
     def run_api(self) -> None:
-        """Each table size, served by each number of API worker processes in turn."""
-        data_dir = self.work / "glint-api"
+        """Each table size, served by each number of API worker processes in turn; on each
+        database of ``BENCH_API_DATABASES`` (sqlite, postgresql)."""
+        runs = []
+        for database in self.cfg.api_databases:
+            if database == "sqlite":
+                runs.append(self._api_on("sqlite", self.work / "glint-api", None))
+                continue
+            try:
+                with services.postgres_database(self.cfg.postgres_url) as url:
+                    runs.append(self._api_on("postgresql", self.work / "glint-api-pg", url))
+            except services.Unavailable as exc:
+                self.say(f"api: postgresql skipped: {exc}")
+                runs.append({"database": "postgresql", "skipped": str(exc)})
+        # The first run keeps the shape earlier results had; every run is under "runs".
+        self.results["api"] = {**runs[0], "runs": runs}
+
+    def _api_on(self, database: str, data_dir: pathlib.Path, url: str | None) -> dict[str, Any]:
         levels = []
+        settings = {} if url is None else {"database_url": url}
+        db_url = url or _sqlite(data_dir)
         for tasks in self.cfg.api_levels:
             for workers in self.cfg.api_workers:
-                self.say(f"api: {tasks} tasks, concurrency {self.cfg.api_concurrency}, "
-                         f"{workers} API worker(s)")
-                glint = self.glint(data_dir, f"glint-api-{workers}", workers)
-                level = api.measure(glint.port, _sqlite(data_dir), tasks,
-                                    self.cfg.api_concurrency, self.cfg.api_seconds)
+                self.say(f"api: {database}, {tasks} tasks, concurrency "
+                         f"{self.cfg.api_concurrency}, {workers} API worker(s)")
+                glint = self.glint(data_dir, f"glint-api-{database}-{workers}", workers,
+                                   **settings)
+                level = api.measure(glint.port, db_url, tasks, self.cfg.api_concurrency,
+                                    self.cfg.api_seconds)
                 self.procs.stop(glint.process)
                 levels.append({"tasks": level.tasks, "workers": workers, **{
                     key: report.latency_dict(getattr(level, key))
                     for key in ("get_one", "get", "list_one", "list")}})
-        self.results["api"] = {"concurrency": self.cfg.api_concurrency, "database": "sqlite",
-                               "levels": levels}
+        return {"concurrency": self.cfg.api_concurrency, "database": database,
+                "levels": levels}
 
     def run_keystone(self) -> None:
         """An authenticated GET while clients flood glint with bad tokens (keystone.py)."""

@@ -11,6 +11,8 @@ import hashlib
 import os
 import pathlib
 import time
+from collections.abc import Callable
+from concurrent import futures
 
 import httpx
 
@@ -59,24 +61,85 @@ def _check_image(http: httpx.Client, image_id: str, source: Source) -> None:
                            f"md5 {image['checksum']}; expected active, {source.size}, {source.md5}")
 
 
-def import_(glint: procs.Glint, url: str, source: Source) -> Transfer:
+def _import_one(http: httpx.Client, url: str, source: Source) -> str:
+    """Create an import task, wait for it to end; the image's id (unchecked)."""
     body = {"type": "import", "input": {
         "import_from": url, "import_from_format": "raw",
         "image_properties": {"name": "bench-import", "container_format": "bare"}}}
+    deadline = _deadline(source.size)
+    task = http.post("/v2/tasks", json=body).raise_for_status().json()
+    while task["status"] not in ("success", "failure") and time.monotonic() < deadline:
+        time.sleep(POLL)
+        task = http.get(f"/v2/tasks/{task['id']}").raise_for_status().json()
+    if task["status"] != "success":
+        raise RuntimeError(f"import task {task['id']} is {task['status']}: {task['message']}")
+    image_id: str = task["result"]["image_id"]
+    return image_id
+
+
+def import_(glint: procs.Glint, url: str, source: Source) -> Transfer:
     with httpx.Client(base_url=glint.url, timeout=30) as http:
-        deadline = _deadline(source.size)
         with procs.Watch(glint.process.pid) as watch:
             start = time.perf_counter()
-            task = http.post("/v2/tasks", json=body).raise_for_status().json()
-            while task["status"] not in ("success", "failure") and time.monotonic() < deadline:
-                time.sleep(POLL)
-                task = http.get(f"/v2/tasks/{task['id']}").raise_for_status().json()
+            image_id = _import_one(http, url, source)
             seconds = time.perf_counter() - start
-        if task["status"] != "success":
-            raise RuntimeError(f"import task {task['id']} is {task['status']}: {task['message']}")
-        image_id = task["result"]["image_id"]
         _check_image(http, image_id, source)
     return Transfer(seconds, stats.mib_per_s(source.size, seconds), watch, image_id)
+
+
+@dataclasses.dataclass(frozen=True)
+class Many:
+    """``count`` transfers at once: aggregate MiB/s, from the first start to the last end."""
+
+    count: int
+    seconds: float
+    mib_s: float
+    watch: procs.Watch
+    image_ids: list[str]
+
+
+def _at_once(glint: procs.Glint, count: int, size: int, one: Callable[[int], str]) -> Many:
+    with procs.Watch(glint.process.pid) as watch:
+        start = time.perf_counter()
+        with futures.ThreadPoolExecutor(count) as pool:
+            ids = list(pool.map(one, range(count)))  # re-raises the first failure
+        seconds = time.perf_counter() - start
+    return Many(count, seconds, stats.mib_per_s(count * size, seconds), watch, ids)
+
+
+def imports(glint: procs.Glint, url: str, source: Source, count: int) -> Many:
+    """``count`` imports of ``url`` at once, each image checked (size and md5) afterwards."""
+    def one(_: int) -> str:
+        with httpx.Client(base_url=glint.url, timeout=30) as http:
+            return _import_one(http, url, source)
+
+    done = _at_once(glint, count, source.size, one)
+    with httpx.Client(base_url=glint.url, timeout=30) as http:
+        for image_id in done.image_ids:
+            _check_image(http, image_id, source)
+    return done
+
+
+def downloads(glint: procs.Glint, image_ids: list[str], size: int) -> Many:
+    """Every image of ``image_ids`` downloaded at once, bodies counted and discarded."""
+    def one(index: int) -> str:
+        image_id = image_ids[index]
+        reply = rawhttp.get(glint.port, f"/v2/images/{image_id}/file")
+        if (reply.status, reply.nbytes) != (200, size):
+            raise RuntimeError(f"download {image_id}: HTTP {reply.status}, {reply.nbytes} of "
+                               f"{size} bytes")
+        return image_id
+
+    return _at_once(glint, len(image_ids), size, one)
+
+
+def check_downloads(glint: procs.Glint, image_ids: list[str], source: Source) -> None:
+    """Download each image again, untimed, and compare its md5 with the source's."""
+    for image_id in image_ids:
+        reply = rawhttp.get(glint.port, f"/v2/images/{image_id}/file", md5=True)
+        if (reply.status, reply.nbytes, reply.md5) != (200, source.size, source.md5):
+            raise RuntimeError(f"download {image_id}: HTTP {reply.status}, {reply.nbytes} of "
+                               f"{source.size} bytes, md5 {reply.md5} (wanted {source.md5})")
 
 
 def upload(glint: procs.Glint, source: Source) -> Transfer:

@@ -8,6 +8,7 @@ full filesystem, StoreUnwritable for a read-only or forbidden one.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import pathlib
@@ -196,6 +197,9 @@ def _chunks(handle: object, offset: int, length: int | None, chunk_size: int) ->
 
     assert isinstance(handle, io.RawIOBase)
     with handle:
+        if hasattr(os, "posix_fadvise"):  # read ahead further: this is a read to the end
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
         handle.seek(offset)
         remaining = length
         while remaining is None or remaining > 0:

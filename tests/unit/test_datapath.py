@@ -184,3 +184,16 @@ def test_memory_stays_flat_when_the_store_is_slow() -> None:
     digest = datapath.copy(chunks(), writer, size_cap=1 << 40, hash_algo="md5")
     assert digest.size == writer.written == 40 * MiB
     assert max(ahead) <= (datapath.QUEUE_DEPTH + 2) * MiB
+
+
+def test_free_memory_is_handed_back_once_a_copy_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    released: list[int] = []
+    monkeypatch.setattr(datapath, "release_free_memory", lambda: released.append(1))
+    _copy([b"x" * MiB])
+    with pytest.raises(errors.TooLarge):
+        _copy([b"x" * MiB, b"y"], size_cap=MiB)
+    assert len(released) == 2  # after a copy that failed too
+
+
+def test_release_free_memory_runs_here() -> None:
+    datapath.release_free_memory()  # glibc's malloc_trim, or nothing where there is none

@@ -46,6 +46,17 @@ def test_read_range_and_small_chunks(store: FilesystemStore | MemoryStore) -> No
     assert [len(c) for c in chunks] == [100] * 10 + [24]
 
 
+def test_a_filesystem_read_is_advised_sequential(tmp_path: pathlib.Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FilesystemStore(tmp_path / "images")
+    location = _write(store, "img-1", b"x" * 100)
+    advised: list[int] = []
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice:
+                        advised.append(advice))
+    assert b"".join(store.read(location, offset=10)) == b"x" * 90
+    assert advised == [os.POSIX_FADV_SEQUENTIAL]
+
+
 def test_uncommitted_writer_leaves_nothing(store: FilesystemStore | MemoryStore) -> None:
     with pytest.raises(RuntimeError), store.writer("img-1") as writer:
         writer.write(b"partial")

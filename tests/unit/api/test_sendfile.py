@@ -498,3 +498,21 @@ def test_every_connection_sends_small_writes_at_once() -> None:
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         finally:
             conn.close()
+
+
+def test_a_download_is_read_with_sequential_advice(fs_glint: app.Glint, port: int,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    advised: list[tuple[int, int]] = []
+    real = os.posix_fadvise
+
+    def recording(fd: int, offset: int, length: int, advice: int) -> None:
+        advised.append((os.fstat(fd).st_size, advice))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", recording)
+    image = add_image(fs_glint, CTX_A, DATA)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    response, body = get(conn, f"/v2/images/{image.id}/file")
+    conn.close()
+    assert (response.status, body == DATA) == (200, True)
+    assert (len(DATA), os.POSIX_FADV_SEQUENTIAL) in advised
