@@ -326,6 +326,7 @@ def _work(queues: str | None, concurrency: int | None, pool: str, log_level: str
     if not isinstance(executor, celery_executor.CeleryExecutor):
         raise SettingsError("glint worker needs the celery executor")
     chosen = queues or ",".join(celery_executor.queue_names(settings))
+    celery_executor.say_outcomes()  # Celery's line for a run: "ran in", and its outcome
     if pool == "prefork":  # children must not share the parent's database connections
         from celery import signals
 
