@@ -33,14 +33,14 @@ _END = (sa.update(Attempt)
 def start(session: orm.Session, task_id: str, number: int, worker: str,
           now: datetime.datetime) -> None:
     """Open run ``number`` of the task, by ``worker``."""
-    session.execute(_START, {"run_task": task_id, "run_number": number, "run_worker": worker,
+    session.connection().execute(_START, {"run_task": task_id, "run_number": number, "run_worker": worker,
                              "run_now": now})
 
 
 def end(session: orm.Session, task_id: str, outcome: str, message: str,
         now: datetime.datetime) -> None:
     """Close the task's open run (if any) with ``outcome`` and ``message``."""
-    session.execute(_END, {"run_task": task_id, "run_outcome": outcome,
+    session.connection().execute(_END, {"run_task": task_id, "run_outcome": outcome,
                            "run_message": message[:65535], "run_now": now})
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -84,6 +85,28 @@ def write(session: orm.Session, lease: Lease, **values: Any) -> bool:
     result = session.execute(sa.update(Task).where(*_held(lease)).values(**values)
                              .execution_options(synchronize_session=False))
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def write_row(session: orm.Session, lease: Lease, **values: Any) -> Task | None:
+    """:func:`write` of plain values, returning the row as the UPDATE left it (RETURNING: one
+    statement, built once for each set of columns); None for a zombie."""
+    values.setdefault("updated_at", models.utcnow())
+    statement = _write_row(tuple(sorted(values)))
+    return session.scalars(statement, {
+        "held_task": lease.task_id, "held_token": lease.token,
+        **{f"set_{column}": value for column, value in values.items()}}).one_or_none()
+
+
+@functools.lru_cache(maxsize=16)
+def _write_row(columns: tuple[str, ...]) -> sa.Update:
+    table = Task.__table__.c
+    return (sa.update(Task)
+            .where(Task.id == sa.bindparam("held_task"), Task.status == PROCESSING,
+                   Task.lease_token == sa.bindparam("held_token"))
+            .values({column: sa.bindparam(f"set_{column}", type_=table[column].type)
+                     for column in columns})
+            .returning(Task)
+            .execution_options(synchronize_session=False, populate_existing=True))
 
 
 def renew(session: orm.Session, lease: Lease, seconds: float, now: datetime.datetime,
