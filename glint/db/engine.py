@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import pathlib
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import event, orm
 from glint import errors
 
 BUSY_TIMEOUT = 30.0  # seconds a SQLite writer waits for the write lock, then fails
+RECENTLY_USED = 1.0  # seconds: a PostgreSQL connection back in the pool since is not pinged
 
 
 class Database:
@@ -78,8 +80,35 @@ def _make_engine(url: sa.URL) -> sa.Engine:
         if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
         _require("psycopg", "postgresql")
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return _postgresql_engine(url)
     raise errors.ConfigurationError(f"unsupported database {url.drivername!r}: use sqlite or postgresql")
+
+
+def _postgresql_engine(url: sa.URL) -> sa.Engine:
+    """A pool whose connections are checked at checkout when they sat idle (SQLAlchemy's
+    pre-ping, but skipped for one back in the pool less than ``RECENTLY_USED`` ago).
+
+    The ping is a round trip: on every checkout it was two of a task's ten (claim and end). A
+    connection used a moment ago is alive but for a server gone in that moment, which the
+    first statement finds: SQLAlchemy then drops that connection and every older one, as
+    pre-ping would have; that one statement fails (its request answers 503, a task's lease
+    runs out and the reaper re-queues it)."""
+    engine = sa.create_engine(url, pool_size=10, max_overflow=20)
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("checked_in", -RECENTLY_USED) < RECENTLY_USED:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool connects afresh (up to three times) and tries again
+            raise sa.exc.DisconnectionError(f"connection failed its ping: {exc}") from exc
+
+    return engine
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
