@@ -17,6 +17,7 @@ class Config:
     sections: tuple[str, ...] = SECTIONS  # BENCH_ONLY=limits,transfers,...
     profile: bool = False  # BENCH_PROFILE=1: py-spy glint serve during transfers
     streams: int = 8  # BENCH_STREAMS: transfers at once in the concurrent section
+    rounds: int = 1  # BENCH_ROUNDS: of those imports and downloads (memory across rounds)
     dispatch_idle: int = 200  # BENCH_DISPATCH_IDLE: tasks created one at a time
     dispatch_burst: int = 1000  # BENCH_DISPATCH_BURST: tasks created at once
     dispatch_clients: int = 16  # BENCH_DISPATCH_CLIENTS
@@ -48,6 +49,7 @@ class Config:
             sections=sections,
             profile=env.get("BENCH_PROFILE", "") not in ("", "0"),
             streams=int(env.get("BENCH_STREAMS", base.streams)),
+            rounds=int(env.get("BENCH_ROUNDS", base.rounds)),
             dispatch_idle=int(env.get("BENCH_DISPATCH_IDLE", base.dispatch_idle)),
             dispatch_burst=int(env.get("BENCH_DISPATCH_BURST", base.dispatch_burst)),
             dispatch_clients=int(env.get("BENCH_DISPATCH_CLIENTS", base.dispatch_clients)),

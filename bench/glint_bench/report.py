@@ -110,7 +110,10 @@ def _concurrent_table(many: Mapping[str, Any]) -> list[str]:
                    [[n, t["mib_s"], t["seconds"], t["limit"], t["limit_mib_s"],
                      f"{t['ratio']:.0%}", t["peak_rss_mib"], t["server_cpu_ms_per_mib"],
                      f"{t['machine_busy']:.0%}"]
-                    for n, t in ((n, many[n]) for n in ("imports", "downloads_cold"))])]
+                    for n, t in ((n, many[n]) for n in ("imports", "downloads_cold"))]),
+            "server RSS by round (peak / after), MiB: " + ", ".join(
+                f"{r['peak_rss_mib']:.0f} / {r['rss_after_mib']:.0f}"
+                for r in many.get("rounds", []))]
 
 
 def _object_targets(moved: Mapping[str, Any]) -> list[Target]:

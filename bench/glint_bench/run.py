@@ -181,6 +181,19 @@ class Run:
         done["downloads_cold"] = self.many(downloaded, MANY_DOWNLOADS, found, profiled)
         self.say("glint: the downloads again, untimed, each md5 checked")
         transfers.check_downloads(glint, imported.image_ids, source)
+        rounds = [{"peak_rss_mib": max(done["imports"]["peak_rss_mib"],
+                                       done["downloads_cold"]["peak_rss_mib"]),
+                   "rss_after_mib": round(procs.rss_mib(glint.process.pid), 1)}]
+        for number in range(2, self.cfg.rounds + 1):
+            self.say(f"glint: round {number} of {streams} imports, then downloads, at once")
+            transfers.delete_images(glint, imported.image_ids)
+            imported = transfers.imports(glint, f"http://127.0.0.1:{port}/source.bin", source,
+                                         streams)
+            downloaded = transfers.downloads(glint, imported.image_ids, source.size)
+            rounds.append({"peak_rss_mib": round(max(imported.watch.peak_mib,
+                                                     downloaded.watch.peak_mib), 1),
+                           "rss_after_mib": round(procs.rss_mib(glint.process.pid), 1)})
+        done["rounds"] = rounds
         self.procs.stop(glint.process)
         done["limits_mib_s"] = {k: round(v, 1) for k, v in found.items()}
         self.results["concurrent"] = done

@@ -133,6 +133,12 @@ def downloads(glint: procs.Glint, image_ids: list[str], size: int) -> Many:
     return _at_once(glint, len(image_ids), size, one)
 
 
+def delete_images(glint: procs.Glint, image_ids: list[str]) -> None:
+    with httpx.Client(base_url=glint.url, timeout=30) as http:
+        for image_id in image_ids:
+            http.delete(f"/v2/images/{image_id}").raise_for_status()
+
+
 def check_downloads(glint: procs.Glint, image_ids: list[str], source: Source) -> None:
     """Download each image again, untimed, and compare its md5 with the source's."""
     for image_id in image_ids:
