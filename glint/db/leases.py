@@ -51,9 +51,13 @@ def claim_row(session: orm.Session, task_id: str, owner: str, seconds: float,
     The row comes back from the UPDATE itself (RETURNING, on SQLite and PostgreSQL alike), so
     a claim is one statement, built once: dispatch latency is mostly the claim's cost.
     """
-    task = session.scalars(_CLAIM, {
-        "task_id": task_id, "new_owner": owner, "now": now,
-        "expires": now + datetime.timedelta(seconds=seconds)}).one_or_none()
+    values = {"task_id": task_id, "new_owner": owner, "now": now,
+              "expires": now + datetime.timedelta(seconds=seconds)}
+    if session.get_bind().dialect.name == "postgresql":  # the claim and its attempt at once
+        task = session.scalars(_CLAIM_AND_START, values | {"run_worker": owner,
+                                                           "run_now": now}).one_or_none()
+        return None if task is None else (Lease(task_id, owner, task.lease_token), task)
+    task = session.scalars(_CLAIM, values).one_or_none()
     if task is None:
         return None
     attempts.start(session, task_id, task.attempts + task.retries, owner, now)
@@ -73,6 +77,23 @@ _CLAIM = (
             attempts=Task.attempts + 1, updated_at=sa.bindparam("now"))
     .returning(Task)
     .execution_options(synchronize_session=False, populate_existing=True))
+
+
+def _claim_and_start() -> sa.Select[Task]:
+    """:data:`_CLAIM` with :func:`attempts.start` in one statement (PostgreSQL: a
+    data-modifying CTE), one round trip fewer for every task."""
+    claimed = _CLAIM.cte("claimed")
+    run = sa.insert(attempts.Attempt).from_select(
+        ["task_id", "number", "worker", "started_at", "message"],
+        sa.select(claimed.c.id, claimed.c.attempts + claimed.c.retries,
+                  sa.bindparam("run_worker", type_=attempts.Attempt.worker.type),
+                  sa.bindparam("run_now", type_=attempts.Attempt.started_at.type),
+                  sa.literal(""))).cte("run")
+    return (sa.select(orm.aliased(Task, claimed)).add_cte(run)
+            .execution_options(populate_existing=True))
+
+
+_CLAIM_AND_START = _claim_and_start()
 
 
 def _held(lease: Lease) -> list[sa.ColumnElement[bool]]:

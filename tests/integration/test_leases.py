@@ -9,7 +9,7 @@ from typing import Any
 
 from glint import app
 from glint.context import RequestContext
-from glint.db import leases, models
+from glint.db import attempts, leases, models
 from glint.scripts.registry import Registry
 from glint.tasks.runner import Requeued
 from tests.conftest import MakeGlint
@@ -69,3 +69,6 @@ def test_racing_claims_on_an_expired_lease_have_one_winner(make_glint: MakeGlint
 
     won = [lease for lease in _race(6, claim) if lease is not None]
     assert len(won) == 1 and won[0].token == 2
+    with glint.db.reader() as session:  # the claim opened its run, the winner's only
+        runs = [(run.number, run.worker) for run in attempts.of(session, task_id)]
+    assert runs == [(1, "lost"), (2, won[0].owner)]
