@@ -18,6 +18,7 @@ from glint.db import models
 
 Attempt = models.TaskAttempt
 RETRY, LOST = "retry", "lost"  # outcomes of a run that did not end the task
+MESSAGE_LIMIT = 65535  # the message column's size
 
 _START = sa.insert(Attempt).values(
     task_id=sa.bindparam("run_task"), number=sa.bindparam("run_number"),
@@ -41,7 +42,7 @@ def end(session: orm.Session, task_id: str, outcome: str, message: str,
         now: datetime.datetime) -> None:
     """Close the task's open run (if any) with ``outcome`` and ``message``."""
     session.connection().execute(_END, {"run_task": task_id, "run_outcome": outcome,
-                           "run_message": message[:65535], "run_now": now})
+                           "run_message": message[:MESSAGE_LIMIT], "run_now": now})
 
 
 def of(session: orm.Session, task_id: str) -> Sequence[Attempt]:

@@ -112,10 +112,31 @@ def write_row(session: orm.Session, lease: Lease, **values: Any) -> Task | None:
     """:func:`write` of plain values, returning the row as the UPDATE left it (RETURNING: one
     statement, built once for each set of columns); None for a zombie."""
     values.setdefault("updated_at", models.utcnow())
-    statement = _write_row(tuple(sorted(values)))
-    return session.scalars(statement, {
-        "held_task": lease.task_id, "held_token": lease.token,
-        **{f"set_{column}": value for column, value in values.items()}}).one_or_none()
+    return session.scalars(_write_row(tuple(sorted(values))),
+                           _write_params(lease, values)).one_or_none()
+
+
+def end_run(session: orm.Session, lease: Lease, values: dict[str, Any], outcome: str,
+            message: str, now: datetime.datetime) -> Task | None:
+    """:func:`write_row` of ``values``, and the run's attempt closed with ``outcome`` and
+    ``message`` (:func:`attempts.end`): in one statement on PostgreSQL (a data-modifying CTE),
+    two on SQLite. None for a zombie, whose attempt is left to whoever holds the task."""
+    values = {"updated_at": now, **values}
+    columns = tuple(sorted(values))
+    params = _write_params(lease, values)
+    if session.get_bind().dialect.name == "postgresql":
+        return session.scalars(_end_run(columns), params | {
+            "run_now": now, "run_outcome": outcome,
+            "run_message": message[:attempts.MESSAGE_LIMIT]}).one_or_none()
+    task = session.scalars(_write_row(columns), params).one_or_none()
+    if task is not None:
+        attempts.end(session, lease.task_id, outcome, message, now)
+    return task
+
+
+def _write_params(lease: Lease, values: dict[str, Any]) -> dict[str, Any]:
+    return {"held_task": lease.task_id, "held_token": lease.token,
+            **{f"set_{column}": value for column, value in values.items()}}
 
 
 @functools.lru_cache(maxsize=16)
@@ -128,6 +149,20 @@ def _write_row(columns: tuple[str, ...]) -> sa.Update:
                      for column in columns})
             .returning(Task)
             .execution_options(synchronize_session=False, populate_existing=True))
+
+
+@functools.lru_cache(maxsize=16)
+def _end_run(columns: tuple[str, ...]) -> sa.Select[Task]:
+    ended = _write_row(columns).cte("ended")
+    attempt = attempts.Attempt
+    run = (sa.update(attempt)
+           .where(attempt.task_id == ended.c.id, attempt.ended_at.is_(None))
+           .values(ended_at=sa.bindparam("run_now", type_=attempt.ended_at.type),
+                   outcome=sa.bindparam("run_outcome", type_=attempt.outcome.type),
+                   message=sa.bindparam("run_message", type_=attempt.message.type))
+           .cte("run"))
+    return (sa.select(orm.aliased(Task, ended)).add_cte(run)
+            .execution_options(populate_existing=True))
 
 
 def renew(session: orm.Session, lease: Lease, seconds: float, now: datetime.datetime,

@@ -71,9 +71,7 @@ class Endings:
         now = models.utcnow()
         values = final_values(target, now, self.settings.task_time_to_live, message, result)
         with self.db.session() as session:
-            row = leases.write_row(session, beat.lease, **values)
-            if row is not None:
-                attempts.end(session, task.id, target, message, now)
+            row = leases.end_run(session, beat.lease, values, target, message, now)
         self.handoff.discard(task.id)
         if row is None:
             LOG.warning("task %s: lease %d lost; its %s was not recorded", task.id,
