@@ -14,8 +14,10 @@ import dataclasses
 import datetime
 import json
 import pathlib
+import sqlite3
 import subprocess
 import time
+import uuid
 from collections.abc import Sequence
 
 import httpx
@@ -126,3 +128,50 @@ def run(glint: procs.Glint, database_url: str, executor: str, idle_count: int,
     loaded, span = _latencies(database_url, ids)
     idle_stats = dataclasses.replace(stats.latency(idle, 1), per_s=create_rate)
     return Dispatch(executor, idle_stats, stats.latency(loaded, span), len(ids) / created)
+
+
+_ANCHOR_SCHEMA = ("CREATE TABLE task (id TEXT PRIMARY KEY, status TEXT NOT NULL, input TEXT, "
+                  "result TEXT, lease_token INTEGER NOT NULL, created_at REAL, updated_at REAL)",
+                  "CREATE TABLE attempt (id INTEGER PRIMARY KEY, task_id TEXT NOT NULL, "
+                  "started_at REAL, ended_at REAL, outcome TEXT)",
+                  "CREATE INDEX attempt_task ON attempt (task_id)")
+
+
+def sqlite_loop(path: pathlib.Path, count: int) -> float:
+    """The anchor for the thread executor: a task's writes in raw SQLite, tasks/s.
+
+    Each task is the three transactions glint commits for it, on a file with glint's settings
+    (WAL, ``synchronous=NORMAL``, ``BEGIN IMMEDIATE``): the insert of a pending row; its claim
+    (an UPDATE of status and token, and the INSERT of its attempt); its end (an UPDATE to
+    success with its result, and the attempt's). One thread, prepared statements, no ORM, no
+    HTTP, no script: what SQLite alone allows on this disk and these cores."""
+    path.unlink(missing_ok=True)
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        for statement in _ANCHOR_SCHEMA:
+            db.execute(statement)
+        ids = [str(uuid.uuid4()) for _ in range(count)]
+        started = time.perf_counter()
+        for task_id in ids:
+            now = time.time()
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO task VALUES (?, 'pending', '{}', NULL, 0, ?, ?)",
+                       (task_id, now, now))
+            db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("UPDATE task SET status = 'processing', lease_token = lease_token + 1, "
+                       "updated_at = ? WHERE id = ? AND status = 'pending'", (now, task_id))
+            db.execute("INSERT INTO attempt (task_id, started_at) VALUES (?, ?)", (task_id, now))
+            db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("UPDATE task SET status = 'success', result = ?, updated_at = ? "
+                       "WHERE id = ? AND status = 'processing' AND lease_token = 1",
+                       (json.dumps({"started": now}), now, task_id))
+            db.execute("UPDATE attempt SET ended_at = ?, outcome = 'success' "
+                       "WHERE task_id = ? AND ended_at IS NULL", (now, task_id))
+            db.execute("COMMIT")
+        return count / (time.perf_counter() - started)
+    finally:
+        db.close()

@@ -353,6 +353,14 @@ class Run:
                               self.cfg.results.parent / f"profile-{name}.txt",
                               self.work / f"py-spy-{name}.log")
 
+    def profiled_pid(self, pid: int,
+                     name: str) -> contextlib.AbstractContextManager[dict[str, Any]]:
+        """:meth:`profiled` for any process (a ``glint worker``)."""
+        if not self.cfg.profile:
+            return contextlib.nullcontext({})
+        return profile.record(self.procs, pid, self.cfg.results.parent / f"profile-{name}.txt",
+                              self.work / f"py-spy-{name}.log")
+
     def run_dispatch(self) -> None:
         glint = self.glint(self.work / "glint-dispatch", "glint-dispatch")
         url = glint.env.get("GLINT_DATABASE_URL") or _sqlite(self.work / "glint-dispatch")
@@ -361,8 +369,12 @@ class Run:
             result = self._dispatch_with(glint, url, "thread")
         if profiled:
             result["profile"] = profiled
-        self.results.setdefault("dispatch", {})["thread"] = result
         self.procs.stop(glint.process)
+        self.say("dispatch: raw SQLite, a task's three transactions (the thread executor's anchor)")
+        anchor = dispatch.sqlite_loop(self.work / "sqlite-anchor.db", self.cfg.dispatch_burst)
+        result["sqlite_loop_per_s"] = round(anchor, 1)
+        result["ratio_to_sqlite_loop"] = round(result["burst"]["per_s"] / anchor, 3)
+        self.results.setdefault("dispatch", {})["thread"] = result
 
     def _dispatch_with(self, glint: procs.Glint, url: str, executor: str) -> dict[str, Any]:
         found = dispatch.run(glint, url, executor, self.cfg.dispatch_idle,
@@ -396,7 +408,11 @@ class Run:
                      "warning"], glint.env, log, stop_signal=signal.SIGQUIT)
                 dispatch.warm_up(glint, worker, log)
                 self.say("dispatch: celery executor (RabbitMQ, PostgreSQL, 1 worker)")
-                result = self._dispatch_with(glint, url, "celery")
+                with self.profiled(glint, "dispatch-celery-serve") as serving, \
+                        self.profiled_pid(worker.pid, "dispatch-celery-worker") as working:
+                    result = self._dispatch_with(glint, url, "celery")
+                if serving or working:
+                    result["profile"] = {"serve": serving, "worker": working}
                 result["broker"] = self.cfg.broker_url.split("@")[-1]
                 self.procs.stop(worker)
                 self.procs.stop(glint.process)

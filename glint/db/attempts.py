@@ -18,6 +18,7 @@ from glint.db import models
 
 Attempt = models.TaskAttempt
 RETRY, LOST = "retry", "lost"  # outcomes of a run that did not end the task
+MESSAGE_LIMIT = 65535  # the message column's size
 
 _START = sa.insert(Attempt).values(
     task_id=sa.bindparam("run_task"), number=sa.bindparam("run_number"),
@@ -33,15 +34,15 @@ _END = (sa.update(Attempt)
 def start(session: orm.Session, task_id: str, number: int, worker: str,
           now: datetime.datetime) -> None:
     """Open run ``number`` of the task, by ``worker``."""
-    session.execute(_START, {"run_task": task_id, "run_number": number, "run_worker": worker,
+    session.connection().execute(_START, {"run_task": task_id, "run_number": number, "run_worker": worker,
                              "run_now": now})
 
 
 def end(session: orm.Session, task_id: str, outcome: str, message: str,
         now: datetime.datetime) -> None:
     """Close the task's open run (if any) with ``outcome`` and ``message``."""
-    session.execute(_END, {"run_task": task_id, "run_outcome": outcome,
-                           "run_message": message[:65535], "run_now": now})
+    session.connection().execute(_END, {"run_task": task_id, "run_outcome": outcome,
+                           "run_message": message[:MESSAGE_LIMIT], "run_now": now})
 
 
 def of(session: orm.Session, task_id: str) -> Sequence[Attempt]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,13 +14,27 @@ from sqlalchemy import event, orm
 
 from glint import errors
 
+BUSY_TIMEOUT = 30.0  # seconds a SQLite writer waits for the write lock, then fails
+RECENTLY_USED = 1.0  # seconds: a PostgreSQL connection back in the pool since is not pinged
+
 
 class Database:
-    """One engine and its session factory; ``session()`` is a unit of work."""
+    """One engine and its session factory; ``session()`` is a unit of work.
+
+    On SQLite the write sessions of this process take turns on a lock of this process before
+    they ask SQLite for its write lock. SQLite has one writer at a time, and a connection that
+    finds the lock taken polls for it, sleeping 1, 2, 5, 10... ms between tries (its busy
+    handler): with a dozen threads writing (API requests, task runners) the lock sat free while
+    they slept, and tasks/s and their wait were set by those sleeps. Here a waiting thread is
+    woken as the lock is released. Other processes (``glint serve --workers``) still meet at
+    SQLite's lock. A thread that waited for its turn as long as SQLite's busy timeout goes on
+    without it (SQLite's lock still orders the writes): a stuck session delays the others,
+    as it did, but hangs none for longer."""
 
     def __init__(self, url: str) -> None:
         self.url = sa.make_url(url)
         self.engine = _make_engine(self.url)
+        self._turns = threading.RLock() if self.is_sqlite else None
         self._sessions = orm.sessionmaker(self.engine, expire_on_commit=False)
         self._readers = orm.sessionmaker(
             self.engine.execution_options(glint_readonly=True), expire_on_commit=False)
@@ -26,8 +42,21 @@ class Database:
     @contextlib.contextmanager
     def session(self) -> Iterator[orm.Session]:
         """A session that commits on success and rolls back on error."""
-        with self._sessions() as session, session.begin():
+        with self._turn(), self._sessions() as session, session.begin():
             yield session
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """This thread's turn to write, on SQLite (see the class)."""
+        if self._turns is None:
+            yield
+            return
+        mine = self._turns.acquire(timeout=BUSY_TIMEOUT)
+        try:
+            yield
+        finally:
+            if mine:
+                self._turns.release()
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[orm.Session]:
@@ -51,14 +80,42 @@ def _make_engine(url: sa.URL) -> sa.Engine:
         if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
         _require("psycopg", "postgresql")
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return _postgresql_engine(url)
     raise errors.ConfigurationError(f"unsupported database {url.drivername!r}: use sqlite or postgresql")
+
+
+def _postgresql_engine(url: sa.URL) -> sa.Engine:
+    """A pool whose connections are checked at checkout when they sat idle (SQLAlchemy's
+    pre-ping, but skipped for one back in the pool less than ``RECENTLY_USED`` ago).
+
+    The ping is a round trip: on every checkout it was two of a task's ten (claim and end). A
+    connection used a moment ago is alive but for a server gone in that moment, which the
+    first statement finds: SQLAlchemy then drops that connection and every older one, as
+    pre-ping would have; that one statement fails (its request answers 503, a task's lease
+    runs out and the reaper re-queues it)."""
+    engine = sa.create_engine(url, pool_size=10, max_overflow=20)
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("checked_in", -RECENTLY_USED) < RECENTLY_USED:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool connects afresh (up to three times) and tries again
+            raise sa.exc.DisconnectionError(f"connection failed its ping: {exc}") from exc
+
+    return engine
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
     if url.database and url.database != ":memory:":
         pathlib.Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False,
+                                                  "timeout": BUSY_TIMEOUT})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -74,7 +131,7 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         # task's outcome; NORMAL would lose the last commits to a power cut. About 0.25 ms a
         # commit on an SSD (BENCHMARKS.md).
         cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

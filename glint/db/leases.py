@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,9 +51,13 @@ def claim_row(session: orm.Session, task_id: str, owner: str, seconds: float,
     The row comes back from the UPDATE itself (RETURNING, on SQLite and PostgreSQL alike), so
     a claim is one statement, built once: dispatch latency is mostly the claim's cost.
     """
-    task = session.scalars(_CLAIM, {
-        "task_id": task_id, "new_owner": owner, "now": now,
-        "expires": now + datetime.timedelta(seconds=seconds)}).one_or_none()
+    values = {"task_id": task_id, "new_owner": owner, "now": now,
+              "expires": now + datetime.timedelta(seconds=seconds)}
+    if session.get_bind().dialect.name == "postgresql":  # the claim and its attempt at once
+        task = session.scalars(_CLAIM_AND_START, values | {"run_worker": owner,
+                                                           "run_now": now}).one_or_none()
+        return None if task is None else (Lease(task_id, owner, task.lease_token), task)
+    task = session.scalars(_CLAIM, values).one_or_none()
     if task is None:
         return None
     attempts.start(session, task_id, task.attempts + task.retries, owner, now)
@@ -74,6 +79,23 @@ _CLAIM = (
     .execution_options(synchronize_session=False, populate_existing=True))
 
 
+def _claim_and_start() -> sa.Select[Task]:
+    """:data:`_CLAIM` with :func:`attempts.start` in one statement (PostgreSQL: a
+    data-modifying CTE), one round trip fewer for every task."""
+    claimed = _CLAIM.cte("claimed")
+    run = sa.insert(attempts.Attempt).from_select(
+        ["task_id", "number", "worker", "started_at", "message"],
+        sa.select(claimed.c.id, claimed.c.attempts + claimed.c.retries,
+                  sa.bindparam("run_worker", type_=attempts.Attempt.worker.type),
+                  sa.bindparam("run_now", type_=attempts.Attempt.started_at.type),
+                  sa.literal(""))).cte("run")
+    return (sa.select(orm.aliased(Task, claimed)).add_cte(run)
+            .execution_options(populate_existing=True))
+
+
+_CLAIM_AND_START = _claim_and_start()
+
+
 def _held(lease: Lease) -> list[sa.ColumnElement[bool]]:
     return [Task.id == lease.task_id, Task.status == PROCESSING, Task.lease_token == lease.token]
 
@@ -84,6 +106,63 @@ def write(session: orm.Session, lease: Lease, **values: Any) -> bool:
     result = session.execute(sa.update(Task).where(*_held(lease)).values(**values)
                              .execution_options(synchronize_session=False))
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def write_row(session: orm.Session, lease: Lease, **values: Any) -> Task | None:
+    """:func:`write` of plain values, returning the row as the UPDATE left it (RETURNING: one
+    statement, built once for each set of columns); None for a zombie."""
+    values.setdefault("updated_at", models.utcnow())
+    return session.scalars(_write_row(tuple(sorted(values))),
+                           _write_params(lease, values)).one_or_none()
+
+
+def end_run(session: orm.Session, lease: Lease, values: dict[str, Any], outcome: str,
+            message: str, now: datetime.datetime) -> Task | None:
+    """:func:`write_row` of ``values``, and the run's attempt closed with ``outcome`` and
+    ``message`` (:func:`attempts.end`): in one statement on PostgreSQL (a data-modifying CTE),
+    two on SQLite. None for a zombie, whose attempt is left to whoever holds the task."""
+    values = {"updated_at": now, **values}
+    columns = tuple(sorted(values))
+    params = _write_params(lease, values)
+    if session.get_bind().dialect.name == "postgresql":
+        return session.scalars(_end_run(columns), params | {
+            "run_now": now, "run_outcome": outcome,
+            "run_message": message[:attempts.MESSAGE_LIMIT]}).one_or_none()
+    task = session.scalars(_write_row(columns), params).one_or_none()
+    if task is not None:
+        attempts.end(session, lease.task_id, outcome, message, now)
+    return task
+
+
+def _write_params(lease: Lease, values: dict[str, Any]) -> dict[str, Any]:
+    return {"held_task": lease.task_id, "held_token": lease.token,
+            **{f"set_{column}": value for column, value in values.items()}}
+
+
+@functools.lru_cache(maxsize=16)
+def _write_row(columns: tuple[str, ...]) -> sa.Update:
+    table = Task.__table__.c
+    return (sa.update(Task)
+            .where(Task.id == sa.bindparam("held_task"), Task.status == PROCESSING,
+                   Task.lease_token == sa.bindparam("held_token"))
+            .values({column: sa.bindparam(f"set_{column}", type_=table[column].type)
+                     for column in columns})
+            .returning(Task)
+            .execution_options(synchronize_session=False, populate_existing=True))
+
+
+@functools.lru_cache(maxsize=16)
+def _end_run(columns: tuple[str, ...]) -> sa.Select[Task]:
+    ended = _write_row(columns).cte("ended")
+    attempt = attempts.Attempt
+    run = (sa.update(attempt)
+           .where(attempt.task_id == ended.c.id, attempt.ended_at.is_(None))
+           .values(ended_at=sa.bindparam("run_now", type_=attempt.ended_at.type),
+                   outcome=sa.bindparam("run_outcome", type_=attempt.outcome.type),
+                   message=sa.bindparam("run_message", type_=attempt.message.type))
+           .cte("run"))
+    return (sa.select(orm.aliased(Task, ended)).add_cte(run)
+            .execution_options(populate_existing=True))
 
 
 def renew(session: orm.Session, lease: Lease, seconds: float, now: datetime.datetime,

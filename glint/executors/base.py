@@ -24,7 +24,8 @@ from glint import errors
 
 LOG = logging.getLogger(__name__)
 
-RunTask = Callable[[str], None]
+# Runs a task to its end; may return a line saying how it went, for the executor's own log.
+RunTask = Callable[[str], "str | None"]
 
 
 class Executor(Protocol):

@@ -14,6 +14,12 @@ a topic exchange of its own (``<queue>.tasks``): a task re-queued to retry after
 published with a countdown, which on quorum queues only RabbitMQ's native delayed delivery
 (Celery's) carries without a worker holding the message, and that needs topic exchanges.
 
+Celery's own log line for a run names the glint task and says how it ended: the message's
+Celery id is the glint task id with a suffix, the Celery task returns the runner's outcome
+line, and ``glint worker`` words Celery's line as ``ran in``, never ``succeeded``
+(:func:`say_outcomes`): ``Task glint.run_task[<id>.<suffix>] ran in 0.5s: 'glint task <id>
+(import) ended failure: <message>'``.
+
 A worker that is told to stop (SIGTERM, SIGINT: Celery's warm shutdown) finishes the tasks it
 runs and starts none: a message it still receives before its consumer stops goes back to the
 queue for another worker (:meth:`CeleryExecutor.drain`).
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,6 +48,9 @@ from glint.settings import Settings
 
 LOG = logging.getLogger(__name__)
 TASK_NAME = "glint.run_task"
+# Celery's line for a task that returned, in glint's words: the return value is the runner's
+# outcome, which may be a failure of the glint task (the message was handled all the same).
+RAN = "Task %(name)s[%(id)s] ran in %(runtime).3fs: %(return_value)s"
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
 
 
@@ -119,6 +129,20 @@ def _consumer_step() -> Any:
     return ForgetFailedAcks
 
 
+def say_outcomes() -> None:
+    """Have this process's Celery log ``... ran in 0.5s: <outcome>`` for a task that returned,
+    not ``... succeeded in ...`` (Celery reads its format at each call). For ``glint worker``."""
+    from celery.app import trace
+
+    trace.LOG_SUCCESS = RAN
+
+
+def celery_id(task_id: str) -> str:
+    """The Celery id of a message for ``task_id``: the glint id (grep finds Celery's lines),
+    with a suffix that tells its messages apart (a retry, a re-publish, a duplicate)."""
+    return f"{task_id}.{uuid.uuid4().hex[:8]}"
+
+
 def make_app(settings: Settings, run: base.RunTask,
              draining: threading.Event | None = None) -> Any:
     """A Celery app configured from ``settings`` whose one task runs ``run(task_id)``; once
@@ -172,12 +196,12 @@ def make_app(settings: Settings, run: base.RunTask,
 
     stopping = draining if draining is not None else threading.Event()
 
-    def run_task(task_id: str) -> None:
+    def run_task(task_id: str) -> str | None:
         if stopping.is_set():
             from celery.exceptions import Reject
 
             raise Reject("this worker is stopping", requeue=True)
-        run(task_id)
+        return run(task_id)  # the outcome, for Celery's log line (say_outcomes)
 
     app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True,
              ignore_result=True)(run_task)
@@ -230,8 +254,9 @@ class CeleryExecutor(base.ExecutorBase):
         try:
             # The timeouts bound a publish on a half-open connection (RabbitMQ's confirm and
             # the socket write); on Redis the transport's socket_timeout does (make_app).
-            self.app.send_task(TASK_NAME, args=[task_id], queue=self.queue_for(task_type),
-                               countdown=countdown, timeout=self.publish_timeout,
+            self.app.send_task(TASK_NAME, args=[task_id], task_id=celery_id(task_id),
+                               queue=self.queue_for(task_type), countdown=countdown,
+                               timeout=self.publish_timeout,
                                confirm_timeout=self.publish_timeout, retry=True, retry_policy={
                                    "max_retries": 2, "interval_start": 0, "interval_step": 0.5,
                                    "interval_max": 1})

@@ -19,4 +19,6 @@ class LogNotifier:
 
     def notify(self, event: base.Event) -> None:
         level = logging.ERROR if event.priority == base.ERROR else logging.INFO
+        if not LOG.isEnabledFor(level):  # the JSON is most of an event's cost
+            return
         LOG.log(level, "%s", json.dumps(event.to_dict(), default=str, sort_keys=True))

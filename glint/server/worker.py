@@ -22,6 +22,7 @@ def work(glint: app.Glint, executor: celery_executor.CeleryExecutor, queues: str
 
     settings = glint.settings
     chosen = queues or ",".join(celery_executor.queue_names(settings))
+    celery_executor.say_outcomes()  # Celery's line for a run: "ran in", and its outcome
     if pool == "prefork":  # children must not share the parent's database connections
         signals.worker_process_init.connect(
             lambda **_: glint.db.engine.dispose(close=False), weak=False)

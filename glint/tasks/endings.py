@@ -19,7 +19,6 @@ from sqlalchemy import orm
 
 from glint import metrics
 from glint.db import attempts, engine, leases, models
-from glint.db import tasks as task_rows
 from glint.notifiers import base as notifiers
 from glint.settings import Settings
 from glint.tasks import states, views
@@ -72,14 +71,9 @@ class Endings:
         now = models.utcnow()
         values = final_values(target, now, self.settings.task_time_to_live, message, result)
         with self.db.session() as session:
-            done = leases.write(session, beat.lease, **values)
-            if done:
-                attempts.end(session, task.id, target, message, now)
-            row = task_rows.get_any(session, task.id)
-            if row is not None:
-                session.refresh(row)
+            row = leases.end_run(session, beat.lease, values, target, message, now)
         self.handoff.discard(task.id)
-        if not done or row is None:
+        if row is None:
             LOG.warning("task %s: lease %d lost; its %s was not recorded", task.id,
                         beat.lease.token, target)
             return False

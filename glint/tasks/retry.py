@@ -57,10 +57,10 @@ class Retries:
         self.resubmit: Resubmit | None = None
 
     def retry_later(self, task: models.Task, beat: Heartbeat,
-                    exc: errors.TransientError) -> None:
+                    exc: errors.TransientError) -> str | None:
         """Re-queue the task until its backoff has passed, saying so in its message, and have
         it submitted again then. The slot is free meanwhile; its cleanup runs before the
-        re-run, wherever that is."""
+        re-run, wherever that is. The message written; None for a zombie (nothing written)."""
         retry = task.retries + 1
         delay = self.policy.delay(retry)
         message = (f"Attempt failed with a transient error ({exc.message}); retrying in "
@@ -73,21 +73,23 @@ class Retries:
         if not requeued:
             LOG.warning("task %s: lease %d lost; its retry was not queued", task.id,
                         beat.lease.token)
-            return
+            return None
         metrics.TASK_RETRIES.labels(task.type).inc()
         LOG.info("task %s: transient error (%s); retry %d in %g s", task.id, exc.message,
                  retry, delay)
         self.submit_later(task.id, task.type, delay)
+        return message
 
-    def resubmit_when_due(self, task_id: str) -> None:
+    def resubmit_when_due(self, task_id: str) -> models.Task | None:
         """A task that is waiting out a retry's backoff (its message came early): submit it
-        again for when it is due."""
+        again for when it is due. The row as read (None: there is none)."""
         with self.db.reader() as session:
             row = task_rows.get_any(session, task_id)
         now = models.utcnow()
         if (row is not None and row.status == states.PENDING and row.retry_at is not None
                 and row.retry_at > now):
             self.submit_later(task_id, row.type, (row.retry_at - now).total_seconds())
+        return row
 
     def submit_later(self, task_id: str, task_type: str, delay: float) -> None:
         if self.resubmit is None:

@@ -103,22 +103,25 @@ class Runner:
 
     # -- run -------------------------------------------------------------------------------
 
-    def run(self, task_id: str) -> None:
+    def run(self, task_id: str) -> str:
         """Run one task to its final status. Safe to call twice: the second call does nothing.
 
-        Every log line of the run names the task, its type, its project and the request that
-        created it (glint.logcontext)."""
+        Returns how it went, in one line naming the task (``glint task <id> (<type>) ended
+        failure: <message>``, ``... not claimed: ...``): the executor's own log line for the
+        run (Celery's) says it. Every log line of the run names the task, its type, its project
+        and the request that created it (glint.logcontext)."""
         with logcontext.bound(task_id=task_id):
             claimed = self._claim(task_id)
             if claimed is None:
-                self.retries.resubmit_when_due(task_id)
-                return
+                row = self.retries.resubmit_when_due(task_id)
+                return f"glint task {task_id} not claimed: {_unclaimed(row, self.owner)}"
             task, lease = claimed
             with logcontext.bound(task_type=task.type, project_id=task.owner,
                                   request_id=(task.context or {}).get("request_id")):
-                self._run_claimed(task, lease)
+                outcome = self._run_claimed(task, lease)
+            return f"glint task {task_id} ({task.type}) {outcome}"
 
-    def _run_claimed(self, task: models.Task, lease: leases.Lease) -> None:
+    def _run_claimed(self, task: models.Task, lease: leases.Lease) -> str:
         LOG.info("task started: attempt %d of %d on %s", task.attempts, task.max_attempts,
                  self.owner)
         started = time.monotonic()
@@ -127,8 +130,9 @@ class Runner:
                        interval=self.settings.task_heartbeat, stopping=self.stopping,
                        deadline=deadline, grace=self.settings.task_time_limit_grace,
                        on_overrun=lambda: self.recovery.overrun(task.id, lease)) as beat:
-            self._execute(task, beat)
+            outcome = self._execute(task, beat)
         metrics.TASK_DURATION.labels(task.type).observe(time.monotonic() - started)
+        return outcome
 
     def _claim(self, task_id: str) -> tuple[models.Task, leases.Lease] | None:
         with self.db.session() as session:
@@ -144,12 +148,13 @@ class Runner:
         self.endings.notify("task.processing", task)
         return task, lease
 
-    def _execute(self, task: models.Task, beat: Heartbeat) -> None:
+    def _execute(self, task: models.Task, beat: Heartbeat) -> str:
+        """Run the script and record its outcome; that outcome, said briefly."""
         try:
             script = self.registry.get(task.type)
         except errors.NotFound:
-            self._finish(task, beat, states.FAILURE, message=f"Task type '{task.type}' is not installed")
-            return
+            return self._finish(task, beat, states.FAILURE,
+                                message=f"Task type '{task.type}' is not installed")
         ctx, api = self.contexts.build(
             task, attempt=task.attempts + task.retries, lease=beat.lease,
             should_cancel=beat.should_cancel,
@@ -160,41 +165,43 @@ class Runner:
             result = _json_object(script.main(ctx))
         except errors.TransientError as exc:
             if self.retries.policy.allows(task.retries) and not beat.should_cancel():
-                self.retries.retry_later(task, beat, exc)
-                return
-            self._settle_failure(task, beat, script, ctx, api, exc)
-            return
+                message = self.retries.retry_later(task, beat, exc)
+                return (_LOST_BEFORE.format(what="retry") if message is None
+                        else f"re-queued: {_brief(message)}")
+            return self._settle_failure(task, beat, script, ctx, api, exc)
         except (Exception, SystemExit) as exc:  # a script's failure ends its task only
-            self._settle_failure(task, beat, script, ctx, api, exc)
-            return
-        if not self._finish(task, beat, states.SUCCESS, result=result):
+            return self._settle_failure(task, beat, script, ctx, api, exc)
+        if not self.endings.finish(task, beat, states.SUCCESS, result=result):
             self._discard_created(api)
+            return _LOST_BEFORE.format(what=states.SUCCESS)
+        return f"ended {states.SUCCESS}"
 
     def _settle_failure(self, task: models.Task, beat: Heartbeat, script: LoadedScript,
                         ctx: contract.ScriptContext, api: ScriptDbApi,
-                        exc: BaseException) -> None:
+                        exc: BaseException) -> str:
         if beat.lost.is_set():
             LOG.warning("task %s: lease lost; its run stopped (%s)", task.id, exc)
             self._discard_created(api)
-            return
+            return _LOST_BEFORE.format(what="failure")
         if beat.cancelled.is_set():
             run_cleanup(script, ctx)
-            self._finish(task, beat, states.FAILURE, message=CANCELLED)
-            return
+            return self._finish(task, beat, states.FAILURE, message=CANCELLED)
         if beat.timed_out.is_set():
             run_cleanup(script, ctx)
-            self._finish(task, beat, states.FAILURE,
-                         message=TIMED_OUT.format(limit=self.settings.task_time_limit))
-            return
+            return self._finish(task, beat, states.FAILURE,
+                                message=TIMED_OUT.format(limit=self.settings.task_time_limit))
         message = _message(task, exc)
         if isinstance(exc, errors.TransientError) and task.retries:
             message = f"{message} (gave up after {task.retries} retries)"
-        self._finish(task, beat, states.FAILURE, message=message)
+        return self._finish(task, beat, states.FAILURE, message=message)
 
     def _finish(self, task: models.Task, beat: Heartbeat, target: str,
-                result: dict[str, Any] | None = None, message: str = "") -> bool:
-        """Record the outcome through the lease; False (nothing written) for a zombie."""
-        return self.endings.finish(task, beat, target, result=result, message=message)
+                result: dict[str, Any] | None = None, message: str = "") -> str:
+        """Record the outcome through the lease (nothing is written for a zombie); the
+        outcome, said briefly."""
+        if not self.endings.finish(task, beat, target, result=result, message=message):
+            return _LOST_BEFORE.format(what=target)
+        return f"ended {target}: {_brief(message)}" if message else f"ended {target}"
 
     def _discard_created(self, api: ScriptDbApi) -> None:
         """A zombie's own images go: the task's new runner makes its own."""
@@ -245,6 +252,29 @@ class Runner:
     def stale_pending(self, older_than: float, limit: int = 100) -> list[Requeued]:
         """Pending tasks untouched for ``older_than`` seconds (their message may be lost)."""
         return self.recovery.stale_pending(older_than, limit)
+
+
+_LOST_BEFORE = "lost its lease; its {what} was not recorded"
+BRIEF = 300  # characters of a task's message in its outcome line
+
+
+def _brief(message: str) -> str:
+    return message if len(message) <= BRIEF else message[:BRIEF - 3] + "..."
+
+
+def _unclaimed(row: models.Task | None, owner: str) -> str:
+    """Why a claim found nothing to take, from the row as read just after."""
+    if row is None:
+        return "no such task"
+    if row.status in states.FINAL:
+        return f"it already ended {row.status}"
+    if row.status == states.PROCESSING:
+        return f"it is processing under {row.lease_owner}'s lease"
+    if row.retry_at is not None and row.retry_at > models.utcnow():
+        return f"it waits to retry at {row.retry_at:%H:%M:%S} UTC (submitted again for then)"
+    if row.bound_to is not None and row.bound_to != owner:
+        return f"it is bound to {row.bound_to}"
+    return "it is pending but not claimable (cancel requested, or out of attempts)"
 
 
 def _message(task: models.Task, exc: BaseException) -> str:

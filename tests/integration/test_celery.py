@@ -168,6 +168,34 @@ def test_a_transient_error_is_retried_through_the_broker_and_frees_the_slot(
     assert "direct exchange" not in log and "enable -E" not in log
 
 
+@pytest.mark.parametrize("broker", ["rabbitmq"], indirect=True)
+def test_celerys_own_line_names_the_glint_task_and_how_it_ended(
+        api: app.Glint, workers: Workers, ctx: Any, tmp_path: pathlib.Path) -> None:
+    """One grep of a task id finds Celery's line for its run, which says how the glint task
+    ended and never "succeeded" for a failure; a duplicate message says it was not claimed."""
+    workers.env["GLINT_TASK_RETRY_LIMIT"] = "0"  # the transient error fails the task
+    worker = workers.start(concurrency=1)
+    failed = api.tasks.create(ctx, "test-flaky", {"fail_times": 1,
+                                                  "record_dir": str(tmp_path)}).id
+    done = _create(api, ctx, tmp_path, 0.1)
+    for task_id in (failed, done):
+        wait_until(lambda t=task_id: _final(api, t), 30, f"task {task_id}")
+    api.executor.submit(done, "test-slow")  # a duplicate: found taken, dropped
+
+    def celerys(task_id: str) -> list[str]:
+        return [line for line in workers.log(worker).splitlines()
+                if task_id in line and "glint.run_task[" in line and " ran in " in line]
+
+    wait_until(lambda: len(celerys(done)) == 2, 30, "Celery's line for the duplicate")
+    (line,) = celerys(failed)
+    assert f"glint.run_task[{failed}." in line, line
+    assert (f"glint task {failed} (test-flaky) ended failure: the server is busy" in line), line
+    first, duplicate = celerys(done)
+    assert f"glint task {done} (test-slow) ended success" in first, first
+    assert f"glint task {done} not claimed: it already ended success" in duplicate, duplicate
+    assert not [line for line in workers.log(worker).splitlines() if "succeeded" in line]
+
+
 @pytest.mark.parametrize("broker", ["redis"], indirect=True)
 @pytest.mark.parametrize("pool", ["threads", "prefork"])
 def test_a_workers_health_port_and_its_log_lines(

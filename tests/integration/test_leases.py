@@ -9,7 +9,7 @@ from typing import Any
 
 from glint import app
 from glint.context import RequestContext
-from glint.db import leases, models
+from glint.db import attempts, leases, models
 from glint.scripts.registry import Registry
 from glint.tasks.runner import Requeued
 from tests.conftest import MakeGlint
@@ -69,3 +69,28 @@ def test_racing_claims_on_an_expired_lease_have_one_winner(make_glint: MakeGlint
 
     won = [lease for lease in _race(6, claim) if lease is not None]
     assert len(won) == 1 and won[0].token == 2
+    with glint.db.reader() as session:  # the claim opened its run, the winner's only
+        runs = [(run.number, run.worker) for run in attempts.of(session, task_id)]
+    assert runs == [(1, "lost"), (2, won[0].owner)]
+
+
+def test_a_run_ends_with_its_attempt_closed(make_glint: MakeGlint, ctx: RequestContext) -> None:
+    """The end and its attempt (one statement on PostgreSQL, two on SQLite)."""
+    def fail(c: Any) -> None:
+        raise ValueError("no")
+
+    glint = make_glint(registry=Registry.of({"s": types.SimpleNamespace(main=lambda c: {}),
+                                             "f": types.SimpleNamespace(main=fail)}))
+    done, failed = (glint.tasks.create(ctx, kind, {}).id for kind in ("s", "f"))
+    with glint.db.reader() as session:
+        runs = {task_id: [(run.number, run.worker, run.outcome, run.ended_at is not None,
+                           run.message) for run in attempts.of(session, task_id)]
+                for task_id in (done, failed)}
+        statuses = {task_id: session.get(models.Task, task_id).status  # type: ignore[union-attr]
+                    for task_id in (done, failed)}
+    owner = glint.runner.owner
+    assert statuses == {done: "success", failed: "failure"}
+    assert runs[done] == [(1, owner, "success", True, "")]
+    ((number, worker, outcome, ended, message),) = runs[failed]
+    assert (number, worker, outcome, ended) == (1, owner, "failure", True)
+    assert "ValueError: no" in message

@@ -481,6 +481,43 @@ def test_heartbeat_renews_the_lease(make_glint: MakeGlint, ctx: RequestContext) 
     assert expiries[0] is not None and expiries[1] is not None and expiries[1] > expiries[0]
 
 
+def test_a_slow_renewal_holds_up_no_other_tasks_heartbeat(
+        make_glint: MakeGlint, ctx: RequestContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Heartbeats share one timer thread, but each renewal runs on a thread of its own."""
+    expiries: list[datetime.datetime | None] = []
+    slow = threading.Event()
+    renew = heartbeat.Heartbeat.renew
+
+    def renew_slowly_for_one(self: heartbeat.Heartbeat, **values: object) -> bool:
+        if self.lease.task_id == slow_id and not values:  # its beats, not its progress
+            slow.set()
+            time.sleep(1.0)
+        return renew(self, **values)
+
+    def stuck(sctx: ScriptContext) -> dict[str, Any]:
+        time.sleep(1.2)
+        return {}
+
+    def watched(sctx: ScriptContext) -> dict[str, Any]:
+        assert slow.wait(5)
+        for _ in range(2):
+            expiries.append(row(glint, sctx.task_id).lease_expires_at)
+            time.sleep(0.3)
+        return {}
+
+    monkeypatch.setattr(heartbeat.Heartbeat, "renew", renew_slowly_for_one)
+    glint = make_glint(registry=Registry.of({"stuck": script(stuck), "watched": script(watched)}),
+                       executor="thread", executor_threads=2, task_lease=5.0,
+                       task_heartbeat=0.1)
+    slow_id = glint.tasks.create(ctx, "stuck", {}).id
+    other = glint.tasks.create(ctx, "watched", {}).id
+    deadline = time.monotonic() + 10
+    while {row(glint, t).status for t in (slow_id, other)} != {"success"}:
+        assert time.monotonic() < deadline, "the tasks did not finish"
+        time.sleep(0.05)
+    assert expiries[0] is not None and expiries[1] is not None and expiries[1] > expiries[0]
+
+
 def test_an_unreachable_broker_is_503_and_the_task_is_not_left_pending(
         make_glint: MakeGlint, ctx: RequestContext) -> None:
     glint = make_glint(registry=Registry.of({"s": script(lambda c: {})}), executor="celery",
