@@ -141,7 +141,7 @@ def sqlite_loop(path: pathlib.Path, count: int) -> float:
     """The anchor for the thread executor: a task's writes in raw SQLite, tasks/s.
 
     Each task is the three transactions glint commits for it, on a file with glint's settings
-    (WAL, ``synchronous=NORMAL``, ``BEGIN IMMEDIATE``): the insert of a pending row; its claim
+    (WAL, ``synchronous=FULL``, ``BEGIN IMMEDIATE``): the insert of a pending row; its claim
     (an UPDATE of status and token, and the INSERT of its attempt); its end (an UPDATE to
     success with its result, and the attempt's). One thread, prepared statements, no ORM, no
     HTTP, no script: what SQLite alone allows on this disk and these cores."""
@@ -149,7 +149,7 @@ def sqlite_loop(path: pathlib.Path, count: int) -> float:
     db = sqlite3.connect(path, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA synchronous=FULL")
         for statement in _ANCHOR_SCHEMA:
             db.execute(statement)
         ids = [str(uuid.uuid4()) for _ in range(count)]
