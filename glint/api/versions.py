@@ -18,26 +18,38 @@ from glint.api.routing import resource
 from glint.settings import Settings
 
 CURRENT = 12
-MULTI_STORE_CURRENT = 13  # with enabled_backends, as Glance: 2.13 (stores detail) too
+MULTI_STORE = 13  # with enabled_backends, as Glance: 2.13 (stores detail) too
+CACHE = 14  # with the image cache on, as Glance: 2.14, the /v2/cache API (glanceclient asks)
 MINORS = range(CURRENT, -1, -1)
 ACCEPTED = frozenset({"v2"} | {f"v2.{minor}" for minor in MINORS})
 
 
+def minors(settings: Settings) -> list[int]:
+    """The v2 minor versions this configuration serves, newest (CURRENT) first."""
+    extra = ([MULTI_STORE] if settings.enabled_backends else []) + (
+        [CACHE] if settings.effective_image_cache_enabled else [])
+    return sorted([*MINORS, *extra], reverse=True)
+
+
 def current(settings: Settings) -> int:
-    return MULTI_STORE_CURRENT if settings.enabled_backends else CURRENT
+    return minors(settings)[0]
 
 
 def accepted(settings: Settings) -> frozenset[str]:
-    return ACCEPTED | {f"v2.{minor}" for minor in range(current(settings) + 1)}
+    return ACCEPTED | {f"v2.{minor}" for minor in minors(settings)}
+
+
 _VERSION_PREFIX = re.compile(r"^/(v\d+(?:\.\d+)?)(/.*)?$")
 
 
-def document(base_url: str, newest: int = CURRENT) -> dict[str, Any]:
+def document(base_url: str, served: list[int] | None = None) -> dict[str, Any]:
+    """The versions document: ``served`` minors, newest first (default: 2.12 down to 2.0)."""
+    served = list(MINORS) if served is None else served
     href = base_url.rstrip("/") + "/v2/"
     return {"versions": [
-        {"id": f"v2.{minor}", "status": "CURRENT" if minor == newest else "SUPPORTED",
+        {"id": f"v2.{minor}", "status": "CURRENT" if minor == served[0] else "SUPPORTED",
          "links": [{"rel": "self", "href": href}]}
-        for minor in range(newest, -1, -1)
+        for minor in served
     ]}
 
 
@@ -47,7 +59,7 @@ class VersionsApi:
 
     def response(self, request: Request, status_code: int) -> Response:
         base = self.settings.public_endpoint or str(request.base_url)
-        return JSONResponse(document(base, current(self.settings)), status_code=status_code)
+        return JSONResponse(document(base, minors(self.settings)), status_code=status_code)
 
     async def choices(self, request: Request) -> Response:
         return self.response(request, 300)

@@ -1,11 +1,13 @@
 """The image cache in `glint serve`: concurrent first downloads fill it once, cached bytes go
-out by sendfile (ranges too), a changed cached file is never served, prefetch by the API."""
+out by sendfile (ranges too), a changed cached file is never served, prefetch by the API, and
+python-glanceclient's cache commands."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import hashlib
 import os
+import pathlib
 import re
 import time
 from collections.abc import Iterator
@@ -13,7 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.acceptance.conftest import Server, start_glint
+from tests.acceptance.conftest import ADMIN_ROLES, GlanceCli, Server, start_glint
 
 ADMIN = {"X-User-Id": "admin", "X-Project-Id": "admin-project", "X-Roles": "admin,member,reader"}
 DATA = os.urandom(8 * 1024 * 1024 + 5)
@@ -21,7 +23,9 @@ DATA = os.urandom(8 * 1024 * 1024 + 5)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    started = start_glint(tmp_path_factory.mktemp("glint"), image_cache_enabled="true")
+    # An admin's default identity: the glance command sends no roles.
+    started = start_glint(tmp_path_factory.mktemp("glint"), image_cache_enabled="true",
+                          default_roles=ADMIN_ROLES)
     yield started
     started.stop()
 
@@ -91,3 +95,28 @@ def test_prefetch_through_the_api(server: Server) -> None:
     tasks = httpx.get(f"{server.url}/v2/tasks?type=cache_prefetch", headers=ADMIN,
                       timeout=10).json()["tasks"]
     assert [t["status"] for t in tasks] == ["success"]
+
+
+def test_glanceclient_cache_commands(server: Server, tmp_path: pathlib.Path) -> None:
+    """glance cache-queue, cache-list, cache-delete and cache-clear. glanceclient asks the
+    versions document for v2.14 first, and prints (rather than exits on) a refused call: so
+    stderr is checked too."""
+    glance = GlanceCli(server.url, tmp_path)
+    image_id = upload(server, DATA[:200_000])
+
+    def listed() -> str:
+        result = glance("cache-list")
+        assert result.stderr == "", result.stderr
+        return result.stdout
+
+    queued = glance("cache-queue", image_id)
+    assert queued.stderr == "", queued.stderr
+    assert cached(server, image_id)
+    row = next(line for line in listed().splitlines() if image_id in line)
+    assert "cached" in row
+    deleted = glance("cache-delete", image_id)
+    assert deleted.stderr == "" and image_id not in listed()
+    httpx.get(f"{server.url}/v2/images/{image_id}/file", headers=ADMIN, timeout=10)
+    assert cached(server, image_id)  # the download filled it again
+    cleared = glance("cache-clear", "--target", "cache")
+    assert cleared.stderr == "" and image_id not in listed()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pathlib
 from collections.abc import Callable
 
-from tests.unit.api.support import TestClient
+from tests.unit.api.support import ADMIN, TestClient
 
 
 def test_versions_lists_2_0_to_2_12_with_2_12_current(client: TestClient) -> None:
@@ -38,3 +39,16 @@ def test_minor_version_urls_are_served_as_v2(client: TestClient) -> None:
 def test_unknown_versions_and_the_bare_v2_root_get_the_choices(client: TestClient) -> None:
     for path in ("/v1/images", "/v3", "/v2.13/tasks", "/v2", "/v2/"):
         assert client.get(path).status_code == 300, path
+
+
+def test_the_image_cache_adds_2_14_as_glance_does(make_client: Callable[..., TestClient],
+                                                  tmp_path: pathlib.Path) -> None:
+    """glanceclient's cache commands ask for v2.14 in the versions document: with the cache
+    on it is there (and CURRENT); 2.13 stays multi-store's."""
+    client = make_client(image_cache_enabled=True, image_cache_dir=tmp_path / "cache")
+    versions = client.get("/versions").json()["versions"]
+    assert [v["id"] for v in versions] == ["v2.14", *(f"v2.{n}" for n in range(12, -1, -1))]
+    assert [v["id"] for v in versions if v["status"] == "CURRENT"] == ["v2.14"]
+    assert client.get("/v2.14/cache", headers=ADMIN).json() == {"cached_images": [],
+                                                              "queued_images": []}
+    assert client.get("/v2.13/tasks").status_code == 300
