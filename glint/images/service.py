@@ -5,7 +5,6 @@ Each operation runs in a visible order: validate, write, commit, *then* notify o
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +21,7 @@ from glint.db import images as image_rows
 from glint.db import members as member_rows
 from glint.images import attributes, locations, patch, states, views
 from glint.notifiers import base as notifiers
+from glint.scripts import contract
 from glint.settings import Settings
 from glint.stores import multi
 from glint.stores.base import Store
@@ -30,20 +30,8 @@ LOG = logging.getLogger(__name__)
 Guard = Callable[[orm.Session], None]  # see ImageService.set_status
 
 
-@dataclasses.dataclass(frozen=True)
-class ImageData:
-    """What a completed write produced."""
-
-    location: str
-    size: int
-    checksum: str
-    os_hash_algo: str
-    os_hash_value: str
-    disk_format: str | None = None  # set when the write changed it (a conversion)
-    virtual_size: int | None = None  # when known (the format inspector's)
-    store: str | None = None  # the backend written to (multi-store); None: the default
-    # Further (store, location) copies written before activation (an import to several stores).
-    copies: tuple[tuple[str, str], ...] = ()
+# What a completed write produced: the contract's, so a script's ImageData is the service's.
+ImageData = contract.ImageData
 
 
 class ImageService:
