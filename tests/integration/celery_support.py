@@ -27,7 +27,7 @@ from glint import app
 from glint.scripts.registry import Registry
 from tests.conftest import MakeGlint
 from tests.integration.conftest import _reset_schema
-from tests.tools import in_ci
+from tests.tools import unavailable
 
 BIN = pathlib.Path(sys.executable).parent
 FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "entrypoints"
@@ -66,9 +66,7 @@ def require_reachable(url: str) -> None:
             connection.ensure_connection(max_retries=1)
     except Exception as exc:
         message = f"broker {url} is unreachable: {exc}"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        unavailable(message)
 
 
 @pytest.fixture(params=sorted(BROKERS))

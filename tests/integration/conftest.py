@@ -25,7 +25,7 @@ from glint.notifiers.memory import MemoryNotifier
 from glint.scripts.registry import Registry
 from glint.stores.memory import MemoryStore
 from tests.conftest import MakeGlint
-from tests.tools import in_ci
+from tests.tools import unavailable
 
 SERVER_ENV = "GLINT_TEST_POSTGRES_URL"
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -51,9 +51,7 @@ def _admin_engine(server: sa.URL) -> sa.Engine:
             problems.append(str(exc.orig).strip().splitlines()[0])
             engine.dispose()
     message = f"PostgreSQL at {server.render_as_string()} is unreachable: {'; '.join(problems)}"
-    if in_ci():
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    unavailable(message)
 
 
 @pytest.fixture(scope="session")
@@ -150,6 +148,4 @@ def swift_env() -> dict[str, str]:
             return dict(line.removeprefix("export ").split("=", 1)
                         for line in run.stdout.splitlines() if line.startswith("export "))
         problem = f"Swift did not start: {run.stderr.strip().splitlines()[-1:]}"
-    if in_ci():
-        pytest.fail(problem, pytrace=False)
-    pytest.skip(problem)
+    unavailable(problem)

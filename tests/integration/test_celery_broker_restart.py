@@ -40,7 +40,7 @@ from tests.integration.celery_support import (  # noqa: F401  (database_url is a
     wait_all_final,
     wait_until,
 )
-from tests.tools import in_ci
+from tests.tools import unavailable
 from tests.unit.api.support import PROJECT_A
 
 IMAGES = 12
@@ -57,9 +57,7 @@ class PrivateRedis:
         binary = shutil.which("redis-server")
         if binary is None:
             message = "redis-server is not installed"
-            if in_ci():
-                pytest.fail(message, pytrace=False)
-            pytest.skip(message)
+            unavailable(message)
         self.binary = binary
         self.tmp = tmp
         self.port = free_port()

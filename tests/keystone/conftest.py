@@ -32,7 +32,7 @@ from glint.db import models
 from glint.notifiers.memory import MemoryNotifier
 from glint.scripts.registry import Registry
 from glint.stores.memory import MemoryStore
-from tests.tools import in_ci
+from tests.tools import unavailable
 from tests.unit.api.support import Echo, TestClient
 
 KEYSTONE = os.environ.get("GLINT_TEST_KEYSTONE_URL", "http://127.0.0.1:5000")
@@ -58,12 +58,6 @@ def _answering(url: str) -> bool:
             return True
     except OSError:
         return False
-
-
-def _unavailable(message: str) -> None:
-    if in_ci():
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,12 +114,12 @@ def keystone() -> Iterator[Keystone]:
     if not _answering(KEYSTONE):
         script = conformance_script()
         if script is None:
-            _unavailable("run_tempest.sh (the conformance script) not found; set "
+            unavailable("run_tempest.sh (the conformance script) not found; set "
                          "CONFORMANCE_SCRIPT to start Keystone")
         result = subprocess.run(["bash", str(script), CATALOG_IMAGE_URL, "keystone"],
                                 capture_output=True, text=True, timeout=1200, check=False)
         if result.returncode != 0 or not _answering(KEYSTONE):
-            _unavailable(f"Keystone did not start: {result.stderr[-2000:]}")
+            unavailable(f"Keystone did not start: {result.stderr[-2000:]}")
     admin = _admin_session()
     roles = _role_ids(admin, {"admin", "member", "reader", "service"})
     tag = secrets.token_hex(4)

@@ -22,7 +22,6 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from typing import NoReturn
 
 import pytest
 
@@ -30,7 +29,7 @@ from glint import errors
 from glint.stores.swift import SwiftStore
 from tests.integration.conftest import swift_env  # noqa: F401 - the local Swift, a fixture
 from tests.keystone.conftest import SERVICE_PASSWORD, Keystone
-from tests.tools import in_ci
+from tests.tools import unavailable
 
 MiB = 1024 * 1024
 KS_VENV = pathlib.Path(os.environ.get(
@@ -91,12 +90,6 @@ sys.exit(run_wsgi(conf_file, "proxy-server", **options))
 """
 
 
-def _unavailable(message: str) -> NoReturn:
-    if in_ci():
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
 def _swift_packages() -> str | None:
     """Where the system's Swift (the one start-swift runs) is installed."""
     server = shutil.which("swift-proxy-server")
@@ -123,7 +116,7 @@ def keystone_proxy(swift_env: dict[str, str], keystone: Keystone,  # noqa: F811
     python = KS_VENV / "bin/python"
     packages = _swift_packages()
     if not python.is_file() or packages is None:
-        _unavailable(f"no Keystone virtualenv at {KS_VENV} (set GLINT_KEYSTONE_VENV) or no "
+        unavailable(f"no Keystone virtualenv at {KS_VENV} (set GLINT_KEYSTONE_VENV) or no "
                      "system Swift")
     tmp = tmp_path_factory.mktemp("keystone-proxy")
     port = _free_port()
@@ -146,7 +139,7 @@ def keystone_proxy(swift_env: dict[str, str], keystone: Keystone,  # noqa: F811
             except OSError:
                 time.sleep(0.3)
         else:
-            _unavailable("the Keystone Swift proxy did not start: "
+            unavailable("the Keystone Swift proxy did not start: "
                          + (tmp / "proxy.log").read_text()[-2000:])
         yield url
     finally:
