@@ -4,11 +4,11 @@ The event loop's ``sendfile(2)`` must never wait for the disk (it would hold up 
 request of the server), so a download is sent a window at a time, and each window is read into
 the page cache beforehand by a worker thread. :class:`ReadAhead` keeps :data:`DEPTH` windows
 being read while the loop sends the one before them: the disk is never idle waiting for the
-send, and it has several reads to work on at once (a virtio or NVMe disk answers two or three
-reads in flight much faster than one: a 1 GiB file cold, 8 MiB windows, 3 reads at once
-955 MiB/s against 513 for one at a time on the loaded host of BENCHMARKS.md's 2026-12-08
-section). What it holds is page cache only, ``DEPTH`` windows a download (24 MiB): no bytes
-pass through Python.
+send, and it has several reads to work on at once. The bench host's virtio disk read a cold 1 GiB
+file at 955 MiB/s with 3 readers of 8 MiB windows against 513 with one (BENCHMARKS.md,
+2026-12-08; end to end, on that loaded host, the download gained 1.1-1.3x over one read at a
+time, within the noise: the CPU, not the disk, bound it there). What it holds is page cache
+only, ``DEPTH`` windows a download (24 MiB): no bytes pass through Python.
 
 A download that ends early (the client gone, an error, a cancel) stops its reads within a
 :data:`STEP` and waits for them before the file is closed: a thread never reads a descriptor
