@@ -17,10 +17,9 @@ would copy the file through Python in small blocks, and uvloop has no ``sendfile
 sendfile(2) reads the file in the thread that calls it, the event loop's. So that a file not in
 the page cache (an image not read lately: the usual case) never makes the server's other
 requests wait for the disk, the bytes go a :data:`WINDOW` at a time, each read into the page
-cache by a worker thread while the one before it is sent. The file is advised as read
-sequentially (``posix_fadvise(SEQUENTIAL)``: the kernel reads ahead twice as far): a download
-of a 1 GiB image not in the page cache went from about 45% to 90% of a warm one's speed
-(BENCHMARKS.md, issue 18).
+cache by worker threads, several windows at once, while the one before them is sent
+(:mod:`glint.server.readahead`). The file is advised as read sequentially
+(``posix_fadvise(SEQUENTIAL)``: the kernel reads ahead twice as far).
 
 This extends uvicorn's internals (``HttpToolsProtocol._start_asgi_task`` and the state of its
 ``RequestResponseCycle``), so ``pyproject.toml`` pins uvicorn's minor version. Should the hook
@@ -32,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 from collections.abc import Mapping
 from typing import Any, BinaryIO, cast
@@ -42,10 +40,12 @@ from uvicorn._types import Scope as UvicornScope
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from glint.api.sendfile import PATHSEND, ZEROCOPYSEND
+from glint.server import readahead
 
-# What one loop.sendfile sends, once a worker thread has read it into the page cache (4 to 16
-# MiB measured alike: the disk or the client sets the pace, and reading ahead costs per byte).
-WINDOW = 8 * 1024 * 1024
+# What one loop.sendfile sends, once a worker thread has read it into the page cache, and how
+# many windows are read at once ahead of it (readahead's docstring says why).
+WINDOW = readahead.WINDOW
+READS_AT_ONCE = readahead.DEPTH
 # What the sends below read and write of uvicorn's RequestResponseCycle.
 _CYCLE_STATE = ("scope", "transport", "flow", "disconnected", "response_started",
                 "response_complete", "chunked_encoding", "expected_content_length")
@@ -137,53 +137,18 @@ class _FileSends:
             raise
 
     async def _send_windows(self, file: BinaryIO, offset: int, count: int) -> int:
-        """``loop.sendfile`` a window at a time, each read into the page cache beforehand, so
-        the loop's sendfile(2) finds its pages there and does not wait for the disk."""
-        sent, transport = 0, self.cycle.transport
-        advise_sequential(file.fileno())
-        ahead = self._read_ahead(file, offset, min(WINDOW, count))
-        try:
-            while sent < count:
-                await asyncio.shield(ahead)  # (a cancel must leave it for the wait in finally)
-                size = min(WINDOW, count - sent)
-                ahead = self._read_ahead(file, offset + sent + size,
-                                         min(WINDOW, count - sent - size))
+        """``loop.sendfile`` a window at a time, each read into the page cache beforehand
+        (:class:`~glint.server.readahead.ReadAhead`), so the loop's sendfile(2) finds its pages
+        there and does not wait for the disk."""
+        sent, transport, fd = 0, self.cycle.transport, file.fileno()
+        readahead.advise_sequential(fd)
+        spans = readahead.windows(offset, count, WINDOW)
+        async with readahead.ReadAhead(self.loop, fd, spans, READS_AT_ONCE) as ahead:
+            async for start, size in ahead:
                 if transport.is_closing():  # lost since the headers or the last window
                     raise ConnectionResetError("the connection closed mid-response")
-                done = await self.loop.sendfile(transport, file, offset + sent, size)
+                done = await self.loop.sendfile(transport, file, start, size)
                 sent += done
                 if done < size:  # the file ended
                     break
-        finally:
-            await asyncio.wait([ahead])  # its thread reads the file: keep it open till then
         return sent
-
-    def _read_ahead(self, file: BinaryIO, offset: int, size: int) -> asyncio.Future[None]:
-        # In the loop's own executor, not the threads Starlette runs endpoints in: a slow disk
-        # then holds up downloads, never the rest of the API.
-        if size <= 0:
-            done: asyncio.Future[None] = self.loop.create_future()
-            done.set_result(None)
-            return done
-        return self.loop.run_in_executor(None, _into_page_cache, file.fileno(), offset, size)
-
-
-def advise_sequential(fd: int) -> None:
-    """Tell the kernel ``fd`` is read from start to end: it reads ahead further (twice the
-    device's ``read_ahead_kb``). Advice only: where it is refused (or missing), nothing changes."""
-    if hasattr(os, "posix_fadvise"):
-        with contextlib.suppress(OSError):
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-
-
-def _into_page_cache(fd: int, offset: int, size: int) -> None:
-    """Read ``size`` bytes of ``fd`` from ``offset`` into the page cache; blocks until they are.
-
-    By sendfile(2) to /dev/null: the kernel reads the pages as the send will and copies no bytes
-    (posix_fadvise's ``WILLNEED`` would only start the reads; a read into a buffer would copy
-    every byte into Python). Where that fails (not Linux) the send reads for itself, as it does
-    for any error here.
-    """
-    with contextlib.suppress(OSError), open(os.devnull, "wb", buffering=0) as null:
-        while size > 0 and (done := os.sendfile(null.fileno(), fd, offset, size)):
-            offset, size = offset + done, size - done

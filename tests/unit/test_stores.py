@@ -12,6 +12,7 @@ import pytest
 
 from glint import errors
 from glint import settings as settings_mod
+from glint.stores import filesystem
 from glint.stores.filesystem import TMP_PREFIX, FilesystemStore
 from glint.stores.memory import MemoryStore
 from glint.tasks import reaper
@@ -55,6 +56,32 @@ def test_a_filesystem_read_is_advised_sequential(tmp_path: pathlib.Path,
                         advised.append(advice))
     assert b"".join(store.read(location, offset=10)) == b"x" * 90
     assert advised == [os.POSIX_FADV_SEQUENTIAL]
+
+
+def test_a_filesystem_write_leaves_the_image_in_the_page_cache(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The download that often follows an upload then reads memory, not a disk still busy
+    # with the write (BENCHMARKS.md, 2026-12-08).
+    if not hasattr(os, "RWF_NOWAIT"):
+        pytest.skip("no RWF_NOWAIT to ask the page cache with")
+    monkeypatch.setattr(filesystem, "FLUSH_EVERY", 1024 * 1024)  # several flushes
+    store, data = FilesystemStore(tmp_path), os.urandom(4 * 1024 * 1024)
+    with store.writer("img") as writer:
+        for start in range(0, len(data), 256 * 1024):
+            writer.write(data[start:start + 256 * 1024])
+        location = writer.commit()
+    probe = bytearray(4096)
+    fd = os.open(tmp_path / location, os.O_RDONLY)
+    try:
+        missing = []
+        for offset in range(0, len(data), 64 * 1024):
+            try:
+                os.preadv(fd, [probe], offset, os.RWF_NOWAIT)
+            except BlockingIOError:
+                missing.append(offset)
+    finally:
+        os.close(fd)
+    assert missing == []
 
 
 def test_uncommitted_writer_leaves_nothing(store: FilesystemStore | MemoryStore) -> None:

@@ -16,6 +16,7 @@ import pathlib
 import socket
 import stat
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +32,7 @@ from glint import app
 from glint.api import image_data
 from glint.api.app import create_app
 from glint.images.service import ImageData
-from glint.server import sendfile
+from glint.server import readahead, sendfile
 from glint.server.sendfile import SendfileProtocol
 from glint.stores.filesystem import FilesystemStore
 from glint.stores.memory import MemoryStore
@@ -162,6 +163,40 @@ def test_a_body_of_several_windows_is_sent_whole(fs_glint: app.Glint, port: int,
     assert total(sent, len(DATA) + len(part)) == len(DATA) + len(part)
 
 
+@pytest.fixture
+def read_ahead(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The spans the download's read-ahead read into the page cache (real reads, recorded);
+    1 MiB windows."""
+    spans: list[tuple[int, int]] = []
+    real = readahead.into_page_cache
+
+    def recording(fd: int, offset: int, size: int, stop: threading.Event | None = None) -> None:
+        spans.append((offset, size))
+        real(fd, offset, size, stop)
+
+    monkeypatch.setattr(readahead, "into_page_cache", recording)
+    monkeypatch.setattr(sendfile, "WINDOW", 1024 * 1024)
+    return spans
+
+
+@pytest.mark.parametrize(("header", "first", "last"), [
+    (None, 0, len(DATA) - 1), ("bytes=1000-2500000", 1000, 2500000),
+    ("bytes=-1500000", len(DATA) - 1500000, len(DATA) - 1), ("bytes=7-7", 7, 7),
+])
+def test_the_read_ahead_reads_the_range_sent_exactly_once(
+        fs_glint: app.Glint, port: int, read_ahead: list[tuple[int, int]], header: str | None,
+        first: int, last: int) -> None:
+    image = add_image(fs_glint, CTX_A, DATA)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    _, body = get(conn, f"/v2/images/{image.id}/file", {"Range": header} if header else {})
+    conn.close()
+    assert body == DATA[first:last + 1]
+    read = sorted(read_ahead)
+    assert [byte for start, size in read for byte in (start, start + size)][1:-1:2] == \
+        [start for start, _ in read][1:]  # no gap, no overlap
+    assert (read[0][0], read[-1][0] + read[-1][1]) == (first, last + 1)
+
+
 def test_several_ranges_get_the_whole_image(fs_glint: app.Glint, port: int) -> None:
     image = add_image(fs_glint, CTX_A, DATA)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -223,7 +258,7 @@ def test_read_ahead_leaves_the_bytes_in_the_page_cache(tmp_path: pathlib.Path) -
         if not hasattr(os, "RWF_NOWAIT") or not evicted(file.fileno(), cached, offsets):
             message = "cannot take this file out of the page cache"
             unavailable(message)
-        sendfile._into_page_cache(file.fileno(), 0, len(DATA))
+        readahead.into_page_cache(file.fileno(), 0, len(DATA))
         assert [o for o in offsets if not cached(file.fileno(), o)] == []
 
 
@@ -269,6 +304,31 @@ def test_a_client_gone_mid_download_leaves_the_server_serving(
     assert (response.status, body == data) == (200, True)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert open_files(tmp_path / "images" / image.id) == 0
+    assert reads_running() == 0  # no read-ahead thread left reading a closed descriptor
+
+
+def reads_running() -> int:
+    """How many read-ahead threads are in ``into_page_cache``, once they settle."""
+    deadline = time.monotonic() + 5
+    while True:
+        running = sum(1 for frames in sys_frames()
+                      if any(f.f_code.co_name == "into_page_cache" for f in frames))
+        if running == 0 or time.monotonic() > deadline:
+            return running
+        time.sleep(0.05)
+
+
+def sys_frames() -> list[list[Any]]:
+    """Each thread's stack, innermost frame first."""
+    stacks = []
+    for frame in sys._current_frames().values():
+        stack = []
+        current: Any = frame
+        while current is not None:
+            stack.append(current)
+            current = current.f_back
+        stacks.append(stack)
+    return stacks
 
 
 def open_files(path: pathlib.Path) -> int:
