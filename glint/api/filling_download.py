@@ -31,7 +31,7 @@ from glint.cache.fill import Fill
 
 MiB = 1024 * 1024
 LEAD = 32 * MiB  # how far the writes may run ahead of the sends
-SEND_AT_LEAST = 4 * MiB  # bytes written before a send (fewer at the end): fewer, larger sends
+SEND_AT_LEAST = 8 * MiB  # bytes written before a send (fewer at the end): fewer, larger sends
 
 
 class FillingResponse(Response):
@@ -132,6 +132,7 @@ class _Feed:
         self._sent = 0
         self._ended = False
         self._error: BaseException | None = None
+        self._waiting = False  # the sender waits for news: only then is the loop woken
         self.stopped = False
 
     # -- the pump's side ---------------------------------------------------------------
@@ -146,22 +147,26 @@ class _Feed:
         with self._changed:
             self._written += count
             self._handed += count
-        self._wake()
+            self._wake()
 
     def hand_over(self, chunk: bytes) -> None:
         with self._changed:
             self._memory.append(chunk)
             self._handed += len(chunk)
-        self._wake()
+            self._wake()
 
     def end(self, error: BaseException | None = None) -> None:
         with self._changed:
             self._ended, self._error = True, error
-        self._wake()
+            self._wake()
 
     def _wake(self) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-            self._loop.call_soon_threadsafe(self._woken.set)
+        # (Holding the lock.) A wake-up costs the loop a turn: one a chunk would be a
+        # thousand a GiB, most of them while the sender is busy sending anyway.
+        if self._waiting:
+            self._waiting = False
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self._loop.call_soon_threadsafe(self._woken.set)
 
     # -- the sender's side -------------------------------------------------------------
 
@@ -182,6 +187,7 @@ class _Feed:
                     if self._error is not None:
                         raise self._error
                     return None
+                self._waiting = True
             await self._woken.wait()
 
     def sent(self, count: int) -> None:
@@ -193,3 +199,4 @@ class _Feed:
         with self._changed:
             self.stopped = True
             self._changed.notify_all()
+            self._wake()

@@ -280,15 +280,17 @@ class _Hasher(threading.Thread):
     def run(self) -> None:
         _lower_priority()
         position = 0
+        buffer = memoryview(bytearray(READ_SIZE))  # one buffer, read into again and again
         try:
             while not self._stop_now:
                 size, ended = self.written.wait_past(position)
                 while position < size and not self._stop_now:
-                    data = os.pread(self.fd, min(READ_SIZE, size - position), position)
-                    if not data:
+                    got = os.preadv(self.fd, [buffer[:min(READ_SIZE, size - position)]],
+                                    position)
+                    if not got:
                         raise OSError(f"the cache file ended at {position} of {size} bytes")
-                    self.hasher.update(data)
-                    position += len(data)
+                    self.hasher.update(buffer[:got])
+                    position += got
                 if ended and position >= self.written.size:
                     return
         except BaseException as exc:
