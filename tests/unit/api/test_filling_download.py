@@ -57,11 +57,17 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def download(port: int, image_id: str) -> tuple[int, bytes]:
+    status, _headers, body = download_with_headers(port, image_id)
+    return status, body
+
+
+def download_with_headers(port: int, image_id: str) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         conn.request("GET", f"/v2/images/{image_id}/file", headers=PROJECT_A)
         response = conn.getresponse()
-        return response.status, response.read()
+        headers = {name.lower(): value for name, value in response.getheaders()}
+        return response.status, headers, response.read()
     finally:
         conn.close()
 
@@ -82,9 +88,13 @@ def settled(glint: app.Glint, image_id: str, cached: bool) -> bool:
 def test_the_bytes_go_out_of_the_file_being_filled(glint: app.Glint, port: int,
                                                   sent: list[int]) -> None:
     image = add_image(glint, CTX_A, DATA)
-    status, body = download(port, image.id)
+    status, headers, body = download_with_headers(port, image.id)
     assert status == 200
     assert hashlib.md5(body).hexdigest() == hashlib.md5(DATA).hexdigest()
+    # The streamed download's wire contract, unchanged.
+    assert (headers["content-length"], headers["content-md5"], headers["content-type"]) == (
+        str(len(DATA)), hashlib.md5(DATA).hexdigest(), "application/octet-stream")
+    assert "transfer-encoding" not in headers
     assert settled(glint, image.id, cached=True)
     assert sum(sent) == len(DATA)  # every byte by sendfile
     assert download(port, image.id) == (200, DATA)  # from the cache now
