@@ -3,7 +3,9 @@
 An active image that is cached is answered from its cached file, by sendfile when the server
 offers it, whole or one byte range. A whole download of one that is not cached streams from
 its store and fills the cache in the same pass, unless another fill of it is under way (then
-it is only streamed). The image service has already decided the caller may download it.
+it is only streamed); where the server offers sendfile, the client gets it out of the file
+being filled (:mod:`glint.api.filling_download`). The image service has already decided the
+caller may download it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from glint import errors, metrics
-from glint.api import sendfile
+from glint.api import filling_download, sendfile
 from glint.cache.cache import ImageCache
 from glint.cache.fill import Expected
 from glint.db import models
@@ -56,6 +58,8 @@ def respond(cache: ImageCache, request: Request, image: models.Image,
         fill.abort()
         raise
     metrics.meter("download", store_id)(expected.size)
+    if sendfile.offered(request.scope) and request.method == "GET":
+        return filling_download.FillingResponse(fill, chunks, status, headers, OCTET_STREAM)
     return StreamingResponse(fill.wrap(chunks), status_code=status, media_type=OCTET_STREAM,
                              headers=headers)
 

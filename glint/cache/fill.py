@@ -3,7 +3,9 @@
 A fill owns ``incomplete/<image id>`` in the cache directory, created exclusively: a second
 download of the same image on this node (any process) finds it and reads from the store
 instead of filling a second copy. The chunks are hashed (md5 and the image's multihash) and
-written by :class:`glint.datapath.Pipeline`'s stages, off the thread that passes them on.
+written by :class:`glint.datapath.Pipeline`'s stages, off the thread that passes them on
+(:meth:`Fill.write`), or written by the caller's own thread (:meth:`Fill.write_through`: a
+download sent out of the file, :mod:`glint.api.filling_download`).
 Only a fill whose size, ``checksum`` and ``os_hash_value`` match the image's is renamed into
 place; anything else is removed, and a mismatch is logged. A fill whose file has not grown for
 ``stall_time`` seconds (a client that stopped reading, a process that died) is abandoned: the
@@ -27,7 +29,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, BinaryIO
 
 from glint import datapath, metrics
 
@@ -78,12 +80,17 @@ class Fill:
         self.done = False
 
     def _start(self) -> datapath.Pipeline:
+        self._start_hashers()
+        self._pipeline = datapath.Pipeline([self._write])
+        return self._pipeline
+
+    def _start_hashers(self) -> None:
+        if self._hashers:
+            return
         self._hashers = [_Hasher(self._fd, h, self._written)
                          for h in (self._md5, self._multihash) if h is not None]
         for hasher in self._hashers:
             hasher.start()
-        self._pipeline = datapath.Pipeline([self._write])
-        return self._pipeline
 
     def wrap(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """``chunks`` passed on unchanged, filling the cache on the way. A failing fill stops
@@ -103,17 +110,44 @@ class Fill:
             (self._pipeline or self._start()).feed(chunk)
             self.size += len(chunk)
         except Exception as exc:
-            LOG.warning("cache fill of image %s failed (%s); the image is served from its store",
-                        self.expected.image_id, exc)
-            metrics.CACHE_FILLS.labels("failed").inc()
-            self.abort()
+            self._failed(exc)
+
+    def write_through(self, chunk: bytes) -> bool:
+        """Write ``chunk`` to the file on this thread (no write stage): whether it is in the
+        file, where :meth:`reader` finds it. False once the fill failed (or was stopped): the
+        caller passes the chunk on itself."""
+        if self._closed:
+            return False
+        if self._pipeline is not None:
+            raise RuntimeError("write_through after write: one fill, one way of writing")
+        try:
+            self._start_hashers()
+            self._write(chunk)
+            self.size += len(chunk)
+        except Exception as exc:
+            self._failed(exc)
+            return False
+        return True
+
+    def reader(self) -> BinaryIO:
+        """A file of its own on the fill's bytes (unbuffered; read it at explicit offsets):
+        it stays readable after the fill is kept or abandoned."""
+        return open(os.dup(self._fd), "rb", buffering=0)
+
+    def _failed(self, exc: Exception) -> None:
+        LOG.warning("cache fill of image %s failed (%s); the image is served from its store",
+                    self.expected.image_id, exc)
+        metrics.CACHE_FILLS.labels("failed").inc()
+        self.abort()
 
     def commit(self) -> bool:
         """Verify the bytes and put them in place; whether the image is now cached."""
         if self._closed:
             return False
         try:
-            (self._pipeline or self._start()).finish()
+            if self._pipeline is not None:
+                self._pipeline.finish()
+            self._start_hashers()
             self._written.end()
             for hasher in self._hashers:
                 hasher.join()
@@ -151,9 +185,12 @@ class Fill:
         self._release()
 
     def _write(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
+        # At explicit offsets: the file offset is shared with the reader()'s (a dup), which
+        # asyncio's sendfile moves.
+        view, position = memoryview(chunk), self._written.size
         while view:
-            view = view[os.write(self._fd, view):]
+            done = os.pwrite(self._fd, view, position)
+            view, position = view[done:], position + done
         self._written.add(len(chunk))
 
     def _matches(self) -> bool:
@@ -243,15 +280,17 @@ class _Hasher(threading.Thread):
     def run(self) -> None:
         _lower_priority()
         position = 0
+        buffer = memoryview(bytearray(READ_SIZE))  # one buffer, read into again and again
         try:
             while not self._stop_now:
                 size, ended = self.written.wait_past(position)
                 while position < size and not self._stop_now:
-                    data = os.pread(self.fd, min(READ_SIZE, size - position), position)
-                    if not data:
+                    got = os.preadv(self.fd, [buffer[:min(READ_SIZE, size - position)]],
+                                    position)
+                    if not got:
                         raise OSError(f"the cache file ended at {position} of {size} bytes")
-                    self.hasher.update(data)
-                    position += len(data)
+                    self.hasher.update(buffer[:got])
+                    position += got
                 if ended and position >= self.written.size:
                     return
         except BaseException as exc:
