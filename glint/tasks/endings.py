@@ -70,7 +70,7 @@ class Endings:
         beat.stop()
         now = models.utcnow()
         values = final_values(target, now, self.settings.task_time_to_live, message, result)
-        with self.db.connection() as connection:
+        with self.db.one_statement() as connection:
             row = leases.end_run(connection, beat.lease, values, target, message, now)
         self.handoff.discard(task.id)
         if row is None:

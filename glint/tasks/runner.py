@@ -135,7 +135,7 @@ class Runner:
         return outcome
 
     def _claim(self, task_id: str) -> tuple[models.Task, leases.Lease] | None:
-        with self.db.connection() as connection:
+        with self.db.one_statement() as connection:
             claimed = leases.claim_row(connection, task_id, self.owner,
                                        self.settings.task_lease, models.utcnow())
         if claimed is None:

@@ -55,7 +55,7 @@ class TaskService:
         """
         task = self.new(ctx, task_type, task_input, image_id=image_id, authorize=authorize,
                         bound=bound)
-        with self.db.connection() as connection:
+        with self.db.one_statement() as connection:
             task_rows.insert(connection, task)
         self.dispatch(task)
         return task
