@@ -2,7 +2,8 @@
 
 A lease is (owner, token, expiry) on the task row. ``lease_token`` grows by one on every claim
 and every re-queue, so a write guarded by ``lease_token = <mine>`` fails for a runner whose
-task was handed to another (a *zombie*). Callers own the session and its commit.
+task was handed to another (a *zombie*). Callers own the session (or Core connection) and its
+commit.
 """
 
 from __future__ import annotations
