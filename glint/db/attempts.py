@@ -20,29 +20,33 @@ Attempt = models.TaskAttempt
 RETRY, LOST = "retry", "lost"  # outcomes of a run that did not end the task
 MESSAGE_LIMIT = 65535  # the message column's size
 
-_START = sa.insert(Attempt).values(
+_ATTEMPTS: sa.Table = Attempt.__table__  # type: ignore[assignment]
+_START = sa.insert(_ATTEMPTS).values(
     task_id=sa.bindparam("run_task"), number=sa.bindparam("run_number"),
     worker=sa.bindparam("run_worker"), started_at=sa.bindparam("run_now"), message="")
 
-_END = (sa.update(Attempt)
-        .where(Attempt.task_id == sa.bindparam("run_task"), Attempt.ended_at.is_(None))
+_END = (sa.update(_ATTEMPTS)
+        .where(_ATTEMPTS.c.task_id == sa.bindparam("run_task"), _ATTEMPTS.c.ended_at.is_(None))
         .values(ended_at=sa.bindparam("run_now"), outcome=sa.bindparam("run_outcome"),
-                message=sa.bindparam("run_message"))
-        .execution_options(synchronize_session=False))
+                message=sa.bindparam("run_message")))
 
 
-def start(session: orm.Session, task_id: str, number: int, worker: str,
+def start(writer: orm.Session | sa.Connection, task_id: str, number: int, worker: str,
           now: datetime.datetime) -> None:
     """Open run ``number`` of the task, by ``worker``."""
-    session.connection().execute(_START, {"run_task": task_id, "run_number": number, "run_worker": worker,
-                             "run_now": now})
+    _connection(writer).execute(_START, {"run_task": task_id, "run_number": number,
+                                         "run_worker": worker, "run_now": now})
 
 
-def end(session: orm.Session, task_id: str, outcome: str, message: str,
+def end(writer: orm.Session | sa.Connection, task_id: str, outcome: str, message: str,
         now: datetime.datetime) -> None:
     """Close the task's open run (if any) with ``outcome`` and ``message``."""
-    session.connection().execute(_END, {"run_task": task_id, "run_outcome": outcome,
-                           "run_message": message[:MESSAGE_LIMIT], "run_now": now})
+    _connection(writer).execute(_END, {"run_task": task_id, "run_outcome": outcome,
+                                       "run_message": message[:MESSAGE_LIMIT], "run_now": now})
+
+
+def _connection(writer: orm.Session | sa.Connection) -> sa.Connection:
+    return writer.connection() if isinstance(writer, orm.Session) else writer
 
 
 def of(session: orm.Session, task_id: str) -> Sequence[Attempt]:

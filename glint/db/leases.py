@@ -2,7 +2,8 @@
 
 A lease is (owner, token, expiry) on the task row. ``lease_token`` grows by one on every claim
 and every re-queue, so a write guarded by ``lease_token = <mine>`` fails for a runner whose
-task was handed to another (a *zombie*). Callers own the session and its commit.
+task was handed to another (a *zombie*). Callers own the session (or Core connection) and its
+commit.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ class Lease:
     token: int
 
 
-def claim(session: orm.Session, task_id: str, owner: str, seconds: float,
+Writer = orm.Session | sa.Connection  # a claim or an end runs in either (Core statements)
+
+
+def claim(session: Writer, task_id: str, owner: str, seconds: float,
           now: datetime.datetime) -> Lease | None:
     """Take the task: pending, or processing under an expired lease; None when it is taken
     (or bound to another runner, ``glint.tasks.binding``, or waiting out a retry's backoff).
@@ -44,42 +48,57 @@ def claim(session: orm.Session, task_id: str, owner: str, seconds: float,
     return None if claimed is None else claimed[0]
 
 
-def claim_row(session: orm.Session, task_id: str, owner: str, seconds: float,
+def claim_row(writer: Writer, task_id: str, owner: str, seconds: float,
               now: datetime.datetime) -> tuple[Lease, Task] | None:
-    """:func:`claim`, also returning the claimed row as the UPDATE left it.
+    """:func:`claim`, also returning the claimed row as the UPDATE left it (detached).
 
     The row comes back from the UPDATE itself (RETURNING, on SQLite and PostgreSQL alike), so
-    a claim is one statement, built once: dispatch latency is mostly the claim's cost.
+    a claim is one statement, built once, run through Core (no ORM loading: a task's claim
+    and end were half of its runner's CPU through ORM-enabled statements). On PostgreSQL the
+    attempt's row is written by the same statement; on SQLite by a second one, in the same
+    transaction.
     """
+    connection = _connection(writer)
     values = {"task_id": task_id, "new_owner": owner, "now": now,
               "expires": now + datetime.timedelta(seconds=seconds)}
-    if session.get_bind().dialect.name == "postgresql":  # the claim and its attempt at once
-        task = session.scalars(_CLAIM_AND_START, values | {"run_worker": owner,
-                                                           "run_now": now}).one_or_none()
-        return None if task is None else (Lease(task_id, owner, task.lease_token), task)
-    task = session.scalars(_CLAIM, values).one_or_none()
-    if task is None:
+    if connection.dialect.name == "postgresql":  # the claim and its attempt at once
+        row = connection.execute(_CLAIM_AND_START, values | {
+            "run_worker": owner, "run_now": now}).one_or_none()
+        if row is None:
+            return None
+        task = models.detached(Task, row._mapping)
+        return Lease(task_id, owner, task.lease_token), task
+    row = connection.execute(_CLAIM, values).one_or_none()
+    if row is None:
         return None
-    attempts.start(session, task_id, task.attempts + task.retries, owner, now)
+    task = models.detached(Task, row._mapping)
+    attempts.start(connection, task_id, task.attempts + task.retries, owner, now)
     return Lease(task_id, owner, task.lease_token), task
 
 
+def _connection(writer: Writer) -> sa.Connection:
+    return writer.connection() if isinstance(writer, orm.Session) else writer
+
+
+_TASKS: sa.Table = Task.__table__  # type: ignore[assignment]
+_CLAIMABLE = _TASKS.c
 _CLAIM = (
-    sa.update(Task)
-    .where(Task.id == sa.bindparam("task_id"), Task.deleted.is_(False),
-           Task.cancel_requested.is_(False), Task.attempts < Task.max_attempts,
-           sa.or_(Task.bound_to.is_(None), Task.bound_to == sa.bindparam("new_owner")),
-           sa.or_(Task.retry_at.is_(None), Task.retry_at <= sa.bindparam("now")),
-           sa.or_(Task.status == PENDING, sa.and_(Task.status == PROCESSING,
-                                                   Task.lease_expires_at < sa.bindparam("now"))))
+    sa.update(_TASKS)
+    .where(_CLAIMABLE.id == sa.bindparam("task_id"), _CLAIMABLE.deleted.is_(False),
+           _CLAIMABLE.cancel_requested.is_(False),
+           _CLAIMABLE.attempts < _CLAIMABLE.max_attempts,
+           sa.or_(_CLAIMABLE.bound_to.is_(None), _CLAIMABLE.bound_to == sa.bindparam("new_owner")),
+           sa.or_(_CLAIMABLE.retry_at.is_(None), _CLAIMABLE.retry_at <= sa.bindparam("now")),
+           sa.or_(_CLAIMABLE.status == PENDING,
+                  sa.and_(_CLAIMABLE.status == PROCESSING,
+                          _CLAIMABLE.lease_expires_at < sa.bindparam("now"))))
     .values(status=PROCESSING, lease_owner=sa.bindparam("new_owner"),
-            lease_token=Task.lease_token + 1, lease_expires_at=sa.bindparam("expires"),
-            attempts=Task.attempts + 1, updated_at=sa.bindparam("now"))
-    .returning(Task)
-    .execution_options(synchronize_session=False, populate_existing=True))
+            lease_token=_CLAIMABLE.lease_token + 1, lease_expires_at=sa.bindparam("expires"),
+            attempts=_CLAIMABLE.attempts + 1, updated_at=sa.bindparam("now"))
+    .returning(*_TASKS.c))
 
 
-def _claim_and_start() -> sa.Select[Task]:
+def _claim_and_start() -> sa.Select[Any]:
     """:data:`_CLAIM` with :func:`attempts.start` in one statement (PostgreSQL: a
     data-modifying CTE), one round trip fewer for every task."""
     claimed = _CLAIM.cte("claimed")
@@ -89,8 +108,7 @@ def _claim_and_start() -> sa.Select[Task]:
                   sa.bindparam("run_worker", type_=attempts.Attempt.worker.type),
                   sa.bindparam("run_now", type_=attempts.Attempt.started_at.type),
                   sa.literal(""))).cte("run")
-    return (sa.select(orm.aliased(Task, claimed)).add_cte(run)
-            .execution_options(populate_existing=True))
+    return sa.select(claimed).add_cte(run)
 
 
 _CLAIM_AND_START = _claim_and_start()
@@ -108,30 +126,34 @@ def write(session: orm.Session, lease: Lease, **values: Any) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def write_row(session: orm.Session, lease: Lease, **values: Any) -> Task | None:
+def write_row(writer: Writer, lease: Lease, **values: Any) -> Task | None:
     """:func:`write` of plain values, returning the row as the UPDATE left it (RETURNING: one
-    statement, built once for each set of columns); None for a zombie."""
+    statement, built once for each set of columns; detached); None for a zombie."""
     values.setdefault("updated_at", models.utcnow())
-    return session.scalars(_write_row(tuple(sorted(values))),
-                           _write_params(lease, values)).one_or_none()
+    row = _connection(writer).execute(_write_row(tuple(sorted(values))),
+                                      _write_params(lease, values)).one_or_none()
+    return None if row is None else models.detached(Task, row._mapping)
 
 
-def end_run(session: orm.Session, lease: Lease, values: dict[str, Any], outcome: str,
+def end_run(writer: Writer, lease: Lease, values: dict[str, Any], outcome: str,
             message: str, now: datetime.datetime) -> Task | None:
     """:func:`write_row` of ``values``, and the run's attempt closed with ``outcome`` and
     ``message`` (:func:`attempts.end`): in one statement on PostgreSQL (a data-modifying CTE),
     two on SQLite. None for a zombie, whose attempt is left to whoever holds the task."""
+    connection = _connection(writer)
     values = {"updated_at": now, **values}
     columns = tuple(sorted(values))
     params = _write_params(lease, values)
-    if session.get_bind().dialect.name == "postgresql":
-        return session.scalars(_end_run(columns), params | {
+    if connection.dialect.name == "postgresql":
+        row = connection.execute(_end_run(columns), params | {
             "run_now": now, "run_outcome": outcome,
             "run_message": message[:attempts.MESSAGE_LIMIT]}).one_or_none()
-    task = session.scalars(_write_row(columns), params).one_or_none()
-    if task is not None:
-        attempts.end(session, lease.task_id, outcome, message, now)
-    return task
+        return None if row is None else models.detached(Task, row._mapping)
+    row = connection.execute(_write_row(columns), params).one_or_none()
+    if row is None:
+        return None
+    attempts.end(connection, lease.task_id, outcome, message, now)
+    return models.detached(Task, row._mapping)
 
 
 def _write_params(lease: Lease, values: dict[str, Any]) -> dict[str, Any]:
@@ -141,18 +163,17 @@ def _write_params(lease: Lease, values: dict[str, Any]) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=16)
 def _write_row(columns: tuple[str, ...]) -> sa.Update:
-    table = Task.__table__.c
-    return (sa.update(Task)
-            .where(Task.id == sa.bindparam("held_task"), Task.status == PROCESSING,
-                   Task.lease_token == sa.bindparam("held_token"))
+    table = _TASKS.c
+    return (sa.update(_TASKS)
+            .where(table.id == sa.bindparam("held_task"), table.status == PROCESSING,
+                   table.lease_token == sa.bindparam("held_token"))
             .values({column: sa.bindparam(f"set_{column}", type_=table[column].type)
                      for column in columns})
-            .returning(Task)
-            .execution_options(synchronize_session=False, populate_existing=True))
+            .returning(*_TASKS.c))
 
 
 @functools.lru_cache(maxsize=16)
-def _end_run(columns: tuple[str, ...]) -> sa.Select[Task]:
+def _end_run(columns: tuple[str, ...]) -> sa.Select[Any]:
     ended = _write_row(columns).cte("ended")
     attempt = attempts.Attempt
     run = (sa.update(attempt)
@@ -161,8 +182,7 @@ def _end_run(columns: tuple[str, ...]) -> sa.Select[Task]:
                    outcome=sa.bindparam("run_outcome", type_=attempt.outcome.type),
                    message=sa.bindparam("run_message", type_=attempt.message.type))
            .cte("run"))
-    return (sa.select(orm.aliased(Task, ended)).add_cte(run)
-            .execution_options(populate_existing=True))
+    return sa.select(ended).add_cte(run)
 
 
 def renew(session: orm.Session, lease: Lease, seconds: float, now: datetime.datetime,

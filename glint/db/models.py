@@ -7,7 +7,8 @@ keeps them, so an image id is never reused, and hard-deleted by ``glint db purge
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -17,6 +18,46 @@ from glint.db import task_states as states
 
 def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+M = TypeVar("M", bound="Base")
+
+
+def detached(cls: type[M], row: Mapping[Any, Any]) -> M:
+    """A row read (or written) through Core as an instance of ``cls``, detached: as a session
+    with ``expire_on_commit=False`` leaves what it loaded once it closes. ``row`` has every
+    column (an attribute missing would be expired, and raise when read)."""
+    instance = cls(**row)
+    orm.make_transient_to_detached(instance)
+    return instance
+
+
+def insert_values(instance: Base) -> dict[str, Any]:
+    """A new instance's row as its ORM flush would insert it, for a Core INSERT: the columns
+    set on it, and every column with a default (filled in on ``instance`` too). A column with
+    neither is left out (NULL), as the flush leaves it; ``instance`` then needs
+    :func:`mark_written` before anyone reads it."""
+    state = instance.__dict__
+    values: dict[str, Any] = {}
+    for column in instance.__table__.columns:
+        key = column.key
+        if key in state:
+            values[key] = state[key]
+        elif column.default is not None:
+            default: Any = column.default
+            value = default.arg(None) if default.is_callable else default.arg
+            setattr(instance, key, value)
+            values[key] = value
+    return values
+
+
+def mark_written(instance: Base) -> None:
+    """After a Core INSERT of :func:`insert_values`: ``instance`` is detached, as after its
+    session's commit; the columns the INSERT left NULL read as None."""
+    for column in instance.__table__.columns:
+        if column.key not in instance.__dict__:
+            setattr(instance, column.key, None)
+    orm.make_transient_to_detached(instance)
 
 
 class Base(orm.DeclarativeBase):

@@ -163,6 +163,17 @@ def add(session: orm.Session, task: models.Task) -> None:
     session.flush()
 
 
+def insert(connection: sa.Connection, task: models.Task) -> None:
+    """:func:`add` through Core, for the API's create: no session, no flush; ``task`` comes
+    back detached with its defaults filled in, as :func:`add` and a commit leave it."""
+    connection.execute(_INSERT, models.insert_values(task))
+    models.mark_written(task)
+
+
+_TASKS: sa.Table = models.Task.__table__  # type: ignore[assignment]
+_INSERT = sa.insert(_TASKS)
+
+
 def compare_and_set(session: orm.Session, task_id: str, expected: str,
                     **values: Any) -> bool:
     """Update the task only if its status is still ``expected``; True when it was."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import random
 import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,13 +24,23 @@ class Event:
     payload: dict[str, Any]
     priority: str = INFO
     publisher_id: str = "image.glint"
-    message_id: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
+    message_id: str = dataclasses.field(default_factory=lambda: message_id())
     timestamp: str = dataclasses.field(
         default_factory=lambda: datetime.datetime.now(datetime.UTC).strftime(
             "%Y-%m-%d %H:%M:%S.%f"))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def message_id() -> str:
+    """A random (version 4) UUID for an event, from ``random`` rather than ``os.urandom``.
+
+    An event's id tells messages apart; nobody needs to fail to guess it. ``uuid.uuid4()``
+    reads ``os.urandom``, a system call that lets go of the GIL: a task makes three events,
+    and in a busy ``glint serve`` (API threads, eight task threads) each let-go meant waiting
+    for the GIL again, 9% of the task threads' samples in a 1000-task burst's profile."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 class Notifier(Protocol):

@@ -70,8 +70,8 @@ class Endings:
         beat.stop()
         now = models.utcnow()
         values = final_values(target, now, self.settings.task_time_to_live, message, result)
-        with self.db.session() as session:
-            row = leases.end_run(session, beat.lease, values, target, message, now)
+        with self.db.one_statement() as connection:
+            row = leases.end_run(connection, beat.lease, values, target, message, now)
         self.handoff.discard(task.id)
         if row is None:
             LOG.warning("task %s: lease %d lost; its %s was not recorded", task.id,

@@ -135,9 +135,9 @@ class Runner:
         return outcome
 
     def _claim(self, task_id: str) -> tuple[models.Task, leases.Lease] | None:
-        with self.db.session() as session:
-            claimed = leases.claim_row(session, task_id, self.owner, self.settings.task_lease,
-                                       models.utcnow())
+        with self.db.one_statement() as connection:
+            claimed = leases.claim_row(connection, task_id, self.owner,
+                                       self.settings.task_lease, models.utcnow())
         if claimed is None:
             LOG.debug("task %s was not pending (or its lease is held); not running it", task_id)
             return None

@@ -55,8 +55,8 @@ class TaskService:
         """
         task = self.new(ctx, task_type, task_input, image_id=image_id, authorize=authorize,
                         bound=bound)
-        with self.db.session() as session:
-            task_rows.add(session, task)
+        with self.db.one_statement() as connection:
+            task_rows.insert(connection, task)
         self.dispatch(task)
         return task
 

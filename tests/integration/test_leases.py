@@ -94,3 +94,29 @@ def test_a_run_ends_with_its_attempt_closed(make_glint: MakeGlint, ctx: RequestC
     ((number, worker, outcome, ended, message),) = runs[failed]
     assert (number, worker, outcome, ended) == (1, owner, "failure", True)
     assert "ValueError: no" in message
+
+
+def test_one_statement_commits_on_its_own_and_leaves_the_pool_transactional(
+        make_glint: MakeGlint, ctx: RequestContext) -> None:
+    """On PostgreSQL a task's insert, claim and end run in autocommit (no BEGIN/COMMIT round
+    trips): each is committed once its statement returns, and the pooled connection goes back
+    to transactions (a failed write through ``connection()`` still rolls back)."""
+    glint = make_glint(registry=Registry.of({"s": types.SimpleNamespace(main=lambda c: {})}))
+    glint.executor.shutdown()
+    task_id = glint.tasks.create(ctx, "s", {}).id
+    with glint.db.one_statement() as connection:
+        claimed = leases.claim_row(connection, task_id, "a", 30, models.utcnow())
+        assert claimed is not None
+        if glint.db.is_sqlite:  # SQLite: one transaction (two statements), seen at its end
+            return
+        with glint.db.reader() as session:  # another connection sees it already
+            assert session.get(models.Task, task_id).status == "processing"  # type: ignore[union-attr]
+            assert [run.worker for run in attempts.of(session, task_id)] == ["a"]
+    try:
+        with glint.db.connection() as connection:
+            leases.write_row(connection, claimed[0], message="not kept")
+            raise RuntimeError("fail after the write")
+    except RuntimeError:
+        pass
+    with glint.db.reader() as session:
+        assert session.get(models.Task, task_id).message == ""  # type: ignore[union-attr]

@@ -84,6 +84,34 @@ def test_claim_takes_pending_once_and_sets_a_lease(make_glint: MakeGlint,
     assert task.lease_expires_at is not None and task.lease_expires_at > now
 
 
+def columns(task: models.Task) -> dict[str, Any]:
+    return {column.key: getattr(task, column.key) for column in models.Task.__table__.columns}
+
+
+def test_create_claim_and_end_through_core_return_the_rows_as_written(
+        make_glint: MakeGlint, ctx: RequestContext) -> None:
+    """The API's create, the claim and the end write through Core, not a session: each hands
+    back a detached task whose every column is what the database holds (defaults included)."""
+    glint = make_glint(registry=Registry.of({"s": script(lambda c: {})}))
+    glint.executor.shutdown()
+    created = glint.tasks.create(ctx, "s", {"k": [1]})
+    assert (created.attempts, created.lease_token, created.progress) == (0, 0, None)
+    assert columns(created) == columns(row(glint, created.id))
+    now = models.utcnow()
+    with glint.db.connection() as connection:
+        claimed = leases.claim_row(connection, created.id, "a", 30, now)
+    assert claimed is not None
+    lease, task = claimed
+    assert (task.status, task.lease_token, lease.token) == ("processing", 1, 1)
+    assert columns(task) == columns(row(glint, created.id))
+    with glint.db.connection() as connection:
+        ended = leases.end_run(connection, lease, {"status": "success", "result": {"r": 1}},
+                               "success", "", models.utcnow())
+    assert ended is not None and ended.result == {"r": 1}
+    assert columns(ended) == columns(row(glint, created.id))
+    assert history(glint, created.id) == [(1, "a", "success")]
+
+
 def test_an_expired_lease_can_be_claimed_with_a_new_token(make_glint: MakeGlint,
                                                           ctx: RequestContext) -> None:
     glint = make_glint(registry=Registry.of({"s": script(lambda c: {})}))

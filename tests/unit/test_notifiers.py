@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 
 import pytest
 
@@ -14,6 +15,13 @@ from glint.notifiers.noop import NoopNotifier
 @pytest.mark.parametrize("cls", [LogNotifier, MemoryNotifier, NoopNotifier])
 def test_every_notifier_accepts_an_event(cls: type) -> None:
     cls().notify(base.Event("task.create", {"id": "x"}))
+
+
+def test_each_event_has_its_own_version_4_uuid() -> None:
+    ids = [base.Event("task.create", {}).message_id for _ in range(1000)]
+    assert len(set(ids)) == len(ids)
+    assert {uuid.UUID(one).version for one in ids} == {4}
+    assert all(str(uuid.UUID(one)) == one for one in ids)  # the canonical form, as uuid4's
 
 
 def test_memory_keeps_events_in_order() -> None:
