@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import secrets
 import signal
 import subprocess
@@ -142,8 +143,9 @@ def test_a_segment_changed_on_the_way_is_refused_by_the_server(
         send = swiftclient.client.HTTPConnection._request
 
         def tampering(self: Any, method: str, url: str, **kwargs: Any) -> Any:
-            if method == "PUT" and isinstance(kwargs.get("data"), bytes) and "/00002" in url:
-                kwargs["data"] = changed(kwargs["data"])
+            body = kwargs.get("data")
+            if method == "PUT" and isinstance(body, pickle.PickleBuffer) and "/00002" in url:
+                kwargs["data"] = changed(bytes(body.raw()))
             return send(self, method, url, **kwargs)
 
         monkeypatch.setattr(swiftclient.client.HTTPConnection, "_request", tampering)
