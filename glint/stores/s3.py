@@ -52,16 +52,16 @@ class S3Writer(segments.SegmentedWriter):
                     Bucket=self._s3.bucket, Key=self._key)["UploadId"]
             return self._upload_id
 
-    def _put_segment(self, number: int, data: bytes) -> str:
+    def _put_segment(self, number: int, data: memoryview) -> str:
         answer = self._s3.client.upload_part(
             Bucket=self._s3.bucket, Key=self._key, UploadId=self._started(), PartNumber=number,
-            Body=data, ContentLength=len(data))
+            Body=segments.exact(data), ContentLength=data.nbytes)
         etag: str = answer["ETag"]
         return etag
 
-    def _put_single(self, data: bytes) -> str:
-        self._s3.client.put_object(Bucket=self._s3.bucket, Key=self._key, Body=data,
-                                   ContentLength=len(data))
+    def _put_single(self, data: memoryview) -> str:
+        self._s3.client.put_object(Bucket=self._s3.bucket, Key=self._key,
+                                   Body=segments.exact(data), ContentLength=data.nbytes)
         return self._key
 
     def _put_manifest(self, parts: list[segments.Segment]) -> str:

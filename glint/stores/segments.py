@@ -9,6 +9,13 @@ Subclasses say how a segment, a single object and the final manifest are sent (e
 by the server on the way: Swift against the md5 sent as the ETag, S3 against the signed
 SHA-256 of the payload), and how to drop what was sent. A segment is hashed on the thread
 that uploads it, so the hashing overlaps the data path's own and the other uploads.
+
+Each segment is filled in a buffer of its own size taken from a :class:`BufferPool`, and the
+upload sends that buffer as it is (a ``memoryview``, never a copy); the buffer goes back to
+the pool when the upload ends, failed or not. A write thus allocates at most in-flight + 1
+buffers, once, instead of joining each segment's pieces into a fresh ``bytes``: that join
+briefly held a segment twice and left glibc's arenas fragmented by the many segment-sized
+blocks freed from other threads (BENCHMARKS.md, issue 15).
 """
 
 from __future__ import annotations
@@ -48,6 +55,48 @@ def segment_size(number: int, base_size: int) -> int:
     return min(base_size << doublings, MAX_SEGMENT_SIZE)
 
 
+class BufferPool:
+    """Segment buffers for one write, reused once their upload ends.
+
+    The writer's own accounting (at most ``in_flight`` segments queued or uploading, plus the
+    one being filled) bounds how many are ever allocated. A buffer of another size than the
+    one asked for (segments grow past ``STEADY_SEGMENTS``) is dropped, not reused.
+    """
+
+    def __init__(self) -> None:
+        self._idle: list[bytearray] = []
+        self._lock = threading.Lock()
+        self.allocated = 0  # buffers made so far (tests check the bound)
+
+    def take(self, size: int) -> bytearray:
+        with self._lock:
+            while self._idle:
+                buffer = self._idle.pop()
+                if len(buffer) == size:
+                    return buffer
+            self.allocated += 1
+        return bytearray(size)
+
+    def give(self, buffer: bytearray) -> None:
+        with self._lock:
+            self._idle.append(buffer)
+
+    @property
+    def idle(self) -> int:
+        """How many buffers are back in the pool."""
+        with self._lock:
+            return len(self._idle)
+
+
+def exact(view: memoryview) -> bytes | bytearray:
+    """``view``'s bytes as a client library takes them: the buffer itself when ``view`` spans
+    all of it (every full segment: no copy), else a copy (the last, shorter one)."""
+    whole = view.obj
+    if isinstance(whole, bytearray) and len(whole) == view.nbytes:
+        return whole
+    return bytes(view)
+
+
 @dataclasses.dataclass(frozen=True)
 class Segment:
     """One uploaded segment: its number (from 1), size, and the ETag the server returned."""
@@ -69,8 +118,10 @@ class SegmentedWriter(base.WriterBase, abc.ABC):
         self._store = store
         self._base_size = segment_size
         self._budget = segment_size * in_flight
-        self._pieces: list[bytes] = []  # the segment being filled
+        self.buffers = BufferPool()
+        self._buffer: bytearray | None = None  # the segment being filled
         self._filled = 0
+        self._sending: dict[int, bytearray] = {}  # segment number -> its buffer, until sent
         self._number = 0  # segments handed to the pool
         self._held = 0  # bytes of segments not yet uploaded
         self._cond = threading.Condition()
@@ -82,13 +133,15 @@ class SegmentedWriter(base.WriterBase, abc.ABC):
     # -- what a store provides -------------------------------------------------------------
 
     @abc.abstractmethod
-    def _put_segment(self, number: int, data: bytes) -> str:
+    def _put_segment(self, number: int, data: memoryview) -> str:
         """Upload segment ``number``, which the server checks arrived intact (Swift's with
-        :meth:`check_etag`); return the ETag the manifest records for it."""
+        :meth:`check_etag`); return the ETag the manifest records for it. ``data`` is a view
+        of a pooled buffer: valid until this returns, so it must not be kept."""
 
     @abc.abstractmethod
-    def _put_single(self, data: bytes) -> str:
-        """Store ``data`` as the whole object, checked as a segment is; return the location."""
+    def _put_single(self, data: memoryview) -> str:
+        """Store ``data`` as the whole object, checked as a segment is; return the location.
+        (``data`` as for :meth:`_put_segment`.)"""
 
     @abc.abstractmethod
     def _put_manifest(self, segments: list[Segment]) -> str:
@@ -106,23 +159,23 @@ class SegmentedWriter(base.WriterBase, abc.ABC):
 
     def write(self, data: bytes | memoryview) -> None:
         assert not self._closed, "write after commit/abort"
-        view = memoryview(data)
+        view = memoryview(data).cast("B")
         while view:
-            want = segment_size(self._number + 1, self._base_size) - self._filled
-            piece = view[:want]
-            # Keep the caller's bytes as they are (no copy) unless a segment ends inside them.
-            self._pieces.append(data if len(piece) == len(data) and isinstance(data, bytes)
-                                else bytes(piece))
+            size = segment_size(self._number + 1, self._base_size)
+            if self._buffer is None:
+                self._buffer = self.buffers.take(size)
+            piece = view[:size - self._filled]
+            self._buffer[self._filled:self._filled + len(piece)] = piece
             self._filled += len(piece)
-            view = view[want:]
-            if self._filled == segment_size(self._number + 1, self._base_size):
+            view = view[len(piece):]
+            if self._filled == size:
                 self._submit()
 
     def commit(self) -> str:
         assert not self._closed, "commit after commit/abort"
         try:
             if self._number == 0:
-                location = self._put_single(self._take())
+                location = self._put_single(memoryview(self._buffer or b"")[:self._filled])
             else:
                 if self._filled:
                     self._submit()
@@ -141,10 +194,15 @@ class SegmentedWriter(base.WriterBase, abc.ABC):
         if self._closed and self._committed:
             return
         self._closed = True
-        self._pieces = []
         for future in self._futures:
             future.cancel()
         self._pool.shutdown(wait=True)
+        for buffer in self._sending.values():  # the cancelled segments'
+            self.buffers.give(buffer)
+        self._sending.clear()
+        if self._buffer is not None:
+            self.buffers.give(self._buffer)
+            self._buffer = None
         done = [f.result() for f in self._futures
                 if not f.cancelled() and f.exception() is None]
         try:
@@ -155,31 +213,35 @@ class SegmentedWriter(base.WriterBase, abc.ABC):
 
     # -- internals -------------------------------------------------------------------------
 
-    def _take(self) -> bytes:
-        data = b"".join(self._pieces)
-        self._pieces, self._filled = [], 0
-        return data
-
     def _submit(self) -> None:
-        data = self._take()
+        buffer, size = self._buffer, self._filled
+        assert buffer is not None
         with self._cond:
-            while self._held and self._held + len(data) > self._budget:
+            while self._held and self._held + size > self._budget:
                 self._raise_failed()
                 self._cond.wait(0.1)
             self._raise_failed()
-            self._held += len(data)
+            self._held += size
         self._number += 1
         if self._number > MAX_SEGMENTS:
             raise errors.StoreError(f"{self._store} store: the image needs more than "
                                     f"{MAX_SEGMENTS} segments; raise the segment size")
-        self._futures.append(self._pool.submit(self._upload, self._number, data))
+        self._buffer, self._filled = None, 0
+        self._sending[self._number] = buffer
+        self._futures.append(self._pool.submit(self._upload, self._number, size))
 
-    def _upload(self, number: int, data: bytes) -> Segment:
+    def _upload(self, number: int, size: int) -> Segment:
+        buffer = self._sending[number]
         try:
-            return Segment(number, len(data), self._put_segment(number, data).strip('"'))
+            # Not released here: a client library may keep a reference to the last request.
+            data = memoryview(buffer)[:size]
+            return Segment(number, size, self._put_segment(number, data).strip('"'))
         finally:
+            # Back to the pool before the budget is freed: the writer takes it next.
+            del self._sending[number]
+            self.buffers.give(buffer)
             with self._cond:
-                self._held -= len(data)
+                self._held -= size
                 self._cond.notify_all()
 
     def check_etag(self, what: str, etag: str, md5: str) -> None:
@@ -213,7 +275,7 @@ def describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def md5(data: bytes) -> str:
+def md5(data: bytes | memoryview) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 

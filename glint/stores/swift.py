@@ -18,6 +18,7 @@ import itertools
 import json
 import logging
 import pathlib
+import pickle
 import queue
 import time
 import urllib.parse
@@ -55,14 +56,14 @@ class SwiftWriter(segments.SegmentedWriter):
     def _segment_name(self, number: int) -> str:
         return f"{self._key}/{self._upload_id}/{number:05d}"
 
-    def _put_segment(self, number: int, data: bytes) -> str:
+    def _put_segment(self, number: int, data: memoryview) -> str:
         md5 = segments.md5(data)
         etag = self._swift.put(self._swift.segment_container, self._segment_name(number), data,
                                md5)
         self.check_etag(f"segment {number}", etag, md5)
         return md5
 
-    def _put_single(self, data: bytes) -> str:
+    def _put_single(self, data: memoryview) -> str:
         old = self._swift.upload_of(self._key)
         md5 = segments.md5(data)
         self.check_etag(f"image data {self._key!r}",
@@ -317,20 +318,22 @@ class SwiftStore(base.StoreBase):
             return errors.StoreError(f"swift store at {where}: {doing}: {status} {reason}".rstrip())
         return errors.StoreError(f"swift store at {where}: {doing}: {segments.describe(exc)}")
 
-    def put(self, container: str, name: str, data: bytes, md5: str) -> str:
+    def put(self, container: str, name: str, data: memoryview, md5: str) -> str:
         """PUT ``data`` (checked by Swift against ``md5``); return the ETag. A dropped
         connection, a 5xx or an expired token is retried with backoff (0.5 s, doubling, at
         most 16 s), up to ``retries`` times.
 
         glint retries here rather than swiftclient, which resends only a body it can rewind:
-        a file object, sent 16 KiB per call, or a copy of the bytes.
+        a file object, sent 16 KiB per call, or a copy of the bytes. The body goes as one
+        buffer, without a copy (see :func:`_body`).
         """
         delay = 0.5
         for attempt in itertools.count():
             try:
                 with self.connection(retrying=False) as conn:
-                    etag: str = conn.put_object(container, name, data, content_length=len(data),
-                                                etag=md5)
+                    etag: str = conn.put_object(container, name, _body(data),
+                                                content_length=data.nbytes, etag=md5,
+                                                content_type="application/octet-stream")
                     return etag
             except Exception as exc:
                 status = _status(exc)
@@ -375,6 +378,21 @@ class SwiftStore(base.StoreBase):
             yield from body
         except Exception as exc:
             raise self.error(exc, f"reading image data {location!r}") from None
+
+
+def _body(data: memoryview) -> pickle.PickleBuffer | bytes:
+    """``data`` as a request body that python-requests and urllib3 send in one ``sendall``.
+
+    A ``memoryview`` or ``bytearray`` is iterable, so swiftclient and requests would take it
+    for a stream of chunks; ``bytes`` would be a copy of the segment. ``PickleBuffer`` is the
+    standard library's plain buffer: not iterable, no ``read``, so requests passes it on as
+    it is and urllib3 sends it as a buffer (the caller sets the ``Content-Length``). It wraps
+    the segment's ``bytearray`` itself, never a ``memoryview``: CPython 3.11's garbage
+    collector crashes on a PickleBuffer of a memoryview caught in a reference cycle (requests
+    makes cycles). A shorter last segment goes as a copy.
+    """
+    whole = segments.exact(data)
+    return pickle.PickleBuffer(whole) if isinstance(whole, bytearray) else whole
 
 
 def _keystone_session(auth_url: str, user: str, key: str, project_name: str | None,

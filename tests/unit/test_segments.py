@@ -33,18 +33,18 @@ class DictWriter(segments.SegmentedWriter):
         self.discarded: list[int] | None = None
         self.result: bytes | None = None
 
-    def _put_segment(self, number: int, data: bytes) -> str:
+    def _put_segment(self, number: int, data: memoryview) -> str:
         self.most_held = max(self.most_held, self._held)
         self.gate.wait(5)
         if number == self.fail_at:
             raise ConnectionResetError("reset by peer")
-        self.parts[number] = data
+        self.parts[number] = bytes(data)  # the buffer is reused once this returns
         md5 = segments.md5(data)
         self.check_etag(f"segment {number}", "0" * 32 if self.wrong_etag else f'"{md5}"', md5)
         return md5
 
-    def _put_single(self, data: bytes) -> str:
-        self.result = data
+    def _put_single(self, data: memoryview) -> str:
+        self.result = bytes(data)
         return "single"
 
     def _put_manifest(self, parts: list[segments.Segment]) -> str:
@@ -114,6 +114,48 @@ def test_a_segment_stored_with_another_etag_fails_the_write() -> None:
     with pytest.raises(errors.StoreError, match=r"segment \d was stored with ETag"), writer:
         writer.write(b"x" * (3 * MiB))
         writer.commit()
+
+
+def test_segment_buffers_are_reused_and_bounded_by_the_segments_in_flight() -> None:
+    data = bytes(range(256)) * (10 * MiB // 256)
+    writer = DictWriter(in_flight=2)
+    for i in range(0, len(data), 300_000):
+        writer.write(data[i:i + 300_000])
+    assert writer.commit() == "manifest" and writer.result == data  # no buffer overwritten early
+    assert writer.buffers.allocated <= 3  # two uploading, one being filled, for ten segments
+
+
+def test_a_failed_segment_gives_its_buffer_back() -> None:
+    writer = DictWriter(in_flight=2, fail_at=1)
+    with pytest.raises(errors.StoreError), writer:
+        for _ in range(6):
+            writer.write(b"x" * MiB)
+        writer.commit()
+    # every buffer is back in the pool: none still held by an upload thread or a failed segment
+    assert 0 < writer.buffers.allocated <= 3
+    assert writer.buffers.idle == writer.buffers.allocated
+
+
+def test_a_write_of_a_view_is_copied_before_the_caller_reuses_its_buffer() -> None:
+    source = bytearray(b"a" * (MiB + 10))
+    writer = DictWriter()
+    writer.write(memoryview(source))
+    source[:] = b"b" * len(source)  # the caller's read buffer, refilled
+    writer.commit()
+    assert writer.result == b"a" * (MiB + 10)
+
+
+def test_buffers_of_another_size_are_not_reused() -> None:
+    pool = segments.BufferPool()
+    pool.give(pool.take(MiB))
+    assert len(pool.take(2 * MiB)) == 2 * MiB and pool.allocated == 2
+    assert pool.idle == 0
+
+
+def test_exact_gives_a_whole_buffer_itself_and_copies_a_part() -> None:
+    buffer = bytearray(b"abcd")
+    assert segments.exact(memoryview(buffer)) is buffer
+    assert segments.exact(memoryview(buffer)[:2]) == b"ab"
 
 
 def test_exact_chunks_cuts_and_joins() -> None:
