@@ -27,14 +27,13 @@ import h11
 import httpcore
 import httpx
 
-from glint import buffers, digits, errors, urlfilter
+from glint import buffers, datapath, digits, errors, urlfilter
 from glint.scripts import contract
 
 USER_AGENT = "glint-import"
-READ_SIZE = 1024 * 1024  # bytes asked of the socket per read; a body's chunks are this size
-# Free buffers an import keeps for reuse: as many as the data path can hold at once (a chunk
-# being read, one being fed, two queued and one being consumed by the slowest stage).
-POOL_KEEP = 5
+# Bytes asked of the socket per read; a body's chunks are this size: the data path's batch,
+# which it passes on as it is.
+READ_SIZE = datapath.BATCH_SIZE
 
 
 @contextlib.contextmanager
@@ -96,7 +95,7 @@ def _socket_body(sock: socket.socket, pending: bytes, length: int, request: http
     to the brim (the last one to the end of the body): no new object per read, and the data path
     gets chunks it need not join. The data path gives each buffer back once it is done with it.
     """
-    pool = buffers.Pool(READ_SIZE, POOL_KEEP)
+    pool = buffers.Pool(READ_SIZE, datapath.POOL_KEEP)
     head = memoryview(pending)[:length]
     sock.settimeout(timeout)
     done = 0

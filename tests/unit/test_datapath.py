@@ -265,3 +265,25 @@ def test_a_failing_copy_leaves_the_pool_bounded_and_reuses_nothing_still_queued(
     assert writer.parts == pieces[:3]
     assert pool.made <= datapath.QUEUE_DEPTH + 3
     assert pool.free <= 5
+
+
+class _ViewWriter(_LateCopyWriter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.buffers: set[int] = set()
+
+    def write(self, data: bytes | memoryview) -> None:
+        assert isinstance(data, memoryview)
+        self.buffers.add(id(data.obj))
+        super().write(data)
+
+
+def test_small_chunks_are_batched_into_a_few_reused_buffers() -> None:
+    pieces = [bytes([i]) * 100_000 for i in range(200)]  # 19 batches and a bit
+    writer = _ViewWriter()
+    digest = datapath.copy(iter(pieces), writer, size_cap=1 << 40, hash_algo="sha512")
+    data = b"".join(pieces)
+    assert b"".join(writer.parts) == data
+    assert [len(p) for p in writer.parts] == [MiB] * 19 + [len(data) - 19 * MiB]
+    assert digest.hash_value == hashlib.sha512(data).hexdigest()
+    assert len(writer.buffers) <= datapath.POOL_KEEP
