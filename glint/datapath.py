@@ -48,7 +48,10 @@ _END = object()
 class Writer(Protocol):
     """Where ``copy`` puts the bytes (a store's writer, say): only ``write`` is called."""
 
-    def write(self, data: bytes | memoryview) -> None: ...
+    def write(self, data: bytes | memoryview) -> None:
+        """Take ``data``; a view may be of a buffer refilled once this returns (glint.buffers):
+        copy whatever is kept of it (``bytes(view)``)."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True)
