@@ -66,7 +66,9 @@ class Inspection:
 
     def __init__(self) -> None:
         self._inspectors = [cls() for cls in format_inspector.ALL_FORMATS.values()]
-        self._errors: dict[str, Exception] = {}
+        # Why each dropped inspector dropped out, as text: the exception's traceback would keep
+        # the inspector alive, and with it up to a MiB of captured regions, for the whole copy.
+        self._errors: dict[str, str] = {}
         self._decided = False
         self._pending = bytearray()  # not yet fed: less than a block, until decided
         self._probe_head = b""  # the first bytes, for qemu's probes
@@ -112,7 +114,7 @@ class Inspection:
                 inspector.eat_chunk(data)
             except Exception as exc:  # the data is not in this format (or is broken in it)
                 self._inspectors.remove(inspector)
-                self._errors[inspector.NAME] = exc
+                self._errors[inspector.NAME] = str(exc)
         if not self._decided and all(i.complete for i in self._inspectors if i.NAME != "raw"):
             # Complete inspectors never change their mind: keep only the matches (and raw).
             self._decided = True
@@ -150,7 +152,7 @@ class Inspection:
         return rich or [i for i in self._inspectors if i.NAME == "raw"]
 
 
-def _check_match(detected: str, declared: str, what: str, error: Exception | None) -> None:
+def _check_match(detected: str, declared: str, what: str, error: str | None) -> None:
     if detected == declared or (detected in RAW_ALIKE and declared in UNINSPECTABLE | {"raw"}):
         return
     if detected == "gpt":
