@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import mmap
 import threading
+import weakref
 
 
 class Buffer(mmap.mmap):
@@ -31,11 +32,13 @@ class Buffer(mmap.mmap):
 
     __slots__ = ("lent", "pool")
     lent: bool
-    pool: Pool
+    # Weak: a pool holds its free buffers, and a cycle would leave them (mapped) until the
+    # cyclic garbage collector came by, not gone when the copy that made them ends.
+    pool: weakref.ref[Pool]
 
     def __new__(cls, size: int, pool: Pool) -> Buffer:
         buffer = super().__new__(cls, -1, size, flags=mmap.MAP_PRIVATE)  # anonymous, unshared
-        buffer.pool = pool
+        buffer.pool = weakref.ref(pool)
         buffer.lent = False
         return buffer
 
@@ -87,5 +90,6 @@ def lent(chunk: object) -> Buffer | None:
 def give_back(chunk: object) -> None:
     """Return the buffer behind ``chunk`` to its pool, if it is a lent one."""
     buffer = lent(chunk)
-    if buffer is not None:
-        buffer.pool.release(buffer)
+    pool = buffer.pool() if buffer is not None else None
+    if buffer is not None and pool is not None:  # else its copy is over: it is dropped
+        pool.release(buffer)

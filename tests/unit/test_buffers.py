@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 
 from glint import buffers
@@ -45,3 +48,19 @@ def test_only_views_of_lent_buffers_are_given_back() -> None:
     buffers.give_back(b"bytes")  # nothing to give back
     buffers.give_back(buffers.view(buffer, 8))
     assert buffers.lent(buffers.view(buffer, 8)) is None  # back in the pool
+
+
+def test_a_pool_and_its_buffers_go_as_soon_as_its_owner_drops_it() -> None:
+    # No reference cycle: the buffers' memory goes back when the copy ends, not at the next
+    # run of the cyclic garbage collector.
+    gc.disable()
+    try:
+        pool = buffers.Pool(16, keep=2)
+        out = pool.take()
+        buffers.give_back(buffers.view(pool.take(), 16))
+        gone = weakref.ref(pool)
+        del pool
+        assert gone() is None
+        buffers.give_back(buffers.view(out, 16))  # its pool is gone: dropped, no error
+    finally:
+        gc.enable()
