@@ -15,6 +15,10 @@ after each round of 8 concurrent imports the server's RSS stood 40-60 MiB higher
 the one before. So once a copy ends it asks malloc to return its free pages to the system
 (``malloc_trim``, a millisecond or two once per copy): the RSS then falls back after a round
 (BENCHMARKS.md, issue 18).
+
+Chunks may be views of buffers lent by a :class:`glint.buffers.Pool` (an import's reader fills
+a few buffers over and over rather than allocating one per chunk): ``copy`` gives each back
+once every stage has consumed it, and only then may the reader fill it again.
 """
 
 from __future__ import annotations
@@ -30,10 +34,13 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from glint import errors
+from glint import buffers, errors
 
 BATCH_SIZE = 1024 * 1024  # smaller chunks are joined up to this size before they are handed on
 QUEUE_DEPTH = 2
+# Free batch buffers a copy keeps: as many as can be out at once (one being filled, one being
+# fed, QUEUE_DEPTH queued and one being consumed by the slowest stage).
+POOL_KEEP = QUEUE_DEPTH + 3
 _POLL = 0.1  # seconds a blocked hand-off waits before it looks for a failed stage
 _END = object()
 
@@ -41,7 +48,10 @@ _END = object()
 class Writer(Protocol):
     """Where ``copy`` puts the bytes (a store's writer, say): only ``write`` is called."""
 
-    def write(self, data: bytes | memoryview) -> None: ...
+    def write(self, data: bytes | memoryview) -> None:
+        """Take ``data``; a view may be of a buffer refilled once this returns (glint.buffers):
+        copy whatever is kept of it (``bytes(view)``)."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,23 +145,36 @@ class _Limit:
 
 
 def _batches(chunks: Iterable[bytes], limit: _Limit) -> Iterable[bytes]:
-    """Join small chunks into batches of about BATCH_SIZE (fewer hand-offs); pass big ones on."""
-    pending: list[bytes] = []
-    pending_size = 0
+    """Small chunks copied into batches of BATCH_SIZE (fewer hand-offs); big ones pass on.
+
+    A batch is a buffer of a small per-copy pool, lent down the pipeline and refilled once it
+    came back: no new MiB per batch (a ``b"".join`` each time held 8 MiB among 8 imports and
+    left the allocator's arenas fragmented). A lent chunk copied into a batch goes back to its
+    own pool at once.
+    """
+    pool = buffers.Pool(BATCH_SIZE, POOL_KEEP)
+    batch: buffers.Buffer | None = None
+    filled = 0
     for chunk in chunks:
         if not chunk:
             continue
         limit.add(len(chunk))
-        if not pending and len(chunk) >= BATCH_SIZE:
+        if batch is None and len(chunk) >= BATCH_SIZE:
             yield chunk
             continue
-        pending.append(chunk)
-        pending_size += len(chunk)
-        if pending_size >= BATCH_SIZE:
-            yield b"".join(pending)
-            pending, pending_size = [], 0
-    if pending:
-        yield b"".join(pending)
+        rest = memoryview(chunk)
+        while rest:
+            if batch is None:
+                batch, filled = pool.take(), 0
+            count = min(len(rest), BATCH_SIZE - filled)
+            batch[filled:filled + count] = rest[:count]
+            filled, rest = filled + count, rest[count:]
+            if filled == BATCH_SIZE:
+                yield buffers.view(batch, filled)  # type: ignore[misc]  # bytes-like
+                batch = None
+        buffers.give_back(chunk)
+    if batch is not None:
+        yield buffers.view(batch, filled)  # type: ignore[misc]  # bytes-like
 
 
 class _Pipeline:
@@ -167,8 +190,12 @@ class _Pipeline:
             stage.start()
 
     def feed(self, chunk: bytes) -> None:
+        """Queue ``chunk`` for every stage; a lent one goes back once the last has consumed it."""
+        item: object = chunk
+        if buffers.lent(chunk) is not None:
+            item = _Shared(chunk, len(self._stages))
         for stage in self._stages:
-            self._put(stage, chunk)
+            self._put(stage, item)
 
     def finish(self) -> None:
         """Wait for every stage to consume everything fed so far; raise a stage's error."""
@@ -205,6 +232,25 @@ class _Pipeline:
         raise errors.ScriptError("Data copy stopped")  # pragma: no cover - halt implies an error
 
 
+class _Shared:
+    """A lent chunk on its way through several stages: the last to finish gives it back.
+
+    A stage that fails or is halted never says it finished, so the buffer of a chunk still
+    queued when a copy fails is not reused: it is freed with the queue."""
+
+    def __init__(self, chunk: bytes, users: int) -> None:
+        self.chunk = chunk
+        self._users = users
+        self._lock = threading.Lock()
+
+    def consumed(self) -> None:
+        with self._lock:
+            self._users -= 1
+            last = self._users == 0
+        if last:
+            buffers.give_back(self.chunk)
+
+
 class _Stage(threading.Thread):
     def __init__(self, consume: Callable[[bytes], Any], halt: threading.Event) -> None:
         super().__init__(name=f"glint-datapath-{getattr(consume, '__qualname__', 'stage')}",
@@ -220,6 +266,10 @@ class _Stage(threading.Thread):
                 item = self.queue.get()
                 if item is _END or self._halt.is_set():
                     return
+                if isinstance(item, _Shared):
+                    self._consume(item.chunk)
+                    item.consumed()
+                    continue
                 assert isinstance(item, bytes)
                 self._consume(item)
         except BaseException as exc:  # handed to the feeding thread, which re-raises it

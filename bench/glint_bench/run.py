@@ -184,15 +184,21 @@ class Run:
         transfers.check_downloads(glint, imported.image_ids, source)
         rounds = [{"peak_rss_mib": max(done["imports"]["peak_rss_mib"],
                                        done["downloads_cold"]["peak_rss_mib"]),
+                   "imports_peak_rss_mib": done["imports"]["peak_rss_mib"],
+                   "downloads_peak_rss_mib": done["downloads_cold"]["peak_rss_mib"],
                    "rss_after_mib": round(procs.rss_mib(glint.process.pid), 1)}]
         for number in range(2, self.cfg.rounds + 1):
             self.say(f"glint: round {number} of {streams} imports, then downloads, at once")
             transfers.delete_images(glint, imported.image_ids)
             imported = transfers.imports(glint, f"http://127.0.0.1:{port}/source.bin", source,
                                          streams)
+            after_imports = round(procs.rss_mib(glint.process.pid), 1)
             downloaded = transfers.downloads(glint, imported.image_ids, source.size)
             rounds.append({"peak_rss_mib": round(max(imported.watch.peak_mib,
                                                      downloaded.watch.peak_mib), 1),
+                           "imports_peak_rss_mib": round(imported.watch.peak_mib, 1),
+                           "rss_after_imports_mib": after_imports,
+                           "downloads_peak_rss_mib": round(downloaded.watch.peak_mib, 1),
                            "rss_after_mib": round(procs.rss_mib(glint.process.pid), 1)})
         done["rounds"] = rounds
         self.procs.stop(glint.process)

@@ -176,7 +176,10 @@ class RequestContext(Protocol):
 class StoreWriter(Protocol):
     """An unfinished write: nothing is visible until ``commit`` returns its location."""
 
-    def write(self, data: bytes | memoryview) -> None: ...
+    def write(self, data: bytes | memoryview) -> None:
+        """Take ``data``; a view may be of a buffer refilled once this returns (glint.buffers):
+        copy whatever is kept of it (``bytes(view)``)."""
+        ...
 
     def commit(self) -> str: ...
 

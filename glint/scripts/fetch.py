@@ -27,11 +27,13 @@ import h11
 import httpcore
 import httpx
 
-from glint import digits, errors, urlfilter
+from glint import buffers, datapath, digits, errors, urlfilter
 from glint.scripts import contract
 
 USER_AGENT = "glint-import"
-READ_SIZE = 1024 * 1024  # bytes asked of the socket per read
+# Bytes asked of the socket per read; a body's chunks are this size: the data path's batch,
+# which it passes on as it is.
+READ_SIZE = datapath.BATCH_SIZE
 
 
 @contextlib.contextmanager
@@ -87,25 +89,42 @@ def _unread_body(response: httpx.Response) -> tuple[socket.socket | None, bytes 
 
 def _socket_body(sock: socket.socket, pending: bytes, length: int, request: httpx.Request,
                  timeout: float | None) -> Iterator[bytes]:
-    """``length`` bytes: ``pending`` first, then the socket's, in reads of up to READ_SIZE."""
-    left = length
-    if pending:
-        left -= len(pending[:left])
-        yield pending[:length]
+    """``length`` bytes: ``pending`` first, then the socket's, as views of full READ_SIZE buffers.
+
+    Each buffer comes from a small pool (:mod:`glint.buffers`) and is filled with ``recv_into``
+    to the brim (the last one to the end of the body): no new object per read, and the data path
+    gets chunks it need not join. The data path gives each buffer back once it is done with it.
+    """
+    pool = buffers.Pool(READ_SIZE, datapath.POOL_KEEP)
+    head = memoryview(pending)[:length]
     sock.settimeout(timeout)
-    while left > 0:
-        try:
-            data = sock.recv(min(left, READ_SIZE))
-        except TimeoutError as exc:  # socket.timeout
-            raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
-        except OSError as exc:
-            raise httpx.ReadError(str(exc), request=request) from exc
-        if not data:  # what h11 says of a body cut short
-            raise httpx.RemoteProtocolError(
-                f"peer closed connection without sending complete message body: received "
-                f"{length - left} bytes, expected {length}", request=request)
-        left -= len(data)
-        yield data
+    done = 0
+    while done < length:
+        size = min(length - done, READ_SIZE)
+        chunk = buffers.view(pool.take(), size)
+        filled = min(len(head), size)
+        chunk[:filled] = head[:filled]
+        head = head[filled:]
+        while filled < size:
+            filled += _recv_into(sock, chunk[filled:], request, done + filled, length)
+        done += size
+        yield chunk  # type: ignore[misc]  # a bytes-like view: every consumer takes one
+
+
+def _recv_into(sock: socket.socket, into: memoryview, request: httpx.Request, received: int,
+               length: int) -> int:
+    """Bytes read into ``into`` (at least one), with httpx's errors as h11's path raises them."""
+    try:
+        count = sock.recv_into(into)
+    except TimeoutError as exc:  # socket.timeout
+        raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
+    except OSError as exc:
+        raise httpx.ReadError(str(exc), request=request) from exc
+    if not count:  # what h11 says of a body cut short
+        raise httpx.RemoteProtocolError(
+            f"peer closed connection without sending complete message body: received "
+            f"{received} bytes, expected {length}", request=request)
+    return count
 
 
 def client(settings: contract.ScriptSettings) -> httpx.Client:

@@ -14,7 +14,10 @@ if TYPE_CHECKING:
 class StoreWriter(Protocol):
     """Receives one image's bytes. Nothing is visible under the final key until ``commit``."""
 
-    def write(self, data: bytes | memoryview) -> None: ...
+    def write(self, data: bytes | memoryview) -> None:
+        """Take ``data``; a view may be of a buffer refilled once this returns (glint.buffers):
+        copy whatever is kept of it (``bytes(view)``)."""
+        ...
 
     def commit(self) -> str:
         """Make the bytes durable and visible; return the location to record on the image."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from glint import datapath, errors
+from glint import buffers, datapath, errors
 from glint.stores.memory import MemoryStore
 
 MiB = 1024 * 1024
@@ -197,3 +197,93 @@ def test_free_memory_is_handed_back_once_a_copy_ends(monkeypatch: pytest.MonkeyP
 
 def test_release_free_memory_runs_here() -> None:
     datapath.release_free_memory()  # glibc's malloc_trim, or nothing where there is none
+
+
+class _CountingPool(buffers.Pool):
+    def __init__(self, size: int, keep: int) -> None:
+        super().__init__(size, keep)
+        self.made = 0
+
+    def take(self) -> buffers.Buffer:
+        self.made += self.free == 0  # only the reader's thread takes
+        return super().take()
+
+
+def _pooled(pool: buffers.Pool, pieces: list[bytes]) -> Iterator[bytes]:
+    """``pieces`` as an import's reader hands them on: each written into a pool buffer."""
+    for piece in pieces:
+        buffer = pool.take()
+        buffer[:len(piece)] = piece
+        yield buffers.view(buffer, len(piece))  # type: ignore[misc]
+
+
+class _LateCopyWriter:
+    """Keeps a copy of each chunk, made only after a pause: a buffer refilled meanwhile shows."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.parts: list[bytes] = []
+        self.fail_after = fail_after
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self.fail_after is not None and len(self.parts) >= self.fail_after:
+            raise OSError(28, "No space left on device")
+        time.sleep(0.002)
+        self.parts.append(bytes(data))
+
+
+def test_a_lent_buffer_is_refilled_only_once_every_stage_is_done_with_it() -> None:
+    pool = _CountingPool(MiB, keep=5)
+    pieces = [bytes([i]) * MiB for i in range(40)]
+    writer = _LateCopyWriter()
+    digest = datapath.copy(_pooled(pool, pieces), writer, size_cap=1 << 40, hash_algo="sha512")
+    data = b"".join(pieces)
+    assert b"".join(writer.parts) == data
+    assert (digest.checksum, digest.hash_value) == (hashlib.md5(data).hexdigest(),
+                                                    hashlib.sha512(data).hexdigest())
+    assert pool.made <= datapath.QUEUE_DEPTH + 3  # reused, not one per chunk
+    assert pool.free == pool.made  # every one given back
+
+
+def test_small_lent_chunks_are_given_back_once_joined() -> None:
+    pool = _CountingPool(MiB, keep=5)
+    pieces = [bytes([i]) * (256 * 1024) for i in range(40)]
+    digest, stored = _copy(list(_pooled(pool, pieces)))  # all out at once: 40 buffers
+    assert stored == b"".join(pieces) and digest.size == 10 * MiB
+    assert pool.free == 5
+    writer = _LateCopyWriter()
+    datapath.copy(_pooled(pool, pieces), writer, size_cap=1 << 40, hash_algo="md5")
+    assert b"".join(writer.parts) == b"".join(pieces)
+    assert pool.made == 40  # the second copy made none
+
+
+def test_a_failing_copy_leaves_the_pool_bounded_and_reuses_nothing_still_queued() -> None:
+    pool = _CountingPool(MiB, keep=5)
+    pieces = [bytes([i]) * MiB for i in range(200)]
+    writer = _LateCopyWriter(fail_after=3)
+    with pytest.raises(OSError, match="No space left"):
+        datapath.copy(_pooled(pool, pieces), writer, size_cap=1 << 40, hash_algo="sha512")
+    assert writer.parts == pieces[:3]
+    assert pool.made <= datapath.QUEUE_DEPTH + 3
+    assert pool.free <= 5
+
+
+class _ViewWriter(_LateCopyWriter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.buffers: set[int] = set()
+
+    def write(self, data: bytes | memoryview) -> None:
+        assert isinstance(data, memoryview)
+        self.buffers.add(id(data.obj))
+        super().write(data)
+
+
+def test_small_chunks_are_batched_into_a_few_reused_buffers() -> None:
+    pieces = [bytes([i]) * 100_000 for i in range(200)]  # 19 batches and a bit
+    writer = _ViewWriter()
+    digest = datapath.copy(iter(pieces), writer, size_cap=1 << 40, hash_algo="sha512")
+    data = b"".join(pieces)
+    assert b"".join(writer.parts) == data
+    assert [len(p) for p in writer.parts] == [MiB] * 19 + [len(data) - 19 * MiB]
+    assert digest.hash_value == hashlib.sha512(data).hexdigest()
+    assert len(writer.buffers) <= datapath.POOL_KEEP

@@ -205,3 +205,15 @@ def test_reaper_pass_sweeps_old_unfinished_writes(make_glint: MakeGlint,
 def test_store_tmp_max_age_must_outlast_the_task_time_limit() -> None:
     with pytest.raises(pydantic.ValidationError, match="store_tmp_max_age"):
         settings_mod.Settings(store_tmp_max_age=3600, task_time_limit=3600)
+
+
+def test_a_writer_keeps_no_view_of_a_buffer_refilled_after_write(
+        store: FilesystemStore | MemoryStore) -> None:
+    # An import's reader refills its buffers once the data path is done with them (glint.buffers).
+    buffer = bytearray(b"first ")
+    with store.writer("img-1") as writer:
+        writer.write(memoryview(buffer))
+        buffer[:] = b"later "
+        writer.write(memoryview(buffer)[:5])
+        location = writer.commit()
+    assert b"".join(store.read(location)) == b"first later"

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from glint import errors, gate, qemu_img
+from glint import errors, gate, inspection, qemu_img
 from tests.unit.security import corpus
 
 CHUNKINGS = {
@@ -103,3 +103,30 @@ def test_opaque_containers_still_refuse_unsafe_disks(cases: list[corpus.Case],
     passed = [case.name for case in unsafe
               if outcome(image_gate, case, [case.data], "ovf").startswith("passed")]
     assert passed == []
+
+
+def _reused_buffer(data: bytes, size: int) -> Iterable[bytes]:
+    """``data`` in ``size`` views of one buffer, scribbled over once the gate has seen each: as
+    an import's reader reuses its buffers (glint.buffers). A gate that kept a view would judge
+    the scribbles."""
+    buffer = bytearray(size)
+    for start in range(0, len(data), size):
+        piece = data[start:start + size]
+        buffer[:len(piece)] = piece
+        yield memoryview(buffer)[:len(piece)]  # type: ignore[misc]
+        buffer[:] = b"QFI\xfb" * (size // 4)
+
+
+def test_the_gate_keeps_no_view_of_a_reused_buffer(cases: list[corpus.Case],
+                                                   image_gate: gate.ImageGate,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Blocks of 4 KiB, so that the corpus's small files reach the inspectors as views too.
+    monkeypatch.setattr(inspection, "BLOCK_SIZE", 4096)
+    differs = {}
+    for case in cases:
+        fresh = outcome(image_gate, case, [case.data[i:i + 4096]
+                                           for i in range(0, len(case.data), 4096)])
+        reused = outcome(image_gate, case, _reused_buffer(case.data, 4096))
+        if fresh != reused:
+            differs[case.name] = (fresh, reused)
+    assert differs == {}
