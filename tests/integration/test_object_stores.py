@@ -125,6 +125,26 @@ def test_a_large_image_is_stored_in_segments_and_read_back_whole(store: ObjectSt
     assert list(store.locations()) == [] and leftovers(store) == []
 
 
+def test_a_writer_keeps_no_view_of_a_buffer_refilled_after_write(store: ObjectStore) -> None:
+    # An import's reader refills its buffers once write returns (glint.buffers): segments,
+    # the part being filled and a single small object must all hold copies.
+    buffer, expected = bytearray(3 * MiB), []
+    with store.writer("img-refilled") as writer:
+        for round_ in range(4):  # 12 MiB: two full segments and a part of a third
+            buffer[:] = bytes([round_]) * len(buffer)
+            writer.write(memoryview(buffer))
+            expected.append(bytes(buffer))
+        location = writer.commit()
+    assert b"".join(store.read(location)) == b"".join(expected)
+    small = bytearray(b"first ")
+    with store.writer("img-small") as writer:
+        writer.write(memoryview(small))
+        small[:] = b"later "
+        writer.write(memoryview(small)[:5])
+        single = writer.commit()
+    assert b"".join(store.read(single)) == b"first later"
+
+
 def test_a_failed_write_leaves_no_segment(store: ObjectStore) -> None:
     with pytest.raises(RuntimeError), store.writer("img-aborted") as writer:
         writer.write(os.urandom(11 * MiB))
