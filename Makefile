@@ -62,7 +62,7 @@ lint: venv  ## ruff, mypy and the layering contracts (import-linter)
 	$(BIN)/lint-imports
 
 test: venv tools services lint  ## Lint, then unit, integration (with the wheel installed in a clean venv), acceptance and example-package tests
-	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS) tests/unit tests/integration tests/keystone tests/acceptance \
+	$(BIN)/pytest --cov --cov-report=term --durations=25 $(PYTEST_ARGS) tests/unit tests/integration tests/keystone tests/acceptance \
 		$(EXAMPLE)/tests
 
 # OpenStack's tempest Images API suite against glint in keystone mode, with a real Keystone

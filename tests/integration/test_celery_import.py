@@ -86,7 +86,9 @@ def test_imports_survive_workers_killed_mid_import(
         assert row.status == "success" or row.message, task_id
     succeeded = {row.result["image_id"]: tasks[t] for t, row in rows.items()
                  if row is not None and row.status == "success" and row.result}
-    assert len(succeeded) >= IMAGES - 1
+    failed = {tasks[t]: row.message for t, row in rows.items()
+              if row is not None and row.status != "success"}
+    assert len(succeeded) >= IMAGES - 1, failed
     extra = [(i.id, i.name, i.status) for i in images if i.id not in succeeded]
     assert not extra  # no duplicate, nothing half-made left
     assert {i.id for i in images} == set(succeeded)
