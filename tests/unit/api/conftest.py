@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -40,3 +42,19 @@ def make_client(make_glint: Callable[..., app.Glint]) -> Iterator[Callable[..., 
     for test_client in opened:
         test_client.__exit__(None, None, None)
 
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The byte counts ``os.sendfile`` returned, call by call, for sends to a socket (not the
+    read-ahead's, to /dev/null)."""
+    counts: list[int] = []
+    real = os.sendfile
+
+    def counting(out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
+        done = real(out_fd, in_fd, offset, count)
+        if stat.S_ISSOCK(os.fstat(out_fd).st_mode):
+            counts.append(done)
+        return done
+
+    monkeypatch.setattr(os, "sendfile", counting)
+    return counts

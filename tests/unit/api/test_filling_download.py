@@ -10,7 +10,6 @@ import http.client
 import os
 import pathlib
 import socket
-import stat
 import struct
 import time
 from collections.abc import Callable, Iterator
@@ -39,21 +38,6 @@ def port(glint: app.Glint) -> Iterator[int]:
     with serving(create_app(glint, manage_lifecycle=False)) as bound:
         yield bound
 
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The byte counts ``os.sendfile`` sent to a socket, call by call."""
-    counts: list[int] = []
-    real = os.sendfile
-
-    def counting(out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
-        done = real(out_fd, in_fd, offset, count)
-        if stat.S_ISSOCK(os.fstat(out_fd).st_mode):
-            counts.append(done)
-        return done
-
-    monkeypatch.setattr(os, "sendfile", counting)
-    return counts
 
 
 def download(port: int, image_id: str) -> tuple[int, bytes]:

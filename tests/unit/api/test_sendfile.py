@@ -14,7 +14,6 @@ import logging
 import os
 import pathlib
 import socket
-import stat
 import struct
 import sys
 import threading
@@ -44,22 +43,6 @@ from tests.unit.api.support import CTX_A, PROJECT_A, add_image
 DATA = os.urandom(3 * 1024 * 1024 + 12345)
 BIG = 16 * 1024 * 1024  # more than loopback's socket buffers hold: the send has to wait
 
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The byte counts ``os.sendfile`` returned, call by call, for sends to a socket (not the
-    read-ahead's, to /dev/null)."""
-    counts: list[int] = []
-    real = os.sendfile
-
-    def counting(out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
-        done = real(out_fd, in_fd, offset, count)
-        if stat.S_ISSOCK(os.fstat(out_fd).st_mode):
-            counts.append(done)
-        return done
-
-    monkeypatch.setattr(os, "sendfile", counting)
-    return counts
 
 
 def total(sent: list[int], expected: int) -> int:
