@@ -47,8 +47,11 @@ def test_imports_survive_workers_killed_mid_import(
     url, queue = broker
     store_path = tmp_path / "images"
     store = FilesystemStore(store_path)
+    # Up to 3 kills may hit one task each time (its retry lands on the replacement worker):
+    # attempts enough that no task runs out of them here (the limit is tested on its own).
     api = make_glint(registry=Registry.of({"import": web_import}), executor="celery",
-                     store=store, broker_url=url, task_default_queue=queue, **LEASE)
+                     store=store, broker_url=url, task_default_queue=queue,
+                     task_max_attempts=5, **LEASE)
     workers = Workers(tmp_path, database_url, url, queue)
     workers.env.update({"GLINT_STORE": "filesystem", "GLINT_STORE_PATH": str(store_path),
                         "GLINT_IMPORT_ALLOWED_HOSTS": '["127.0.0.1"]'})

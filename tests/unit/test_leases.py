@@ -52,9 +52,10 @@ def history(glint: app.Glint, task_id: str) -> list[tuple[int, str, str | None]]
 
 def steal(glint: app.Glint, task_id: str, owner: str = "thief") -> leases.Lease:
     """Expire the current lease and claim the task as another runner would."""
+    # One transaction: the holder's heartbeat must not renew the lease in between.
     with glint.db.session() as session:
         session.get(models.Task, task_id).lease_expires_at = datetime.datetime(2000, 1, 1)  # type: ignore[union-attr]
-    with glint.db.session() as session:
+        session.flush()  # the claim is a Core statement: the session does not flush for it
         lease = leases.claim(session, task_id, owner, 30, models.utcnow())
     assert lease is not None
     return lease
