@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -40,3 +41,15 @@ def uvicorn_on(listener: socket.socket, asgi_app: Any,
         server.should_exit = True
         thread.join(10)
         listener.close()
+
+
+def abandon_download(port: int, image_id: str, headers: dict[str, str]) -> None:
+    """Start downloading ``image_id`` and reset the connection once some bytes arrived (a
+    reset, not a close: the server's next write fails at once)."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        sock.sendall(f"GET /v2/images/{image_id}/file HTTP/1.1\r\nHost: x\r\n{head}\r\n"
+                     .encode())
+        assert sock.recv(256 * 1024)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -9,8 +9,6 @@ import hashlib
 import http.client
 import os
 import pathlib
-import socket
-import struct
 import time
 from collections.abc import Callable, Iterator
 
@@ -20,7 +18,7 @@ from glint import app
 from glint.api import filling_download
 from glint.api.app import create_app
 from glint.stores.memory import MemoryStore
-from tests.serving import serving
+from tests.serving import abandon_download, serving
 from tests.unit.api.support import CTX_A, PROJECT_A, add_image
 
 MiB = 1024 * 1024
@@ -103,13 +101,7 @@ def test_a_fill_that_fails_midway_never_stops_the_download(
 
 def test_a_client_gone_midway_abandons_the_fill(glint: app.Glint, port: int) -> None:
     image = add_image(glint, CTX_A, DATA)
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        head = "".join(f"{k}: {v}\r\n" for k, v in PROJECT_A.items())
-        sock.sendall(f"GET /v2/images/{image.id}/file HTTP/1.1\r\nHost: x\r\n{head}\r\n"
-                     .encode())
-        assert sock.recv(256 * 1024)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    abandon_download(port, image.id, PROJECT_A)
     assert settled(glint, image.id, cached=False)
     assert download(port, image.id) == (200, DATA)  # and the next download fills it
     assert settled(glint, image.id, cached=True)

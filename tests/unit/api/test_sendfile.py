@@ -14,7 +14,6 @@ import logging
 import os
 import pathlib
 import socket
-import struct
 import sys
 import threading
 import time
@@ -36,7 +35,7 @@ from glint.server.sendfile import SendfileProtocol
 from glint.stores.filesystem import FilesystemStore
 from glint.stores.memory import MemoryStore
 from glint.stores.multi import MultiStore
-from tests.serving import serving, uvicorn_on
+from tests.serving import abandon_download, serving, uvicorn_on
 from tests.tools import unavailable
 from tests.unit.api.support import CTX_A, PROJECT_A, add_image
 
@@ -273,14 +272,7 @@ def test_a_client_gone_mid_download_leaves_the_server_serving(
     data = os.urandom(BIG)
     image = add_image(fs_glint, CTX_A, data)
     for _ in range(3):
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-            head = "".join(f"{k}: {v}\r\n" for k, v in PROJECT_A.items())
-            sock.sendall(f"GET /v2/images/{image.id}/file HTTP/1.1\r\nHost: x\r\n{head}\r\n"
-                         .encode())
-            assert sock.recv(256 * 1024)
-            # Reset rather than close: the server's next write fails at once.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        abandon_download(port, image.id, PROJECT_A)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     response, body = get(conn, f"/v2/images/{image.id}/file")
     conn.close()
