@@ -15,6 +15,7 @@ metrics; docs/grafana/glint.json is a dashboard built on them.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
@@ -24,7 +25,7 @@ from typing import Any
 
 import prometheus_client
 import sqlalchemy as sa
-from prometheus_client import multiprocess, registry
+from prometheus_client import multiprocess, registry, values
 from prometheus_client.core import GaugeMetricFamily
 
 from glint.db import engine, models
@@ -198,12 +199,46 @@ CACHE_FAMILIES = {
 }
 
 
+METRICS = (TASKS_CREATED, TASKS_FINISHED, TASK_DURATION, TASK_QUEUE_WAIT, TASK_RETRIES,
+           LEASE_EXPIRIES, REAPER_ACTIONS, DATA_BYTES, CACHE_REQUESTS, CACHE_FILLS,
+           CACHE_EVICTIONS, HTTP_REQUESTS, HTTP_DURATION)
+_held_across_fork: list[Any] = []
+
+
+def hold_locks_across_fork() -> None:
+    """For a process that forks while its threads count (``glint worker --pool prefork``,
+    whose parent's reaper and health port go on while Celery forks a child): each fork waits
+    until no thread is inside a metric update, and the child gets those locks free.
+
+    prometheus-client's locks are plain locks, and a fork copies them as they are: a child
+    forked while a thread of the parent held one finds it held by a thread it does not have,
+    and hangs at its first count. In multiprocess mode one lock serves every value of the
+    process (it is the library's, reached through its class's closure); each labelled metric
+    has another for its children. The library takes a metric's lock, then the value lock
+    (making a child makes its value), and so do these hooks. Idempotent."""
+    if _held_across_fork:
+        return
+    locks = [lock for lock in (getattr(metric, "_lock", None) for metric in METRICS) if lock]
+    value_lock = inspect.getclosurevars(values.ValueClass.inc).nonlocals.get("lock")
+    if value_lock is not None:  # multiprocess mode (MutexValue has a lock per value)
+        locks.append(value_lock)
+    _held_across_fork.extend(locks)
+
+    def acquire() -> None:
+        for lock in _held_across_fork:
+            lock.acquire()
+
+    def release() -> None:
+        for lock in reversed(_held_across_fork):
+            lock.release()
+
+    os.register_at_fork(before=acquire, after_in_parent=release, after_in_child=release)
+
+
 def names() -> set[str]:
     """Every metric name glint exposes, as scraped (``_total``, ``_bucket``... included)."""
     found = set(DATABASE_FAMILIES) | set(CACHE_FAMILIES)
-    for metric in (TASKS_CREATED, TASKS_FINISHED, TASK_DURATION, TASK_QUEUE_WAIT, TASK_RETRIES,
-                   LEASE_EXPIRIES, REAPER_ACTIONS, DATA_BYTES, CACHE_REQUESTS, CACHE_FILLS,
-                   CACHE_EVICTIONS, HTTP_REQUESTS, HTTP_DURATION):
+    for metric in METRICS:
         for family in metric.describe():
             found.update(sample_name(family.name, family.type))
     return found

@@ -33,11 +33,28 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = sa.make_url(url)
+        self._open()
+
+    def _open(self) -> None:
         self.engine = _make_engine(self.url)
         self._turns = threading.RLock() if self.is_sqlite else None
         self._sessions = orm.sessionmaker(self.engine, expire_on_commit=False)
         self._readers = orm.sessionmaker(
             self.engine.execution_options(glint_readonly=True), expire_on_commit=False)
+
+    def after_fork(self) -> None:
+        """In a forked child (a ``glint worker --pool prefork`` child): an engine of its own.
+
+        The parent's pool is dropped untouched: its connections are the parent's (psycopg
+        does not close a connection in a process other than the one that opened it). Its
+        engine is not reused either, as ``dispose(close=False)`` would: the fork copies
+        whatever a thread of the parent was doing at that moment, and a thread part-way
+        through the engine's first connection leaves the child a dialect never initialised,
+        with SQLAlchemy's run-once hook that initialises it already spent (the child's first
+        autocommit connection then failed to go back to its pool: ``PGDialect_psycopg``
+        has no ``default_isolation_level``). A new engine starts that from the beginning, and
+        so does this process's SQLite lock (a copy may be held by a thread that is gone)."""
+        self._open()
 
     @contextlib.contextmanager
     def session(self) -> Iterator[orm.Session]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 
-from glint import app, health
+from glint import app, health, metrics
 from glint.executors import celery as celery_executor
 
 LOG = logging.getLogger(__name__)
@@ -23,9 +23,9 @@ def work(glint: app.Glint, executor: celery_executor.CeleryExecutor, queues: str
     settings = glint.settings
     chosen = queues or ",".join(celery_executor.queue_names(settings))
     celery_executor.say_outcomes()  # Celery's line for a run: "ran in", and its outcome
-    if pool == "prefork":  # children must not share the parent's database connections
-        signals.worker_process_init.connect(
-            lambda **_: glint.db.engine.dispose(close=False), weak=False)
+    if pool == "prefork":  # Celery forks children while this process's threads run
+        metrics.hold_locks_across_fork()
+        signals.worker_process_init.connect(lambda **_: glint.db.after_fork(), weak=False)
     # SIGTERM or SIGINT: take no new task from here on (the consumer stops only at its next
     # poll, seconds later; what it still receives goes back to the queue).
     signals.worker_shutting_down.connect(lambda **_: executor.drain(), weak=False)

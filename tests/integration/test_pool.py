@@ -6,7 +6,10 @@ glint pings a pooled connection at checkout only when it sat idle for ``RECENTLY
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+import traceback
 
 import pytest
 import sqlalchemy as sa
@@ -49,4 +52,50 @@ def test_a_connection_used_a_moment_ago_fails_once_then_the_pool_recovers(
             _backend(db)
         assert _backend(db) != dead
     finally:
+        db.dispose()
+
+
+def test_a_child_forked_during_the_first_connection_gets_a_working_engine(
+        postgres_url: str) -> None:
+    """A prefork worker's children are forked while the parent's threads use the database: one
+    may be part-way through the engine's first connection (the dialect's initialisation).
+    The child's engine must work all the same, autocommit statements included (with the
+    parent's engine kept, the dialect stayed uninitialised and the first ``one_statement``
+    failed going back to the pool: CI, stop 21)."""
+    db = engine.Database(postgres_url)
+    inside, release = threading.Event(), threading.Event()
+    initialize = db.engine.dialect.initialize
+
+    def held_initialize(connection: sa.Connection) -> None:
+        inside.set()
+        release.wait(10)
+        initialize(connection)
+
+    db.engine.dialect.initialize = held_initialize  # type: ignore[method-assign]
+    parent_thread = threading.Thread(target=_backend, args=(db,))
+    parent_thread.start()
+    try:
+        assert inside.wait(10), "the first connection did not start"
+        pid = os.fork()
+        if pid == 0:  # the child: what glint worker's prefork children do, then their writes
+            code = 1
+            try:
+                db.after_fork()
+                with db.one_statement() as connection:
+                    connection.execute(sa.text("SELECT 1"))
+                with db.one_statement() as connection:  # back from the pool, reset
+                    connection.execute(sa.text("SELECT 1"))
+                _backend(db)
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        release.set()
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "the child's database calls failed"
+        _backend(db)  # the parent's engine is untouched
+    finally:
+        release.set()
+        parent_thread.join()
         db.dispose()

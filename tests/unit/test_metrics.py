@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import pathlib
 import re
+import subprocess
+import sys
 import types
 import urllib.request
 from collections.abc import Iterator
@@ -212,3 +215,40 @@ def test_the_server_names_the_same_multiprocess_directory() -> None:
     from glint.server import metrics_files
 
     assert metrics_files.MULTIPROC_ENV == metrics.MULTIPROC_ENV
+
+
+FORK_WHILE_COUNTING = """
+import inspect, os, signal, sys, threading, time
+from prometheus_client import values
+from glint import metrics
+if sys.argv[1] == "hooks":
+    metrics.hold_locks_across_fork()
+lock = inspect.getclosurevars(values.ValueClass.inc).nonlocals["lock"]
+inside = threading.Event()
+
+def count():  # a thread of the parent part-way through a metric update
+    with lock:
+        inside.set()
+        time.sleep(0.3)
+
+threading.Thread(target=count).start()
+inside.wait()
+pid = os.fork()
+if pid == 0:
+    signal.alarm(3)  # a child that hangs on the lock is killed
+    metrics.TASKS_CREATED.labels("import").inc()
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+sys.exit(0 if os.waitstatus_to_exitcode(status) == 0 else 1)
+"""
+
+
+def test_a_child_forked_while_a_thread_counts_can_count(tmp_path: pathlib.Path) -> None:
+    """``glint worker --pool prefork``: Celery forks a child while the parent's reaper may be
+    inside a metric update (prometheus-client's multiprocess mode: one lock for every value).
+    With :func:`glint.metrics.hold_locks_across_fork` the fork waits for it, and the child
+    counts instead of hanging on a lock held by a thread it does not have."""
+    env = {**os.environ, metrics.MULTIPROC_ENV: str(tmp_path)}
+    run = subprocess.run([sys.executable, "-c", FORK_WHILE_COUNTING, "hooks"], env=env,
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
