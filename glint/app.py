@@ -199,6 +199,23 @@ class Glint:
             self.cache.close()
         self.db.dispose()
 
+    def after_fork(self) -> None:
+        """In a forked child (``glint worker --pool prefork``): connections, sessions and locks
+        of its own, before it runs a task.
+
+        The parent goes on using its own (the reaper, the health port) while Celery forks
+        children: a child that used the parent's pooled database connection, store socket or
+        notification connection would interleave its requests with the parent's on one
+        socket, and a lock a parent thread held at the fork would stay held in the child."""
+        self.db.after_fork()
+        for backend in multi.of(self.store).backends.values():
+            hook = getattr(backend, "after_fork", None)  # a store plugin may keep nothing
+            if hook is not None:
+                hook()
+        notifiers.after_fork(self.notifier)
+        if self.cache is not None:
+            self.cache.after_fork()
+
     @property
     def executor(self) -> Executor:
         """The default executor: it runs every task type ``executor_routes`` does not route."""

@@ -58,6 +58,9 @@ class ImageCache:
     def close(self) -> None:
         self.index.close()
 
+    def after_fork(self) -> None:
+        self.index.after_fork()
+
     # -- serving -------------------------------------------------------------------------
 
     def open(self, expected: Expected) -> BinaryIO | None:

@@ -50,9 +50,8 @@ class Index:
 
     def __init__(self, path: pathlib.Path) -> None:
         self.path = path
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None,
-                                   check_same_thread=False)
-        self._lock = threading.Lock()
+        self._inherited: sqlite3.Connection | None = None
+        self._open()
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             # WAL's NORMAL: a commit waits for no fsync (a crash may lose the last hits; a
@@ -64,6 +63,18 @@ class Index:
     def _connect(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             yield self._db
+
+    def _open(self) -> None:
+        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+        self._lock = threading.Lock()
+
+    def after_fork(self) -> None:
+        """In a forked child: a connection of its own (SQLite forbids using one across a
+        fork). The parent's is kept, never used or closed: closing it here could checkpoint
+        the parent's WAL under it."""
+        self._inherited = self._db
+        self._open()
 
     def close(self) -> None:
         self._db.close()

@@ -69,3 +69,14 @@ class Filtered:
         if any(".".join(parts[:i]) in self.disabled for i in range(1, len(parts) + 1)):
             return
         self.inner.notify(event)
+
+    def after_fork(self) -> None:
+        after_fork(self.inner)
+
+
+def after_fork(notifier: Notifier) -> None:
+    """In a forked child: let ``notifier`` drop what is the parent's, if it keeps anything
+    (``after_fork()``, optional: a notifier plugin that holds no connection needs none)."""
+    hook = getattr(notifier, "after_fork", None)
+    if hook is not None:
+        hook()

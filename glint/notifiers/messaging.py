@@ -70,6 +70,12 @@ class MessagingNotifier:
     def close(self) -> None:
         self._reset()
 
+    def after_fork(self) -> None:
+        """In a forked child: no connection yet, and a lock of its own. The connection is the
+        parent's, and its lock may have been held by a parent thread publishing at the fork."""
+        self._connection = None
+        self._lock = threading.Lock()
+
     def _publish(self, event: base.Event) -> None:
         if self._connection is None:
             self._connection = self._kombu.Connection(

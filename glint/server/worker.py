@@ -25,7 +25,7 @@ def work(glint: app.Glint, executor: celery_executor.CeleryExecutor, queues: str
     celery_executor.say_outcomes()  # Celery's line for a run: "ran in", and its outcome
     if pool == "prefork":  # Celery forks children while this process's threads run
         metrics.hold_locks_across_fork()
-        signals.worker_process_init.connect(lambda **_: glint.db.after_fork(), weak=False)
+        signals.worker_process_init.connect(lambda **_: glint.after_fork(), weak=False)
     # SIGTERM or SIGINT: take no new task from here on (the consumer stops only at its next
     # poll, seconds later; what it still receives goes back to the queue).
     signals.worker_shutting_down.connect(lambda **_: executor.drain(), weak=False)

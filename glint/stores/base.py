@@ -83,6 +83,10 @@ class StoreBase:
     def remove_temporary_files(self, older_than: float | None = None) -> int:
         return 0
 
+    def after_fork(self) -> None:
+        """In a forked child: drop what is the parent's (connections, sessions). A store that
+        keeps none has nothing to do."""
+
 
 class StoreClass(Protocol):
     """A ``glint.stores`` plugin: the class, built with its one factory."""

@@ -16,6 +16,7 @@ Needs the extra ``glint[s3]`` (boto3).
 
 from __future__ import annotations
 
+import functools
 import logging
 import pathlib
 import threading
@@ -109,10 +110,11 @@ class S3Store(base.StoreBase):
                         response_checksum_validation="when_required",
                         retries={"mode": "standard", "max_attempts": retries + 1},
                         max_pool_connections=2 * parts_in_flight + 8)
-        self.client: Any = boto3.session.Session().client(
-            "s3", endpoint_url=endpoint, region_name=region, aws_access_key_id=access_key,
+        self._new_client = functools.partial(
+            _client, endpoint_url=endpoint, region_name=region, aws_access_key_id=access_key,
             aws_secret_access_key=secret_key, config=config,
             verify=False if insecure else (ca_file or None))
+        self.client: Any = self._new_client()
         self.check(create_bucket)
 
     @classmethod
@@ -153,6 +155,11 @@ class S3Store(base.StoreBase):
             if _code(exc) != "BucketAlreadyOwnedByYou":  # another node made it meanwhile
                 raise errors.ConfigurationError(
                     self.error(exc, f"creating bucket {self.bucket!r}").message) from None
+
+    def after_fork(self) -> None:
+        """In a forked child: a client of its own (the client's connection pool holds the
+        parent's keep-alive sockets, and botocore's session its locks)."""
+        self.client = self._new_client()
 
     def probe(self) -> None:
         """Ask for the bucket (the health check); StoreError when it cannot answer."""
@@ -263,6 +270,10 @@ class S3Store(base.StoreBase):
             yield from chunks
         except Exception as exc:
             raise self.error(exc, f"reading image data {location!r}") from None
+
+
+def _client(**options: Any) -> Any:
+    return boto3.session.Session().client("s3", **options)
 
 
 def _code(exc: BaseException) -> str | None:

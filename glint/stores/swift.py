@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import itertools
 import json
 import logging
@@ -123,9 +124,10 @@ class SwiftStore(base.StoreBase):
             self._options.update(authurl=auth_url, user=user, key=key, auth_version="1",
                                  preauthurl=storage_url)
         else:
-            self._options["session"] = _keystone_session(
-                auth_url, user, key, project_name, project_domain_name, user_domain_name,
-                ca_file, insecure)
+            self._new_session = functools.partial(
+                _keystone_session, auth_url, user, key, project_name, project_domain_name,
+                user_domain_name, ca_file, insecure)
+            self._options["session"] = self._new_session()
         self.retries = retries
         self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._idle_once: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -177,6 +179,15 @@ class SwiftStore(base.StoreBase):
             except Exception as exc:
                 raise errors.ConfigurationError(
                     self.error(exc, f"creating container {container!r}").message) from None
+
+    def after_fork(self) -> None:
+        """In a forked child: an empty pool and a Keystone session of its own. The pooled
+        connections and the session's keep-alive sockets are the parent's: two processes
+        sending requests on one socket would read each other's answers."""
+        self._idle = queue.SimpleQueue()
+        self._idle_once = queue.SimpleQueue()
+        if "session" in self._options:
+            self._options["session"] = self._new_session()
 
     def probe(self) -> None:
         """Ask Swift for the container (the health check); StoreError when it cannot answer."""

@@ -8,6 +8,7 @@ image is three of them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -212,6 +213,38 @@ KILLED_WRITER = textwrap.dedent("""
     print("written", flush=True)
     time.sleep(60)
 """)
+
+
+def _sockets() -> set[str]:
+    """This process's open sockets (``socket:[inode]``)."""
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:"):
+                found.add(target)
+    return found
+
+
+def test_a_forked_child_talks_to_the_store_on_connections_of_its_own(store: ObjectStore) -> None:
+    """``glint worker --pool prefork``: the parent's pool keeps a live connection to the store
+    when Celery forks a child. After ``after_fork()`` the child's requests go on a socket of
+    its own, never on the parent's (their answers would cross), and the parent's still works."""
+    store.probe()  # the parent's keep-alive connection, back in its pool
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            inherited = _sockets()
+            store.after_fork()
+            store.probe()
+            code = 0 if _sockets() - inherited else 2  # 2: it used an inherited socket
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child's request went out on a socket " \
+        "it inherited from its parent (or failed)"
+    store.probe()
 
 
 def test_a_killed_write_is_swept_after_the_age_limit(store: ObjectStore,
