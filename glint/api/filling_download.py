@@ -10,7 +10,8 @@ read and the fill's write (BENCHMARKS.md, issue 16). The fill's hashers read the
 The pump stays at most :data:`LEAD` bytes ahead of what was sent, so a client that stops
 reading stops the fill too (abandoned after ``image_cache_stall_time``), as with the streamed
 download. A fill that fails (a full disk) stops filling, never the download: the pump then
-hands the rest of the chunks to the loop, which sends them from memory. A client that leaves
+hands the rest of the chunks to the loop, which sends them from memory, holding at most
+:data:`MEMORY_LEAD` of them (a slow client then slows the store's read). A client that leaves
 stops the pump, and the unfinished fill is removed.
 """
 
@@ -31,6 +32,9 @@ from glint.cache.fill import Fill
 
 MiB = 1024 * 1024
 LEAD = 32 * MiB  # how far the writes may run ahead of the sends
+# Chunks held in memory for the sender once the fill failed: the file's lead costs page
+# cache, this costs heap, for as long as the client takes to read it.
+MEMORY_LEAD = 2 * MiB
 SEND_AT_LEAST = 8 * MiB  # bytes written before a send (fewer at the end): fewer, larger sends
 
 
@@ -129,6 +133,7 @@ class _Feed:
         self._written = 0  # bytes in the file
         self._handed = 0  # bytes the pump passed on (written or in memory)
         self._memory: collections.deque[bytes] = collections.deque()  # after a failed fill
+        self._in_memory = 0  # bytes in ``_memory``
         self._sent = 0
         self._ended = False
         self._error: BaseException | None = None
@@ -140,8 +145,12 @@ class _Feed:
     def wait_for_room(self) -> bool:
         """Once the writes are less than LEAD ahead of the sends; False: the response is over."""
         with self._changed:
-            self._changed.wait_for(lambda: self.stopped or self._handed - self._sent < LEAD)
+            self._changed.wait_for(lambda: self.stopped or self.has_room())
             return not self.stopped
+
+    def has_room(self) -> bool:
+        """(Holding the lock.) Whether the pump may pass on another chunk."""
+        return self._handed - self._sent < LEAD and self._in_memory < MEMORY_LEAD
 
     def wrote(self, count: int) -> None:
         with self._changed:
@@ -152,6 +161,7 @@ class _Feed:
     def hand_over(self, chunk: bytes) -> None:
         with self._changed:
             self._memory.append(chunk)
+            self._in_memory += len(chunk)
             self._handed += len(chunk)
             self._wake()
 
@@ -182,7 +192,9 @@ class _Feed:
                         self._written > sent and (self._ended or self._memory)):
                     return self._written
                 if self._memory:
-                    return self._memory.popleft()
+                    chunk = self._memory.popleft()
+                    self._in_memory -= len(chunk)
+                    return chunk
                 if self._ended:
                     if self._error is not None:
                         raise self._error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 import random
 import uuid
 from collections.abc import Iterable
@@ -33,6 +34,13 @@ class Event:
         return dataclasses.asdict(self)
 
 
+# The ids' generator: glint's own, so that a ``random.seed(n)`` elsewhere in the process (a
+# plugin, a test) cannot make ids repeat (consumers drop a message whose id they saw), and
+# seeded again in a forked child, as ``random``'s own is (children must not repeat each other).
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+
+
 def message_id() -> str:
     """A random (version 4) UUID for an event, from ``random`` rather than ``os.urandom``.
 
@@ -40,7 +48,7 @@ def message_id() -> str:
     reads ``os.urandom``, a system call that lets go of the GIL: a task makes three events,
     and in a busy ``glint serve`` (API threads, eight task threads) each let-go meant waiting
     for the GIL again, 9% of the task threads' samples in a 1000-task burst's profile."""
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+    return str(uuid.UUID(int=_ids.getrandbits(128), version=4))
 
 
 class Notifier(Protocol):

@@ -82,3 +82,25 @@ def test_messaging_never_raises_when_the_broker_is_down() -> None:
     notifier = messaging.MessagingNotifier("amqp://guest:guest@127.0.0.1:1//", "glance")
     notifier.notify(notifier_base.Event("image.create", {"id": "i"}))  # logged, not raised
     notifier.close()
+
+
+def test_event_ids_do_not_repeat_when_random_is_seeded_or_the_process_forks() -> None:
+    import os
+    import random
+
+    from glint.notifiers import base as notifier_base
+
+    random.seed(7)
+    first = notifier_base.message_id()
+    random.seed(7)
+    assert notifier_base.message_id() != first
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, notifier_base.message_id().encode())
+        os._exit(0)
+    os.close(write)
+    mine = notifier_base.message_id()
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        assert pipe.read() != mine

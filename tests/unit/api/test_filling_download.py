@@ -4,6 +4,7 @@ sendfile: the client gets the bytes out of the file being filled
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import http.client
@@ -105,3 +106,21 @@ def test_a_client_gone_midway_abandons_the_fill(glint: app.Glint, port: int) -> 
     assert settled(glint, image.id, cached=False)
     assert download(port, image.id) == (200, DATA)  # and the next download fills it
     assert settled(glint, image.id, cached=True)
+
+
+def test_after_a_failed_fill_the_chunks_held_in_memory_stay_bounded() -> None:
+    """A fill that failed hands the chunks to the sender in memory: the pump stops at
+    MEMORY_LEAD of them, not at the file's 32 MiB lead, however slow the client."""
+    async def scenario() -> None:
+        feed = filling_download._Feed(asyncio.get_running_loop())
+        chunk = bytes(filling_download.MiB)
+        held = 0
+        while feed.has_room():
+            feed.hand_over(chunk)
+            held += len(chunk)
+        assert held == filling_download.MEMORY_LEAD < filling_download.LEAD
+        assert await feed.next(0) == chunk  # the client reads one
+        feed.sent(len(chunk))
+        assert feed.has_room()
+
+    asyncio.run(scenario())
