@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import pathlib
 import threading
 import time
@@ -35,6 +36,9 @@ class Database:
         self.url = sa.make_url(url)
         self.engine = _make_engine(self.url)
         self._turns = threading.RLock() if self.is_sqlite else None
+        # In-memory SQLite has a database per thread's connection: no connection kept there.
+        self._keeps_writer = self.is_sqlite and self.url.database not in (None, "", ":memory:")
+        self._kept: tuple[sa.Connection | None, int] = (None, 0)  # _writer's, and its pid
         self._sessions = orm.sessionmaker(self.engine, expire_on_commit=False)
         self._readers = orm.sessionmaker(
             self.engine.execution_options(glint_readonly=True), expire_on_commit=False)
@@ -53,8 +57,14 @@ class Database:
         a session's unit of work, identity map and ORM-enabled statements cost more CPU than
         the statements themselves. The same turn and the same ``BEGIN IMMEDIATE`` as
         :meth:`session`, the same commit (fsynced on SQLite)."""
-        with self._turn(), self.engine.begin() as connection:
-            yield connection
+        with self._turn() as mine:
+            writer = self._writer() if mine else None
+            if writer is None:
+                with self.engine.begin() as connection:
+                    yield connection
+                return
+            with writer.begin():
+                yield writer
 
     @contextlib.contextmanager
     def one_statement(self) -> Iterator[sa.Connection]:
@@ -74,17 +84,34 @@ class Database:
             yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextlib.contextmanager
-    def _turn(self) -> Iterator[None]:
-        """This thread's turn to write, on SQLite (see the class)."""
+    def _turn(self) -> Iterator[bool]:
+        """This thread's turn to write, on SQLite (see the class); whether it got it."""
         if self._turns is None:
-            yield
+            yield False
             return
         mine = self._turns.acquire(timeout=BUSY_TIMEOUT)
         try:
-            yield
+            yield mine
         finally:
             if mine:
                 self._turns.release()
+
+    def _writer(self) -> sa.Connection | None:
+        """On SQLite, the connection that :meth:`connection` writes through in its turn (None
+        when it is in use: a write inside a write of the same thread).
+
+        Writes take turns, so one connection serves them all, kept open between turns: a
+        checkout from the pool and a checkin (its reset) were a tenth of a task's CPU in a
+        burst (BENCHMARKS.md). It is made again after a fork (a child never writes through
+        its parent's connection) or when it was invalidated."""
+        writer, pid = self._kept
+        if not self._keeps_writer or (writer is not None and writer.in_transaction()):
+            return None
+        if (writer is None or pid != os.getpid() or writer.engine is not self.engine
+                or writer.invalidated or writer.closed):
+            writer = self.engine.connect()
+            self._kept = (writer, os.getpid())
+        return writer
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[orm.Session]:
@@ -97,6 +124,10 @@ class Database:
         return self.url.get_backend_name() == "sqlite"
 
     def dispose(self) -> None:
+        writer, pid = self._kept
+        if writer is not None and pid == os.getpid():
+            writer.close()
+        self._kept = (None, 0)
         self.engine.dispose()
 
 

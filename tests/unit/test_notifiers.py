@@ -82,3 +82,32 @@ def test_messaging_never_raises_when_the_broker_is_down() -> None:
     notifier = messaging.MessagingNotifier("amqp://guest:guest@127.0.0.1:1//", "glance")
     notifier.notify(notifier_base.Event("image.create", {"id": "i"}))  # logged, not raised
     notifier.close()
+
+
+def test_every_event_is_wanted_from_a_notifier_that_does_not_say() -> None:
+    assert base.wants(MemoryNotifier(), "task.create") is True
+
+
+def test_noop_wants_nothing() -> None:
+    assert base.wants(NoopNotifier(), "task.failure", base.ERROR) is False
+
+
+def test_log_wants_what_its_level_lets_through() -> None:
+    logger = logging.getLogger("glint.notifications")
+    before = logger.level
+    try:
+        logger.setLevel(logging.WARNING)
+        assert base.wants(LogNotifier(), "task.success", base.INFO) is False
+        assert base.wants(LogNotifier(), "task.failure", base.ERROR) is True
+        logger.setLevel(logging.INFO)
+        assert base.wants(LogNotifier(), "task.success", base.INFO) is True
+    finally:
+        logger.setLevel(before)
+
+
+def test_filtered_wants_neither_a_disabled_event_nor_one_its_inner_notifier_drops() -> None:
+    filtered = base.Filtered(MemoryNotifier(), ["image", "task.success"])
+    assert not base.wants(filtered, "image.member.create")
+    assert not base.wants(filtered, "task.success")
+    assert base.wants(filtered, "task.failure", base.ERROR)
+    assert not base.wants(base.Filtered(NoopNotifier(), []), "task.failure", base.ERROR)
