@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -195,9 +196,15 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        # Writers take the lock up front: no deadlock-prone read-to-write upgrades.
+        # Writers take the lock up front: no deadlock-prone read-to-write upgrades. On the
+        # driver's connection: through exec_driver_sql (an execution context, a cursor
+        # wrapped) this one statement cost as much CPU as a task's claim (BENCHMARKS.md).
         readonly = conn.get_execution_options().get("glint_readonly", False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        statement = "BEGIN" if readonly else "BEGIN IMMEDIATE"
+        try:
+            conn.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
+        except sqlite3.Error as exc:  # raised as SQLAlchemy would (OperationalError, ...)
+            raise sa.exc.DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
     return engine
 

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from glint.db import engine
+from glint.db import engine, models
 
 
 def test_a_file_database_is_wal_with_every_commit_fsynced(tmp_path: pathlib.Path) -> None:
@@ -77,3 +77,25 @@ def test_an_invalidated_kept_connection_is_replaced(tmp_path: pathlib.Path) -> N
         connection.exec_driver_sql("INSERT INTO t VALUES (3)")
     assert _rows(db) == [3]
     db.dispose()
+
+
+def test_a_failed_begin_raises_as_sqlalchemy_raises_it(tmp_path: pathlib.Path) -> None:
+    db = engine.Database(f"sqlite:///{tmp_path / 'glint.db'}")
+    with db.engine.connect() as connection:
+        connection.connection.driver_connection.execute("BEGIN")  # type: ignore[union-attr]
+        with pytest.raises(sa.exc.OperationalError, match="within a transaction") as raised:
+            connection.begin()
+        assert raised.value.statement == "BEGIN IMMEDIATE"
+    db.dispose()
+
+
+def test_a_row_read_through_core_is_detached_with_every_column_loaded() -> None:
+
+    row = {column.key: None for column in models.Task.__table__.columns}
+    row.update(id="t1", type="noop", status="pending", lease_token=3)
+    task = models.detached(models.Task, row)
+    state = sa.inspect(task)
+    assert state.detached and state.identity == ("t1",)
+    assert not state.modified and not state.expired_attributes
+    assert (task.id, task.type, task.status, task.lease_token, task.result) == (
+        "t1", "noop", "pending", 3, None)
