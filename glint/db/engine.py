@@ -125,10 +125,11 @@ class Database:
         return self.url.get_backend_name() == "sqlite"
 
     def dispose(self) -> None:
-        writer, pid = self._kept
-        if writer is not None and pid == os.getpid():
-            writer.close()
-        self._kept = (None, 0)
+        with self._turn():  # a write in progress on the kept connection ends first
+            writer, pid = self._kept
+            if writer is not None and pid == os.getpid():
+                writer.close()
+            self._kept = (None, 0)
         self.engine.dispose()
 
 
