@@ -64,8 +64,16 @@ class Database:
                 with self.engine.begin() as connection:
                     yield connection
                 return
-            with writer.begin():
-                yield writer
+            try:
+                with writer.begin():
+                    yield writer
+            except BaseException:
+                # SQLite can keep a transaction open past a failed statement or COMMIT (a
+                # deferred foreign key): closed, the pool's reset rolls it back, as it did for
+                # every write before the connection was kept; the next write takes a new one.
+                self._kept = (None, 0)
+                writer.close()
+                raise
 
     @contextlib.contextmanager
     def one_statement(self) -> Iterator[sa.Connection]:

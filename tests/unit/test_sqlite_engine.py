@@ -99,3 +99,19 @@ def test_a_row_read_through_core_is_detached_with_every_column_loaded() -> None:
     assert not state.modified and not state.expired_attributes
     assert (task.id, task.type, task.status, task.lease_token, task.result) == (
         "t1", "noop", "pending", 3, None)
+
+
+def test_a_write_after_a_failed_commit_starts_afresh(tmp_path: pathlib.Path) -> None:
+    db = engine.Database(f"sqlite:///{tmp_path / 'glint.db'}")
+    with db.connection() as connection:
+        connection.exec_driver_sql("CREATE TABLE parent (n INTEGER PRIMARY KEY)")
+        connection.exec_driver_sql(  # checked at COMMIT: the commit itself fails
+            "CREATE TABLE child (n INTEGER REFERENCES parent (n) DEFERRABLE INITIALLY DEFERRED)")
+    with pytest.raises(sa.exc.IntegrityError), db.connection() as connection:
+        connection.exec_driver_sql("INSERT INTO child VALUES (1)")
+    with db.connection() as connection:
+        connection.exec_driver_sql("INSERT INTO parent VALUES (1)")
+        connection.exec_driver_sql("INSERT INTO child VALUES (1)")
+    with db.reader() as session:
+        assert session.execute(sa.text("SELECT count(*) FROM child")).scalar() == 1
+    db.dispose()
