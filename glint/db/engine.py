@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import pathlib
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -38,6 +40,9 @@ class Database:
     def _open(self) -> None:
         self.engine = _make_engine(self.url)
         self._turns = threading.RLock() if self.is_sqlite else None
+        # In-memory SQLite has a database per thread's connection: no connection kept there.
+        self._keeps_writer = self.is_sqlite and self.url.database not in (None, "", ":memory:")
+        self._kept: tuple[sa.Connection | None, int] = (None, 0)  # _writer's, and its pid
         self._sessions = orm.sessionmaker(self.engine, expire_on_commit=False)
         self._readers = orm.sessionmaker(
             self.engine.execution_options(glint_readonly=True), expire_on_commit=False)
@@ -70,8 +75,22 @@ class Database:
         a session's unit of work, identity map and ORM-enabled statements cost more CPU than
         the statements themselves. The same turn and the same ``BEGIN IMMEDIATE`` as
         :meth:`session`, the same commit (fsynced on SQLite)."""
-        with self._turn(), self.engine.begin() as connection:
-            yield connection
+        with self._turn() as mine:
+            writer = self._writer() if mine else None
+            if writer is None:
+                with self.engine.begin() as connection:
+                    yield connection
+                return
+            try:
+                with writer.begin():
+                    yield writer
+            except BaseException:
+                # SQLite can keep a transaction open past a failed statement or COMMIT (a
+                # deferred foreign key): closed, the pool's reset rolls it back, as it did for
+                # every write before the connection was kept; the next write takes a new one.
+                self._kept = (None, 0)
+                writer.close()
+                raise
 
     @contextlib.contextmanager
     def one_statement(self) -> Iterator[sa.Connection]:
@@ -91,17 +110,34 @@ class Database:
             yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextlib.contextmanager
-    def _turn(self) -> Iterator[None]:
-        """This thread's turn to write, on SQLite (see the class)."""
+    def _turn(self) -> Iterator[bool]:
+        """This thread's turn to write, on SQLite (see the class); whether it got it."""
         if self._turns is None:
-            yield
+            yield False
             return
         mine = self._turns.acquire(timeout=BUSY_TIMEOUT)
         try:
-            yield
+            yield mine
         finally:
             if mine:
                 self._turns.release()
+
+    def _writer(self) -> sa.Connection | None:
+        """On SQLite, the connection that :meth:`connection` writes through in its turn (None
+        when it is in use: a write inside a write of the same thread).
+
+        Writes take turns, so one connection serves them all, kept open between turns: a
+        checkout from the pool and a checkin (its reset) were a tenth of a task's CPU in a
+        burst (BENCHMARKS.md). It is made again after a fork (a child never writes through
+        its parent's connection) or when it was invalidated."""
+        writer, pid = self._kept
+        if not self._keeps_writer or (writer is not None and writer.in_transaction()):
+            return None
+        if (writer is None or pid != os.getpid() or writer.engine is not self.engine
+                or writer.invalidated or writer.closed):
+            writer = self.engine.connect()
+            self._kept = (writer, os.getpid())
+        return writer
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[orm.Session]:
@@ -114,6 +150,11 @@ class Database:
         return self.url.get_backend_name() == "sqlite"
 
     def dispose(self) -> None:
+        with self._turn():  # a write in progress on the kept connection ends first
+            writer, pid = self._kept
+            if writer is not None and pid == os.getpid():
+                writer.close()
+            self._kept = (None, 0)
         self.engine.dispose()
 
 
@@ -181,9 +222,15 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        # Writers take the lock up front: no deadlock-prone read-to-write upgrades.
+        # Writers take the lock up front: no deadlock-prone read-to-write upgrades. On the
+        # driver's connection: through exec_driver_sql (an execution context, a cursor
+        # wrapped) this one statement cost as much CPU as a task's claim (BENCHMARKS.md).
         readonly = conn.get_execution_options().get("glint_readonly", False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        statement = "BEGIN" if readonly else "BEGIN IMMEDIATE"
+        try:
+            conn.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
+        except sqlite3.Error as exc:  # raised as SQLAlchemy would (OperationalError, ...)
+            raise sa.exc.DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
     return engine
 

@@ -52,9 +52,21 @@ def message_id() -> str:
 
 
 class Notifier(Protocol):
-    """Where events go. ``notify`` must not raise: a lost event never fails the caller's work."""
+    """Where events go. ``notify`` must not raise: a lost event never fails the caller's work.
+
+    A notifier may also say which events it keeps, ``wants(event_type, priority) -> bool``
+    (optional: without it every event is wanted); see :func:`wants`."""
 
     def notify(self, event: Event) -> None: ...
+
+
+def wants(notifier: Notifier, event_type: str, priority: str = INFO) -> bool:
+    """Whether ``notifier`` keeps an event of ``event_type``: a caller asks before it builds
+    one. An event's payload, id and timestamp were a tenth of a task's CPU in a burst
+    (BENCHMARKS.md), three events a task, and the default notifier (``log`` at ``warning``)
+    drops all but failures."""
+    asked = getattr(notifier, "wants", None)
+    return True if asked is None else bool(asked(event_type, priority))
 
 
 class NotifierClass(Protocol):
@@ -72,14 +84,20 @@ class Filtered:
         self.disabled = frozenset(disabled)
 
     def notify(self, event: Event) -> None:
-        parts = event.event_type.split(".")
-        # "image" drops every image event, "image.member" only the membership ones (Glance).
-        if any(".".join(parts[:i]) in self.disabled for i in range(1, len(parts) + 1)):
+        if self._disabled(event.event_type):
             return
         self.inner.notify(event)
 
     def after_fork(self) -> None:
         after_fork(self.inner)
+
+    def wants(self, event_type: str, priority: str = INFO) -> bool:
+        return not self._disabled(event_type) and wants(self.inner, event_type, priority)
+
+    def _disabled(self, event_type: str) -> bool:
+        parts = event_type.split(".")
+        # "image" drops every image event, "image.member" only the membership ones (Glance).
+        return any(".".join(parts[:i]) in self.disabled for i in range(1, len(parts) + 1))
 
 
 def after_fork(notifier: Notifier) -> None:

@@ -14,3 +14,7 @@ class NoopNotifier:
 
     def notify(self, event: base.Event) -> None:
         del event
+
+    def wants(self, event_type: str, priority: str = base.INFO) -> bool:
+        del event_type, priority
+        return False

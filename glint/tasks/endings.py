@@ -106,7 +106,8 @@ class Endings:
         way a task ends comes through, whatever notifications are disabled)."""
         if event_type in ("task.success", "task.failure"):
             metrics.observe_finished(task.type, task.status)
-        self.notifier.notify(notifiers.Event(event_type, views.notification(task), priority))
+        if notifiers.wants(self.notifier, event_type, priority):
+            self.notifier.notify(notifiers.Event(event_type, views.notification(task), priority))
 
     def failed(self, row: models.Task) -> None:
         """After the commit of a failure :meth:`end` wrote: its event."""

@@ -86,7 +86,8 @@ class TaskService:
 
     def dispatch(self, task: models.Task) -> None:
         """After the commit that wrote ``task``: the event, then the executor."""
-        self.notifier.notify(notifiers.Event("task.create", views.notification(task)))
+        if notifiers.wants(self.notifier, "task.create"):
+            self.notifier.notify(notifiers.Event("task.create", views.notification(task)))
         metrics.TASKS_CREATED.labels(task.type).inc()
         try:
             self.router.submit(task.id, task.type)

@@ -104,3 +104,31 @@ def test_event_ids_do_not_repeat_when_random_is_seeded_or_the_process_forks() ->
     os.waitpid(pid, 0)
     with os.fdopen(read) as pipe:
         assert pipe.read() != mine
+
+def test_every_event_is_wanted_from_a_notifier_that_does_not_say() -> None:
+    assert base.wants(MemoryNotifier(), "task.create") is True
+
+
+def test_noop_wants_nothing() -> None:
+    assert base.wants(NoopNotifier(), "task.failure", base.ERROR) is False
+
+
+def test_log_wants_what_its_level_lets_through() -> None:
+    logger = logging.getLogger("glint.notifications")
+    before = logger.level
+    try:
+        logger.setLevel(logging.WARNING)
+        assert base.wants(LogNotifier(), "task.success", base.INFO) is False
+        assert base.wants(LogNotifier(), "task.failure", base.ERROR) is True
+        logger.setLevel(logging.INFO)
+        assert base.wants(LogNotifier(), "task.success", base.INFO) is True
+    finally:
+        logger.setLevel(before)
+
+
+def test_filtered_wants_neither_a_disabled_event_nor_one_its_inner_notifier_drops() -> None:
+    filtered = base.Filtered(MemoryNotifier(), ["image", "task.success"])
+    assert not base.wants(filtered, "image.member.create")
+    assert not base.wants(filtered, "task.success")
+    assert base.wants(filtered, "task.failure", base.ERROR)
+    assert not base.wants(base.Filtered(NoopNotifier(), []), "task.failure", base.ERROR)

@@ -12,6 +12,7 @@ import pytest
 from glint import errors
 from glint.context import RequestContext
 from glint.db import models
+from glint.notifiers.memory import MemoryNotifier
 from glint.scripts.contract import ScriptContext
 from glint.scripts.registry import Registry
 from glint.stores.memory import MemoryStore
@@ -61,6 +62,33 @@ def test_notifications_follow_each_commit(make_glint: MakeGlint, ctx: RequestCon
     assert [e.payload["status"] for e in events] == ["pending", "processing", "success"]
     assert all(e.payload["id"] == task.id for e in events)
     assert all("input" not in e.payload for e in events)  # input may hold secrets
+
+
+class Picky(MemoryNotifier):
+    """Keeps only the event types it says it wants, and records what it was asked."""
+
+    def __init__(self, wanted: set[str]) -> None:
+        super().__init__()
+        self.wanted = wanted
+        self.asked: list[tuple[str, str]] = []
+
+    def wants(self, event_type: str, priority: str) -> bool:
+        self.asked.append((event_type, priority))
+        return event_type in self.wanted
+
+
+def test_no_event_is_built_for_a_notifier_that_does_not_want_it(
+        make_glint: MakeGlint, ctx: RequestContext) -> None:
+    notifier = Picky({"task.failure"})
+    glint = make_glint(registry=registry(ok=script(lambda c: {}),
+                                         bad=script(lambda c: 1 / 0)), notifier=notifier)
+    glint.tasks.create(ctx, "ok", {})
+    failed = glint.tasks.create(ctx, "bad", {})
+    assert notifier.types() == ["task.failure"]  # create, processing and success were not sent
+    assert notifier.events[0].payload["id"] == failed.id
+    assert notifier.asked == [("task.create", "INFO"), ("task.processing", "INFO"),
+                              ("task.success", "INFO"), ("task.create", "INFO"),
+                              ("task.processing", "INFO"), ("task.failure", "ERROR")]
 
 
 def test_script_error_message_becomes_task_message(make_glint: MakeGlint,
