@@ -31,22 +31,18 @@ _END = (sa.update(_ATTEMPTS)
                 message=sa.bindparam("run_message")))
 
 
-def start(writer: orm.Session | sa.Connection, task_id: str, number: int, worker: str,
+def start(writer: models.Writer, task_id: str, number: int, worker: str,
           now: datetime.datetime) -> None:
     """Open run ``number`` of the task, by ``worker``."""
-    _connection(writer).execute(_START, {"run_task": task_id, "run_number": number,
+    models.core(writer).execute(_START, {"run_task": task_id, "run_number": number,
                                          "run_worker": worker, "run_now": now})
 
 
-def end(writer: orm.Session | sa.Connection, task_id: str, outcome: str, message: str,
+def end(writer: models.Writer, task_id: str, outcome: str, message: str,
         now: datetime.datetime) -> None:
     """Close the task's open run (if any) with ``outcome`` and ``message``."""
-    _connection(writer).execute(_END, {"run_task": task_id, "run_outcome": outcome,
+    models.core(writer).execute(_END, {"run_task": task_id, "run_outcome": outcome,
                                        "run_message": message[:MESSAGE_LIMIT], "run_now": now})
-
-
-def _connection(writer: orm.Session | sa.Connection) -> sa.Connection:
-    return writer.connection() if isinstance(writer, orm.Session) else writer
 
 
 def of(session: orm.Session, task_id: str) -> Sequence[Attempt]:

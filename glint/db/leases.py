@@ -33,7 +33,7 @@ class Lease:
     token: int
 
 
-Writer = orm.Session | sa.Connection  # a claim or an end runs in either (Core statements)
+Writer = models.Writer  # a claim or an end runs in either (Core statements)
 
 
 def claim(session: Writer, task_id: str, owner: str, seconds: float,
@@ -58,7 +58,7 @@ def claim_row(writer: Writer, task_id: str, owner: str, seconds: float,
     attempt's row is written by the same statement; on SQLite by a second one, in the same
     transaction.
     """
-    connection = _connection(writer)
+    connection = models.core(writer)
     values = {"task_id": task_id, "new_owner": owner, "now": now,
               "expires": now + datetime.timedelta(seconds=seconds)}
     if connection.dialect.name == "postgresql":  # the claim and its attempt at once
@@ -76,11 +76,7 @@ def claim_row(writer: Writer, task_id: str, owner: str, seconds: float,
     return Lease(task_id, owner, task.lease_token), task
 
 
-def _connection(writer: Writer) -> sa.Connection:
-    return writer.connection() if isinstance(writer, orm.Session) else writer
-
-
-_TASKS: sa.Table = Task.__table__  # type: ignore[assignment]
+_TASKS = models.TASKS
 _CLAIMABLE = _TASKS.c
 _CLAIM = (
     sa.update(_TASKS)
@@ -130,7 +126,7 @@ def write_row(writer: Writer, lease: Lease, **values: Any) -> Task | None:
     """:func:`write` of plain values, returning the row as the UPDATE left it (RETURNING: one
     statement, built once for each set of columns; detached); None for a zombie."""
     values.setdefault("updated_at", models.utcnow())
-    row = _connection(writer).execute(_write_row(tuple(sorted(values))),
+    row = models.core(writer).execute(_write_row(tuple(sorted(values))),
                                       _write_params(lease, values)).one_or_none()
     return None if row is None else models.detached(Task, row._mapping)
 
@@ -140,7 +136,7 @@ def end_run(writer: Writer, lease: Lease, values: dict[str, Any], outcome: str,
     """:func:`write_row` of ``values``, and the run's attempt closed with ``outcome`` and
     ``message`` (:func:`attempts.end`): in one statement on PostgreSQL (a data-modifying CTE),
     two on SQLite. None for a zombie, whose attempt is left to whoever holds the task."""
-    connection = _connection(writer)
+    connection = models.core(writer)
     values = {"updated_at": now, **values}
     columns = tuple(sorted(values))
     params = _write_params(lease, values)

@@ -314,3 +314,14 @@ class MetadefNamespaceResourceType(MetadefTimes, Base):
         sa.ForeignKey("metadef_resource_types.id", ondelete="CASCADE"), primary_key=True)
     prefix: orm.Mapped[str | None] = orm.mapped_column(sa.String(80))
     properties_target: orm.Mapped[str | None] = orm.mapped_column(sa.String(80))
+
+
+# Core statements (a task's insert, claim and end; its runs) use the tables themselves, and
+# run in a session's connection or a bare one alike.
+TASKS: sa.Table = Task.__table__  # type: ignore[assignment]
+Writer = orm.Session | sa.Connection
+
+
+def core(writer: Writer) -> sa.Connection:
+    """The connection a Core statement runs on, under a session or bare."""
+    return writer.connection() if isinstance(writer, orm.Session) else writer

@@ -170,7 +170,7 @@ def insert(connection: sa.Connection, task: models.Task) -> None:
     models.mark_written(task)
 
 
-_TASKS: sa.Table = models.Task.__table__  # type: ignore[assignment]
+_TASKS = models.TASKS
 _INSERT = sa.insert(_TASKS)
 
 
