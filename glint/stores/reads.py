@@ -148,6 +148,9 @@ class _Ahead:
             self._stopped = self._finished = True
             self._items.clear()
             self._changed.notify_all()
+            if self._waiter is not None:  # an async consumer waiting ends its iteration
+                _wake_soon(self._waiter)
+                self._waiter = None
 
 
 def _wake_soon(waiter: asyncio.Future[None]) -> None:

@@ -98,3 +98,24 @@ def test_a_read_ahead_dropped_midway_stops_reading() -> None:
     assert asyncio.run(take_one()) == b"\x00"
     gc.collect()
     assert closed.wait(2)
+
+
+def test_closing_the_read_ahead_ends_an_async_consumer_waiting_for_a_chunk() -> None:
+    never = threading.Event()
+
+    def source() -> Iterator[bytes]:
+        yield b"one"
+        never.wait(5)  # a store that stopped sending
+        yield b"late"
+
+    async def take() -> list[bytes]:
+        chunks = reads.read_ahead(source(), 2, on_close=lambda: None)
+        got = [await chunks.__anext__()]
+        asyncio.get_running_loop().call_later(0.05, chunks.close)
+        got += [chunk async for chunk in chunks]
+        return got
+
+    try:
+        assert asyncio.run(asyncio.wait_for(take(), 2)) == [b"one"]
+    finally:
+        never.set()
