@@ -166,7 +166,7 @@ def _object_table(moved: Mapping[str, Any]) -> list[str]:
     if not moved or "skipped" in moved:
         return ["", f"object stores: skipped ({moved.get('skipped')})"] if moved else []
     out = ["", f"object stores on a local one-node Swift: image {moved['size_mib']} MiB, "
-               f"{moved['segment_mib']} MiB segments, {moved['in_flight']} in flight"]
+               f"{moved['segment_mib']} MiB segments, {moved['in_flight']} in flight, image cache off"]
     rows = []
     for kind in ("swift", "s3"):
         for op in _object_ops(moved[kind]):

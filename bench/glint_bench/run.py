@@ -257,8 +257,11 @@ class Run:
             limits.append(objects.client_limits(kind, env, source.path, source.size))
 
         measure_limit()
+        # The image cache off: with it (on by default in front of a remote store) the
+        # download would fill the cache, hashing and writing the image as it goes; that
+        # download is the cache section's. This one is the store's read path alone.
         glint = self.glint(self.work / f"glint-{kind}", f"glint-{kind}",
-                           **objects.glint_settings(kind, env, name))
+                           **objects.glint_settings(kind, env, name), image_cache_enabled="false")
         found: dict[str, Any] = {"idle_rss_mib": round(procs.rss_mib(glint.process.pid), 1)}
         between: dict[str, tuple[int, int]] = {}  # op -> the limits measured around it
         url = f"http://127.0.0.1:{port}/source.bin"

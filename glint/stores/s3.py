@@ -27,7 +27,7 @@ from typing import Any
 
 from glint import errors
 from glint.settings import Settings
-from glint.stores import base, segments
+from glint.stores import base, reads, segments
 
 LOG = logging.getLogger(__name__)
 
@@ -177,13 +177,13 @@ class S3Store(base.StoreBase):
         if length == 0:
             self.size(location)
             return iter(())
-        ranged = segments.range_header(offset, length)
+        ranged = reads.range_header(offset, length)
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=key, **ranged)["Body"]
         except Exception as exc:
             raise self.error(exc, f"reading image data {location!r}") from None
         chunks = self._translated(body.iter_chunks(chunk_size), location)
-        return segments.read_ahead(segments.exact_chunks(chunks, chunk_size), self.read_ahead,
+        return reads.read_ahead(reads.exact_chunks(chunks, chunk_size), self.read_ahead,
                                    on_close=body.close)
 
     def size(self, location: str) -> int:

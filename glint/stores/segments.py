@@ -1,4 +1,5 @@
-"""Segmented writes and read-ahead reads, shared by the object stores (``swift``, ``s3``).
+"""Segmented writes, shared by the object stores (``swift``, ``s3``); their reads are
+:mod:`glint.stores.reads`.
 
 An object store takes a large object as segments (Swift SLO segments, S3 multipart parts)
 that may be sent in parallel. :class:`SegmentedWriter` cuts the bytes written to it into
@@ -25,9 +26,7 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import logging
-import queue
 import threading
-from collections.abc import Callable, Iterator
 
 from glint import errors
 from glint.stores import base
@@ -277,75 +276,3 @@ def describe(exc: BaseException) -> str:
 
 def md5(data: bytes | memoryview) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
-def read_ahead(chunks: Iterator[bytes], depth: int, on_close: Callable[[], None]) -> Iterator[bytes]:
-    """``chunks``, read by a thread up to ``depth`` chunks ahead of the consumer.
-
-    The network read of the next chunks overlaps whatever the consumer does with this one.
-    ``on_close`` runs (on the reading thread) once the reading stops: at the end, on an error,
-    or after the consumer closed the returned generator early.
-    """
-    ahead: queue.Queue[bytes | BaseException | None] = queue.Queue(depth)
-    stop = threading.Event()
-
-    def pump() -> None:
-        try:
-            for chunk in chunks:
-                if not _put(ahead, chunk, stop):
-                    return
-            _put(ahead, None, stop)
-        except BaseException as exc:  # handed to the consumer
-            _put(ahead, exc, stop)
-        finally:
-            on_close()
-
-    threading.Thread(target=pump, name="glint-read-ahead", daemon=True).start()
-    return _drain(ahead, stop)
-
-
-def _drain(ahead: queue.Queue[bytes | BaseException | None],
-           stop: threading.Event) -> Iterator[bytes]:
-    try:
-        while (item := ahead.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-
-
-def _put(ahead: queue.Queue[bytes | BaseException | None], item: bytes | BaseException | None,
-         stop: threading.Event) -> bool:
-    """Put ``item`` unless the consumer stopped first; False then."""
-    while not stop.is_set():
-        try:
-            ahead.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def exact_chunks(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
-    """``chunks`` cut and joined into chunks of ``size`` bytes (the last may be shorter)."""
-    pending = bytearray()
-    for chunk in chunks:
-        if not pending and len(chunk) == size:
-            yield chunk
-            continue
-        pending += chunk
-        while len(pending) >= size:
-            yield bytes(pending[:size])
-            del pending[:size]
-    if pending:
-        yield bytes(pending)
-
-
-def range_header(offset: int, length: int | None) -> dict[str, str]:
-    """The HTTP ``Range`` header of a read from ``offset`` (``length`` bytes, or to the end);
-    none for a whole object."""
-    if not offset and length is None:
-        return {}
-    end = "" if length is None else str(offset + length - 1)
-    return {"Range": f"bytes={offset}-{end}"}

@@ -29,7 +29,7 @@ from typing import Any
 
 from glint import errors
 from glint.settings import Settings
-from glint.stores import base, segments
+from glint.stores import base, reads, segments
 
 LOG = logging.getLogger(__name__)
 UPLOAD_META = "x-object-meta-glint-upload"  # the upload id of a manifest's segments
@@ -225,7 +225,7 @@ class SwiftStore(base.StoreBase):
         if length == 0:
             self.size(location)
             return iter(())
-        headers = segments.range_header(offset, length)
+        headers = reads.range_header(offset, length)
         conn = self._connection_for_read()
         try:
             _, body = conn.get_object(self.container, key, resp_chunk_size=chunk_size,
@@ -234,7 +234,7 @@ class SwiftStore(base.StoreBase):
             self._idle.put(conn)
             raise self.error(exc, f"reading image data {location!r}") from None
         chunks = self._translated(body, location)
-        return segments.read_ahead(segments.exact_chunks(chunks, chunk_size), self.read_ahead,
+        return reads.read_ahead(reads.exact_chunks(chunks, chunk_size), self.read_ahead,
                                    on_close=lambda: self._close_body(body, conn))
 
     def size(self, location: str) -> int:

@@ -418,6 +418,10 @@ def test_images_in_object_stores_through_the_api(swift_env: dict[str, str], make
             image = client.get(f"/v2/images/{image_id}", headers=PROJECT_A).json()
             assert (image["stores"], image["checksum"]) == ("local,objects,s3",
                                                            hashlib.md5(data).hexdigest())
+            # Past a segment's end to the image's, streamed from Swift (a Range skips the cache).
+            tail = client.get(f"/v2/images/{image_id}/file",
+                              headers={**PROJECT_A, "Range": f"bytes={SEGMENT - 1}-"})
+            assert (tail.status_code, tail.content) == (206, data[SEGMENT - 1:])
             swift.delete(image_id)  # lost from the default store: another copy is read
             ranged = client.get(f"/v2/images/{image_id}/file",
                                 headers={**PROJECT_A, "Range": f"bytes={SEGMENT - 1}-{SEGMENT}"})

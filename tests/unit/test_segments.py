@@ -1,4 +1,4 @@
-"""Segmented writes (glint.stores.segments): sizes, bounded memory, failures, read-ahead.
+"""Segmented writes (glint.stores.segments): sizes, bounded memory, failures.
 
 The object stores run this code on a real Swift in tests/integration/test_object_stores.py;
 here a writer that keeps segments in a dict shows what no server can be made to do on cue.
@@ -6,9 +6,7 @@ here a writer that keeps segments in a dict shows what no server can be made to 
 
 from __future__ import annotations
 
-import hashlib
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -156,32 +154,3 @@ def test_exact_gives_a_whole_buffer_itself_and_copies_a_part() -> None:
     buffer = bytearray(b"abcd")
     assert segments.exact(memoryview(buffer)) is buffer
     assert segments.exact(memoryview(buffer)[:2]) == b"ab"
-
-
-def test_exact_chunks_cuts_and_joins() -> None:
-    chunks = [b"ab", b"cdefg", b"h", b"ijklmnop"]
-    assert list(segments.exact_chunks(iter(chunks), 3)) == [b"abc", b"def", b"ghi", b"jkl",
-                                                            b"mno", b"p"]
-
-
-def test_read_ahead_passes_errors_on_and_closes_once() -> None:
-    closed: list[bool] = []
-
-    def source() -> Iterator[bytes]:
-        yield b"one"
-        raise errors.StoreError("dropped")
-
-    chunks = segments.read_ahead(source(), 2, on_close=lambda: closed.append(True))
-    assert next(chunks) == b"one"
-    with pytest.raises(errors.StoreError, match="dropped"):
-        next(chunks)
-    assert closed == [True]
-
-
-def test_read_ahead_stops_reading_when_the_consumer_closes() -> None:
-    closed = threading.Event()
-    chunks = segments.read_ahead((hashlib.md5(bytes([i])).digest() for i in range(10**6)), 2,
-                                 on_close=closed.set)
-    next(chunks)
-    chunks.close()  # type: ignore[attr-defined]
-    assert closed.wait(2)
