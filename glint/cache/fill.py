@@ -2,12 +2,15 @@
 
 A fill owns ``incomplete/<image id>`` in the cache directory, created exclusively: a second
 download of the same image on this node (any process) finds it and reads from the store
-instead of filling a second copy. The chunks are hashed (md5 and the image's multihash) and
-written by :class:`glint.datapath.Pipeline`'s stages, off the thread that passes them on
-(:meth:`Fill.write`), or written by the caller's own thread (:meth:`Fill.write_through`: a
-download sent out of the file, :mod:`glint.api.filling_download`).
-Only a fill whose size, ``checksum`` and ``os_hash_value`` match the image's is renamed into
-place; anything else is removed, and a mismatch is logged. A fill whose file has not grown for
+instead of filling a second copy. The chunks are hashed (the image's multihash, and md5 unless
+that multihash is collision-resistant) and written by :class:`glint.datapath.Pipeline`'s
+stages, off the thread that passes them on (:meth:`Fill.write`), or written by the caller's
+own thread (:meth:`Fill.write_through`: a download sent out of the file,
+:mod:`glint.api.filling_download`).
+Only a fill whose size and hashes match the image's is renamed into place: a collision-resistant
+``os_hash_value`` (sha512 by default) proves the bytes by itself, and the md5 beside it would
+add 1.4 s of CPU a GiB and no certainty; without one, the md5 ``checksum`` does. Anything else
+is removed, and a mismatch is logged. A fill whose file has not grown for
 ``stall_time`` seconds (a client that stopped reading, a process that died) is abandoned: the
 next fill of the image removes it and starts afresh.
 
@@ -35,6 +38,9 @@ from glint import datapath, metrics
 
 LOG = logging.getLogger(__name__)
 READ_SIZE = 1024 * 1024  # what a hasher reads of the file at a time
+# Multihash algorithms whose match proves the bytes without the md5 (no known collisions).
+PROVING = frozenset({"sha224", "sha256", "sha384", "sha512", "sha512_224", "sha512_256",
+                     "sha3_224", "sha3_256", "sha3_384", "sha3_512", "blake2b", "blake2s"})
 NICE = 19
 
 
@@ -66,9 +72,9 @@ class Fill:
     def __init__(self, expected: Expected, path: pathlib.Path, fd: int,
                  publish: Callable[[Fill, int], bool]) -> None:
         self.expected, self.path, self._fd, self._publish = expected, path, fd, publish
-        self._md5 = hashlib.md5(usedforsecurity=False)
         algo = expected.hash_algo if expected.hash_value else None
         self._multihash = hashlib.new(algo) if algo and algo != "md5" else None
+        self._md5 = None if algo in PROVING else hashlib.md5(usedforsecurity=False)
         self._written = _Progress()
         self._hashers: list[_Hasher] = []
         self._pipeline: datapath.Pipeline | None = None  # started by the first chunk
@@ -195,16 +201,26 @@ class Fill:
 
     def _matches(self) -> bool:
         want = self.expected
-        got = (self.size, self._md5.hexdigest(),
-               self._multihash.hexdigest() if self._multihash is not None else want.hash_value)
-        if want.hash_algo == "md5" and want.hash_value:
-            got = (got[0], got[1], got[1])
-        if got == (want.size, want.checksum, want.hash_value):
+        got: list[tuple[str, object]] = [("size", self.size)]
+        wanted: list[tuple[str, object]] = [("size", want.size)]
+        if self._md5 is not None:
+            got.append(("md5", self._md5.hexdigest()))
+            wanted.append(("md5", want.checksum))
+            if want.hash_algo == "md5" and want.hash_value:
+                wanted.append(("md5", want.hash_value))
+                got.append(got[-1])
+        if self._multihash is not None:
+            got.append((self._multihash.name, self._multihash.hexdigest()))
+            wanted.append((self._multihash.name, want.hash_value))
+        if got == wanted:
             return True
-        LOG.error("cache fill of image %s discarded: its bytes (size %d, md5 %s) do not match "
-                  "the image's (size %d, md5 %s, %s)", want.image_id, got[0], got[1], want.size,
-                  want.checksum, want.hash_algo)
+        LOG.error("cache fill of image %s discarded: its bytes (%s) do not match the image's "
+                  "(%s)", want.image_id, _pairs(got), _pairs(wanted))
         return False
+
+
+def _pairs(pairs: list[tuple[str, object]]) -> str:
+    return ", ".join(f"{name} {value}" for name, value in pairs)
 
 
 def claim(path: pathlib.Path, stall_time: float) -> int | None:
