@@ -223,9 +223,9 @@ class Backend(httpcore.NetworkBackend):
 
 class _BigReads(httpcore.NetworkStream):
     """Reads of READ_SIZE, but the first: it brings a response's headers, and the part of the
-    body that came with them is held (h11's buffer, the body's head) until the import ends. A
-    first read of READ_SIZE held up to 2 MiB an import, in malloc's arena of its thread: 8
-    imports at once, 10 of the server's peak MiB (BENCHMARKS.md, issue 18)."""
+    body that came with it stays in h11's buffer until the import ends (and its copy, the
+    body's head, until it is copied out): with a first read of READ_SIZE, up to 2 MiB an
+    import, in the malloc arena of its thread, times the imports running at once."""
 
     def __init__(self, inner: httpcore.NetworkStream) -> None:
         self._inner = inner

@@ -83,18 +83,17 @@ class FilesystemWriter(base.WriterBase):
 
         The disk writes one part while the next arrives: an ``fdatasync`` here held the copy
         (and with it the hashing) still while the disk wrote, so the CPU and the disk took
-        turns (one import at 75% of the disk's bound, BENCHMARKS.md "Issue 18, many imports
-        at once"). What is waited for is at most two parts behind the writes, which bounds the
-        dirty pages a writer leaves to one ``FLUSH_EVERY``. This is pacing, not durability:
-        :meth:`commit` fsyncs the file before anything reports success.
+        turns (BENCHMARKS.md, "Issue 18: 8 imports at once"). A writer has at most three parts
+        not yet on disk (being written, its writeback started, the one waited for). This is
+        pacing, not durability: :meth:`commit` fsyncs the file before anything reports success.
 
         The pages are dropped once on disk because on a virtual machine that hands free memory
         back to its host (virtio-balloon's free page reporting: the bench host) a page cache
-        that grows by the image touches memory the host must supply again, 1.7-2.1 ms of CPU
-        per MiB in the writing thread, twice the rest of the write and a third of an import's
-        CPU; dropped pages are reused at once for the next part, warm. Keeping them
-        (2026-12-08 00:58 to this change) served the download right after an upload from
-        memory; the bench measures both.
+        that grows by the image touches memory the host must supply again: 1.7-2.1 ms of CPU
+        per MiB in the writing thread against 0.25 with the pages dropped, a third of an
+        import's CPU. Dropped pages are reused at once for the next part, still backed.
+        Keeping them (2026-12-08 00:58 to this change) served the download right after an
+        upload from memory; the bench measures both.
         """
         assert self._fd is not None
         sync_range = _sync_file_range()

@@ -48,7 +48,7 @@ class _Recording(httpcore.NetworkStream):
 
 def test_only_the_reads_after_the_headers_are_big() -> None:
     # The first read brings the headers, and whatever of the body came with them is held until
-    # the import ends: a 1 MiB first read held up to 2 MiB an import (BENCHMARKS.md, issue 18).
+    # the import ends: a 1 MiB first read, up to 2 MiB an import.
     inner = _Recording()
     stream = fetch._BigReads(inner)
     for _ in range(3):
