@@ -1,10 +1,13 @@
 """The data path: copy a stream of image bytes into a store writer, hashing as it goes.
 
 One pass over the data does everything: the md5 ``checksum``, the ``os_hash_value`` multihash
-and the store write. Each of those runs in its own thread, fed through a small bounded queue, so
-they overlap each other and the reading of the next chunk (hashlib and ``os.write`` release the
-GIL on large buffers). At most ``QUEUE_DEPTH`` chunks wait in each queue, so memory stays flat
-whatever the image size.
+and the store write. Each hash runs in its own thread, fed through a small bounded queue, so
+they overlap each other and the reading and writing of the next chunk (hashlib and ``os.write``
+release the GIL on large buffers); the store write is made by the thread that reads, while the
+hashes work: it costs a fraction of the slower hash (0.3-0.5 ms of CPU per MiB against 1.4), and
+a thread and a queue of buffers less per copy is memory that 8 imports at once add up
+(BENCHMARKS.md, issue 18). At most ``QUEUE_DEPTH`` chunks wait in each queue, so memory stays
+flat whatever the image size.
 
 The caller owns the writer: it commits on success and aborts on failure. ``copy`` returns only
 once every thread it started has stopped, so aborting right after is safe.
@@ -37,10 +40,10 @@ from typing import Any, Protocol
 from glint import buffers, errors
 
 BATCH_SIZE = 1024 * 1024  # smaller chunks are joined up to this size before they are handed on
-QUEUE_DEPTH = 2
-# Free batch buffers a copy keeps: as many as can be out at once (one being filled, one being
-# fed, QUEUE_DEPTH queued and one being consumed by the slowest stage).
-POOL_KEEP = QUEUE_DEPTH + 3
+QUEUE_DEPTH = 1
+# Free batch buffers a copy keeps: as many as can be out at once (one being filled, written and
+# fed, QUEUE_DEPTH queued and one being consumed by the slowest hash).
+POOL_KEEP = QUEUE_DEPTH + 2
 _POLL = 0.1  # seconds a blocked hand-off waits before it looks for a failed stage
 _END = object()
 
@@ -80,13 +83,16 @@ def copy(chunks: Iterable[bytes], writer: Writer, *, size_cap: int, hash_algo: s
     md5 = hashlib.md5(usedforsecurity=False)
     multihash = md5 if hash_algo == "md5" else hashlib.new(hash_algo)
     hashers = [md5] if multihash is md5 else [md5, multihash]
-    pipeline = _Pipeline([h.update for h in hashers] + [writer.write])
+    pipeline = _Pipeline([h.update for h in hashers])
     limit = _Limit(size_cap, expected_size)
     try:
         for batch in _batches(chunks, limit):
             if should_cancel is not None and should_cancel():
                 raise errors.ScriptError("Data copy cancelled")
-            pipeline.feed(batch)
+            shared = pipeline.feed(batch, users=1)
+            writer.write(batch)
+            if shared is not None:
+                shared.consumed()
             if meter is not None:
                 meter(len(batch))
             if progress is not None:
@@ -189,13 +195,19 @@ class _Pipeline:
         for stage in self._stages:
             stage.start()
 
-    def feed(self, chunk: bytes) -> None:
-        """Queue ``chunk`` for every stage; a lent one goes back once the last has consumed it."""
-        item: object = chunk
-        if buffers.lent(chunk) is not None:
-            item = _Shared(chunk, len(self._stages))
+    def feed(self, chunk: bytes, users: int = 0) -> _Shared | None:
+        """Queue ``chunk`` for every stage; a lent one goes back once the last has consumed it.
+
+        ``users`` more than the stages use the chunk (the caller): then a lent chunk's buffer
+        waits for them too, each saying so with ``consumed()`` on what this returns."""
+        if buffers.lent(chunk) is None:
+            for stage in self._stages:
+                self._put(stage, chunk)
+            return None
+        shared = _Shared(chunk, len(self._stages) + users)
         for stage in self._stages:
-            self._put(stage, item)
+            self._put(stage, shared)
+        return shared
 
     def finish(self) -> None:
         """Wait for every stage to consume everything fed so far; raise a stage's error."""

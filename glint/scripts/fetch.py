@@ -97,14 +97,16 @@ def _socket_body(sock: socket.socket, pending: bytes, length: int, request: http
     """
     pool = buffers.Pool(READ_SIZE, datapath.POOL_KEEP)
     head = memoryview(pending)[:length]
+    del pending  # held through ``head`` until it is copied out, not for the whole body
     sock.settimeout(timeout)
     done = 0
     while done < length:
         size = min(length - done, READ_SIZE)
         chunk = buffers.view(pool.take(), size)
         filled = min(len(head), size)
-        chunk[:filled] = head[:filled]
-        head = head[filled:]
+        if head:
+            chunk[:filled] = head[:filled]
+            head = head[filled:] if filled < len(head) else memoryview(b"")
         while filled < size:
             filled += _recv_into(sock, chunk[filled:], request, done + filled, length)
         done += size
@@ -220,10 +222,19 @@ class Backend(httpcore.NetworkBackend):
 
 
 class _BigReads(httpcore.NetworkStream):
+    """Reads of READ_SIZE, but the first: it brings a response's headers, and the part of the
+    body that came with it stays in h11's buffer until the import ends (and its copy, the
+    body's head, until it is copied out): with a first read of READ_SIZE, up to 2 MiB an
+    import, in the malloc arena of its thread, times the imports running at once."""
+
     def __init__(self, inner: httpcore.NetworkStream) -> None:
         self._inner = inner
+        self._big = False
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if not self._big:
+            self._big = True
+            return self._inner.read(max_bytes, timeout)
         return self._inner.read(max(max_bytes, READ_SIZE), timeout)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:

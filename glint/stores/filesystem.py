@@ -3,20 +3,23 @@
 A write goes to a hidden temporary file in the same directory, is fsynced, then renamed into
 place (and the directory fsynced), so an image's final name never holds a partial file. A write
 that fails raises :func:`glint.errors.store_error`'s reading of the OSError: StoreFull for a
-full filesystem, StoreUnwritable for a read-only or forbidden one. The written pages are left
-in the page cache, where the next download finds them (:meth:`FilesystemWriter._flush` says
-why).
+full filesystem, StoreUnwritable for a read-only or forbidden one. The disk writes a part of
+the file while the next one arrives, and the written pages leave the page cache once they are
+on disk (:meth:`FilesystemWriter._flush` says why).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import errno
+import functools
 import os
 import pathlib
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from glint import errors
 from glint.settings import Settings
@@ -24,6 +27,8 @@ from glint.stores import base
 
 TMP_PREFIX = ".tmp-"
 FLUSH_EVERY = 64 * 1024 * 1024  # bytes written between flushes to disk
+# sync_file_range(2)'s flags (linux/fs.h)
+_WAIT_BEFORE, _WRITE, _WAIT_AFTER = 1, 2, 4
 COPY_CHUNK = 1024 * 1024 * 1024  # bytes asked of copy_file_range per call
 
 
@@ -37,7 +42,9 @@ class FilesystemWriter(base.WriterBase):
         except OSError as exc:
             raise errors.store_error(exc) from exc
         self._key = key
-        self._unflushed = 0
+        self._written = 0  # bytes written to the file so far
+        self._flushing = 0  # end of the part whose writeback was started last
+        self._flushed = 0  # end of the part on disk and out of the page cache
 
     def write(self, data: bytes | memoryview) -> None:
         assert self._fd is not None, "write after commit/abort"
@@ -46,8 +53,8 @@ class FilesystemWriter(base.WriterBase):
             while view:
                 written = os.write(self._fd, view)
                 view = view[written:]
-            self._unflushed += len(data)
-            if self._unflushed >= FLUSH_EVERY:
+            self._written += len(data)
+            if self._written - self._flushing >= FLUSH_EVERY:
                 self._flush()
         except OSError as exc:
             raise errors.store_error(exc) from exc
@@ -71,19 +78,50 @@ class FilesystemWriter(base.WriterBase):
             self.write(data)
 
     def _flush(self) -> None:
-        """Flush as we go: the disk works while the data still arrives, and commit's fsync has
-        little left to do.
+        """Start the disk on the part written since the last flush, wait for the part before it,
+        and drop that part's pages from the page cache.
 
-        The written pages stay in the page cache (clean once flushed, so the kernel can take
-        them back at any time; no process's memory grows). Dropping them (``DONTNEED`` after
-        each flush, until 2026-12-08) made the download that often follows an upload or
-        import (a server booted from a new image) read a disk that was still busy with the
-        write: 160 MiB/s against 607 with the pages kept, the upload's CPU per MiB the same
-        within the noise (6.96 and 7.21 ms/MiB), BENCHMARKS.md's 2026-12-08 section.
+        The disk writes one part while the next arrives: an ``fdatasync`` here held the copy
+        (and with it the hashing) still while the disk wrote, so the CPU and the disk took
+        turns (BENCHMARKS.md, "Issue 18: 8 imports at once"). A writer has at most three parts
+        not yet on disk (being written, its writeback started, the one waited for). This is
+        pacing, not durability: :meth:`commit` fsyncs the file before anything reports success.
+
+        The pages are dropped once on disk because on a virtual machine that hands free memory
+        back to its host (virtio-balloon's free page reporting: the bench host) a page cache
+        that grows by the image touches memory the host must supply again: 1.7-2.1 ms of CPU
+        per MiB in the writing thread against 0.25 with the pages dropped, a third of an
+        import's CPU. Dropped pages are reused at once for the next part, still backed.
+        Keeping them (2026-12-08 00:58 to this change) served the download right after an
+        upload from memory; the bench measures both.
         """
         assert self._fd is not None
-        os.fdatasync(self._fd)
-        self._unflushed = 0
+        sync_range = _sync_file_range()
+        if sync_range is None:  # not Linux: flush all of it now
+            os.fdatasync(self._fd)
+            self._flushing = self._written
+            self._drop(self._written)
+            return
+        try:
+            sync_range(self._fd, self._flushing, self._written - self._flushing, _WRITE)
+        except OSError as exc:
+            if exc.errno not in _NO_SYNC_FILE_RANGE:
+                raise
+            os.fdatasync(self._fd)  # this filesystem has none: flush all of it now
+        if self._flushed < self._flushing:
+            sync_range(self._fd, self._flushed, self._flushing - self._flushed,
+                       _WAIT_BEFORE | _WRITE | _WAIT_AFTER)
+            self._drop(self._flushing)
+        self._flushing = self._written
+
+    def _drop(self, end: int) -> None:
+        """Drop the written pages before ``end`` (clean: on disk) from the page cache."""
+        assert self._fd is not None
+        if hasattr(os, "posix_fadvise"):
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(self._fd, self._flushed, end - self._flushed,
+                                 os.POSIX_FADV_DONTNEED)
+        self._flushed = end
 
     def commit(self) -> str:
         assert self._fd is not None, "commit after commit/abort"
@@ -198,6 +236,9 @@ _NO_COPY_FILE_RANGE = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.
                                  errno.EPERM})
 
 
+_NO_SYNC_FILE_RANGE = frozenset({errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ESPIPE})
+
+
 def _key(name: str) -> str:
     # Locations are glint-made keys; refuse anything that could leave the directory.
     if not name or "/" in name or "\\" in name or name.startswith(".") or "\x00" in name:
@@ -223,6 +264,24 @@ def _chunks(handle: object, offset: int, length: int | None, chunk_size: int) ->
             if remaining is not None:
                 remaining -= len(data)
             yield data
+
+
+@functools.cache
+def _sync_file_range() -> Callable[[int, int, int, int], None] | None:
+    """libc's ``sync_file_range(2)`` raising OSError, or None where there is none (not Linux)."""
+    name = ctypes.util.find_library("c")
+    call = getattr(ctypes.CDLL(name, use_errno=True), "sync_file_range", None) if name else None
+    if call is None:
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    call.restype = ctypes.c_int
+
+    def sync_range(fd: int, offset: int, count: int, flags: int) -> None:
+        if call(fd, offset, count, flags) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+
+    return sync_range
 
 
 def _fsync_dir(directory: pathlib.Path) -> None:

@@ -240,8 +240,24 @@ def test_a_lent_buffer_is_refilled_only_once_every_stage_is_done_with_it() -> No
     assert b"".join(writer.parts) == data
     assert (digest.checksum, digest.hash_value) == (hashlib.md5(data).hexdigest(),
                                                     hashlib.sha512(data).hexdigest())
-    assert pool.made <= datapath.QUEUE_DEPTH + 3  # reused, not one per chunk
+    assert pool.made <= datapath.POOL_KEEP  # reused, not one per chunk
     assert pool.free == pool.made  # every one given back
+
+
+class _ThreadWriter:
+    def __init__(self) -> None:
+        self.threads: set[threading.Thread] = set()
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.threads.add(threading.current_thread())
+
+
+def test_the_store_write_is_made_by_the_reading_thread() -> None:
+    # One thread and one queue of buffers less per copy (BENCHMARKS.md, issue 18): the hashes
+    # run in threads of their own, the write in the caller's.
+    writer = _ThreadWriter()
+    datapath.copy(iter([b"x" * MiB] * 4), writer, size_cap=1 << 40, hash_algo="sha512")
+    assert writer.threads == {threading.current_thread()}
 
 
 def test_small_lent_chunks_are_given_back_once_joined() -> None:

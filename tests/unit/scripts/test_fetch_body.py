@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 
+import httpcore
+
 from glint import buffers, datapath, settings, urlfilter
 from glint.scripts import fetch
 from glint.stores.memory import MemoryStore
@@ -33,3 +35,22 @@ def test_the_body_comes_in_full_pool_buffers_that_the_copy_reuses() -> None:
     assert store.blobs["x"] == body and digest.size == len(body)
     assert sizes == [fetch.READ_SIZE] * 7 + [12345]  # h11's buffered part included in the first
     assert all(views)
+
+
+class _Recording(httpcore.NetworkStream):
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self.asked.append(max_bytes)
+        return b"x"
+
+
+def test_only_the_reads_after_the_headers_are_big() -> None:
+    # The first read brings the headers, and whatever of the body came with them is held until
+    # the import ends: a 1 MiB first read, up to 2 MiB an import.
+    inner = _Recording()
+    stream = fetch._BigReads(inner)
+    for _ in range(3):
+        stream.read(64 * 1024)
+    assert inner.asked == [64 * 1024, fetch.READ_SIZE, fetch.READ_SIZE]
