@@ -201,6 +201,8 @@ class _Pipeline:
         ``users`` more than the stages use the chunk (the caller): then a lent chunk's buffer
         waits for them too, each saying so with ``consumed()`` on what this returns."""
         if buffers.lent(chunk) is None:
+            if not isinstance(chunk, bytes):  # a reader's own buffer, refilled once we return
+                chunk = bytes(chunk)
             for stage in self._stages:
                 self._put(stage, chunk)
             return None
