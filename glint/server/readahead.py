@@ -23,7 +23,6 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
-from concurrent import futures
 
 # What one loop.sendfile sends, once read into the page cache.
 WINDOW = 8 * 1024 * 1024
@@ -31,24 +30,6 @@ WINDOW = 8 * 1024 * 1024
 DEPTH = 3
 # What one read-ahead call asks of the kernel: how soon a stopped read notices.
 STEP = 2 * 1024 * 1024
-# Threads reading ahead, for all the downloads of a process: DEPTH each for this many cold
-# downloads at once (the loop's default executor has cpu + 4, 6 on two cores: 8 downloads
-# queued 24 reads behind 6, and ``asyncio.to_thread`` callers behind them).
-READERS = 16 * DEPTH
-
-_readers: tuple[futures.ThreadPoolExecutor, int] | None = None
-_readers_lock = threading.Lock()
-
-
-def readers() -> futures.ThreadPoolExecutor:
-    """This process's read-ahead threads (made at first use; again in a forked child, which
-    has none of its parent's threads)."""
-    global _readers
-    with _readers_lock:
-        if _readers is None or _readers[1] != os.getpid():
-            pool = futures.ThreadPoolExecutor(READERS, thread_name_prefix="glint-read-ahead")
-            _readers = (pool, os.getpid())
-        return _readers[0]
 
 
 def windows(offset: int, count: int, size: int) -> Iterator[tuple[int, int]]:
@@ -101,15 +82,14 @@ class ReadAhead:
             self._reading.clear()
 
     def _fill(self) -> None:
-        # On threads of its own (:func:`readers`), not the threads Starlette runs endpoints in
-        # nor the loop's default executor: a slow disk then holds up downloads, never the rest
-        # of the API.
+        # In the loop's own executor, not the threads Starlette runs endpoints in: a slow disk
+        # then holds up downloads, never the rest of the API.
         while len(self._reading) < self._depth and not self._stop.is_set():
             span = next(self._spans, None)
             if span is None:
                 return
             self._reading.append((span, self._loop.run_in_executor(
-                readers(), into_page_cache, self._fd, *span, self._stop)))
+                None, into_page_cache, self._fd, *span, self._stop)))
 
 
 def advise_sequential(fd: int) -> None:

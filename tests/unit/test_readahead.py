@@ -8,7 +8,6 @@ import os
 import pathlib
 import threading
 import time
-from concurrent import futures
 
 import pytest
 
@@ -150,23 +149,3 @@ def test_into_page_cache_stopped_reads_nothing(tmp_path: pathlib.Path,
     with path.open("rb") as file:
         readahead.into_page_cache(file.fileno(), 0, 1024, stop)
     assert calls == []
-
-
-class Refusing(futures.ThreadPoolExecutor):
-    def submit(self, *args: object, **kwargs: object) -> futures.Future[object]:
-        raise AssertionError("a read-ahead ran on the loop's default executor")
-
-
-def test_reads_run_on_threads_of_their_own(reads: Reads) -> None:
-    """Not the loop's default executor (cpu + 4 threads: 6 on two cores), which 8 cold
-    downloads' 24 reads filled, queueing each other and every ``asyncio.to_thread`` call."""
-    spans = list(readahead.windows(0, 100, 8))
-
-    async def main() -> list[tuple[int, int]]:
-        loop = asyncio.get_running_loop()
-        loop.set_default_executor(Refusing(1))
-        async with readahead.ReadAhead(loop, 0, iter(spans), 3) as ahead:
-            return [span async for span in ahead]
-
-    assert asyncio.run(main()) == spans
-    assert readahead.readers()._max_workers >= 8 * readahead.DEPTH
