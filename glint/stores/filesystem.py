@@ -97,17 +97,17 @@ class FilesystemWriter(base.WriterBase):
         """
         assert self._fd is not None
         sync_range = _sync_file_range()
-        if sync_range is None:  # not Linux: flush all of it now
-            os.fdatasync(self._fd)
-            self._flushing = self._written
-            self._drop(self._written)
-            return
         try:
+            if sync_range is None:  # not Linux
+                raise OSError(errno.ENOSYS, "no sync_file_range")
             sync_range(self._fd, self._flushing, self._written - self._flushing, _WRITE)
         except OSError as exc:
             if exc.errno not in _NO_SYNC_FILE_RANGE:
                 raise
-            os.fdatasync(self._fd)  # this filesystem has none: flush all of it now
+            os.fdatasync(self._fd)  # none here (this system, this filesystem): all of it now
+            self._flushing = self._written
+            self._drop(self._written)
+            return
         if self._flushed < self._flushing:
             sync_range(self._fd, self._flushed, self._flushing - self._flushed,
                        _WAIT_BEFORE | _WRITE | _WAIT_AFTER)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import os
 import pathlib
 import time
@@ -112,6 +113,29 @@ def test_a_filesystem_write_flushes_one_part_while_the_next_is_written(
                                       | filesystem._WAIT_AFTER)
     assert calls == [(0, 1, start), (1, 1, start), (0, 1, wait), (2, 1, start), (1, 1, wait)]
     assert fdatasyncs == []
+
+
+@pytest.mark.parametrize("refusal", [errno.EINVAL, errno.ENOSYS])
+def test_a_filesystem_without_sync_file_range_flushes_whole(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, refusal: int) -> None:
+    # A filesystem (or kernel) that refuses sync_file_range: each part is fdatasynced instead,
+    # and the write goes on (the part waited for used to call it again, and fail the write).
+    monkeypatch.setattr(filesystem, "FLUSH_EVERY", 1024 * 1024)
+
+    def refused(fd: int, offset: int, count: int, flags: int) -> None:
+        raise OSError(refusal, os.strerror(refusal))
+
+    monkeypatch.setattr(filesystem, "_sync_file_range", lambda: refused)
+    fdatasyncs: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (fdatasyncs.append(fd), real(fd)))
+    store, data = FilesystemStore(tmp_path), os.urandom(3 * 1024 * 1024)
+    with store.writer("img") as writer:
+        for start in range(0, len(data), 1024 * 1024):
+            writer.write(data[start:start + 1024 * 1024])
+        location = writer.commit()
+    assert len(fdatasyncs) == 3
+    assert (tmp_path / location).read_bytes() == data
 
 
 def test_uncommitted_writer_leaves_nothing(store: FilesystemStore | MemoryStore) -> None:
