@@ -16,7 +16,6 @@ Needs the extra ``glint[s3]`` (boto3).
 
 from __future__ import annotations
 
-import functools
 import logging
 import pathlib
 import threading
@@ -110,11 +109,15 @@ class S3Store(base.StoreBase):
                         response_checksum_validation="when_required",
                         retries={"mode": "standard", "max_attempts": retries + 1},
                         max_pool_connections=2 * parts_in_flight + 8)
-        self._new_client = functools.partial(
-            _client, endpoint_url=endpoint, region_name=region, aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key, config=config,
-            verify=False if insecure else (ca_file or None))
-        self.client: Any = self._new_client()
+        # A closure, not a functools.partial: a partial's repr would show the secret key.
+        def new_client() -> Any:
+            return boto3.session.Session().client(
+                "s3", endpoint_url=endpoint, region_name=region, aws_access_key_id=access_key,
+                aws_secret_access_key=secret_key, config=config,
+                verify=False if insecure else (ca_file or None))
+
+        self._new_client = new_client
+        self.client: Any = new_client()
         self.check(create_bucket)
 
     @classmethod
@@ -270,10 +273,6 @@ class S3Store(base.StoreBase):
             yield from chunks
         except Exception as exc:
             raise self.error(exc, f"reading image data {location!r}") from None
-
-
-def _client(**options: Any) -> Any:
-    return boto3.session.Session().client("s3", **options)
 
 
 def _code(exc: BaseException) -> str | None:

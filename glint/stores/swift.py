@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import functools
 import itertools
 import json
 import logging
@@ -124,10 +123,13 @@ class SwiftStore(base.StoreBase):
             self._options.update(authurl=auth_url, user=user, key=key, auth_version="1",
                                  preauthurl=storage_url)
         else:
-            self._new_session = functools.partial(
-                _keystone_session, auth_url, user, key, project_name, project_domain_name,
-                user_domain_name, ca_file, insecure)
-            self._options["session"] = self._new_session()
+            # A closure, not a functools.partial: a partial's repr would show the password.
+            def new_session() -> Any:
+                return _keystone_session(auth_url, user, key, project_name, project_domain_name,
+                                         user_domain_name, ca_file, insecure)
+
+            self._new_session = new_session
+            self._options["session"] = new_session()
         self.retries = retries
         self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._idle_once: queue.SimpleQueue[Any] = queue.SimpleQueue()
