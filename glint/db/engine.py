@@ -133,8 +133,8 @@ class Database:
         writer, pid = self._kept
         if not self._keeps_writer or (writer is not None and writer.in_transaction()):
             return None
-        if (writer is None or pid != os.getpid() or writer.engine is not self.engine
-                or writer.invalidated or writer.closed):
+        # (A new engine, after_fork's, comes with ``_kept`` emptied: no engine check here.)
+        if writer is None or pid != os.getpid() or writer.invalidated or writer.closed:
             writer = self.engine.connect()
             self._kept = (writer, os.getpid())
         return writer
